@@ -1,0 +1,107 @@
+# winnow - build, test, bench, fuzz.
+#
+#   make            ./winnow (CUDA objects too when nvcc is found; CUDA=0|1 overrides)
+#   make test       unit tests, fuzz-corpus replay and end-to-end tests, under ASan/UBSan
+#   make bench      benchmarks (see BENCHMARKS.md)
+#   make fuzz       libFuzzer runs (clang), FUZZ_SECONDS each
+#   make deps       install the Debian packages the build needs (apt-get)
+#   make cuda-check compile the CUDA sources with nvcc (no GPU needed)
+
+CC      ?= gcc
+NVCC    ?= nvcc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration
+CPPFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -Isrc
+LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+ifeq ($(origin CUDA), undefined)
+  CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+
+SRC     := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard stages/*.c)
+OBJ     := $(SRC:%.c=build/%.o)
+SAN_OBJ := $(SRC:%.c=build/san/%.o)
+CU_SRC  := $(wildcard kernels/*.cu)
+CU_OBJ  := $(CU_SRC:%.cu=build/%.o)
+
+ifeq ($(CUDA),1)
+  CPPFLAGS_BIN := -DWN_CUDA=1
+  BIN_EXTRA    := $(CU_OBJ)
+  BIN_LIBS     := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread -lstdc++
+  $(info winnow: CUDA build ($(NVCC) found))
+else
+  CPPFLAGS_BIN := -DWN_CUDA=0
+  $(info winnow: CPU-only build$(if $(filter 0,$(CUDA)), (nvcc not found or CUDA=0),))
+endif
+
+.PHONY: all test unit e2e fuzz-replay bench fuzz deps cuda-check clean
+all: winnow
+
+winnow: build/src/main.o $(OBJ) $(BIN_EXTRA)
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LIBS) $(BIN_LIBS)
+
+build/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
+
+build/kernels/%.o: kernels/%.cu kernels/device.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -Ikernels -c $< -o $@
+
+cuda-check: $(CU_OBJ)
+	@echo "cuda-check: compiled $(CU_SRC) with $(NVCC)"
+
+# ---- tests (sanitized, CPU-only) --------------------------------------------
+build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DWN_CUDA=0 -O1 -g $(SAN) $(WARN) -c $< -o $@
+
+build/san/winnow: build/san/src/main.o $(SAN_OBJ)
+	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ)
+	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+build/san/fuzz_%: build/san/tests/fuzz/fuzz_%.o build/san/tests/fuzz/replay.o $(SAN_OBJ)
+	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+export ASAN_OPTIONS := detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+
+test: build/san/unit build/san/winnow $(FUZZ_TARGETS:%=build/san/fuzz_%) winnow
+	@./tests/run_all.sh
+
+unit: build/san/unit
+	./build/san/unit
+
+# ---- benchmarks, fuzzing, deps ----------------------------------------------
+bench: winnow build/gen_corpus
+	./tests/bench/bench.sh
+
+build/gen_corpus: tests/bench/gen_corpus.c
+	@mkdir -p build
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -o $@ $< -lzstd
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  clang -g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -Isrc -DWN_CUDA=0 -fsanitize=fuzzer,address,undefined \
+	    tests/fuzz/fuzz_$$t.c $(SRC) -o build/fuzz/$$t $(LIBS) || exit 1; \
+	  rm -rf build/fuzz/corpus-$$t && cp -r tests/fuzz/corpus/$$t build/fuzz/corpus-$$t; \
+	  ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$t || exit 1; \
+	done
+
+DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev \
+                libutf8proc-dev zstd xxhash python3
+deps:
+	@if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "deps: all installed"; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_PACKAGES); fi
+
+clean:
+	rm -rf build winnow

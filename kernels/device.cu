@@ -1,0 +1,30 @@
+/*
+ * device.cu - CUDA runtime queries for device selection (`device: auto`)
+ * and `winnow --version`. No kernels yet: the scoring kernels of later
+ * stages live beside this file, each with a CPU reference.
+ */
+#include <cuda_runtime.h>
+#include <stdio.h>
+
+#include "device.h"
+
+extern "C" int wn_cuda_built(void) { return 1; }
+
+extern "C" int wn_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky error: no driver or no device */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int wn_cuda_device_describe(int i, char *buf, int n)
+{
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) return -1;
+    snprintf(buf, (size_t)n, "%s (compute %d.%d, %.1f GiB)", p.name, p.major, p.minor,
+             (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return 0;
+}

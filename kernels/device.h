@@ -1,0 +1,24 @@
+/*
+ * device.h - what the CUDA runtime sees. Built from kernels/device.cu when
+ * winnow is compiled with CUDA (WN_CUDA=1); the CPU-only build answers "no
+ * devices" from src/device_cpu.c. Callers never need #if.
+ */
+#ifndef WN_DEVICE_H
+#define WN_DEVICE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of usable CUDA devices (0 when none, or when the driver is absent). */
+int wn_cuda_device_count(void);
+/* Name and compute capability of device i into buf; returns 0 on success. */
+int wn_cuda_device_describe(int i, char *buf, int n);
+/* 1 when this binary was built with CUDA. */
+int wn_cuda_built(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * device_cpu.c - the CPU-only build's answers for kernels/device.h.
+ */
+#include "../kernels/device.h"
+
+#if !WN_CUDA
+int wn_cuda_built(void) { return 0; }
+int wn_cuda_device_count(void) { return 0; }
+int wn_cuda_device_describe(int i, char *buf, int n)
+{
+    (void)i;
+    (void)buf;
+    (void)n;
+    return -1;
+}
+#else
+typedef int wn_device_cpu_unused; /* the CUDA build takes kernels/device.cu */
+#endif

@@ -1,0 +1,76 @@
+/*
+ * doc.c - batches of documents (doc.h). Buffers are reused across batches.
+ */
+#include "doc.h"
+#include "json.h"
+
+#include <string.h>
+
+wn_doc *wn_batch_push(wn_batch *b)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        wn_doc *d = wn_realloc(b->docs, cap * sizeof *d);
+        if (!d) return NULL;
+        memset(d + b->cap, 0, (cap - b->cap) * sizeof *d);
+        b->docs = d;
+        b->cap = cap;
+    }
+    wn_doc *d = &b->docs[b->n++];
+    wn_buf_clear(&d->id);
+    wn_buf_clear(&d->text);
+    wn_buf_clear(&d->raw);
+    wn_buf_clear(&d->attrs);
+    d->drop = NULL;
+    d->modified = 0;
+    d->dirty = 0;
+    d->raw_text = 0;
+    d->file = 0;
+    d->record = 0;
+    return d;
+}
+
+void wn_batch_reset(wn_batch *b) { b->n = 0; }
+
+void wn_batch_compact(wn_batch *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->docs[i].drop) continue;
+        if (k != i) { /* swap so the dropped doc's buffers stay owned */
+            wn_doc t = b->docs[k];
+            b->docs[k] = b->docs[i];
+            b->docs[i] = t;
+        }
+        k++;
+    }
+    b->n = k;
+}
+
+void wn_batch_free(wn_batch *b)
+{
+    for (size_t i = 0; i < b->cap; i++) {
+        wn_buf_free(&b->docs[i].id);
+        wn_buf_free(&b->docs[i].text);
+        wn_buf_free(&b->docs[i].raw);
+        wn_buf_free(&b->docs[i].attrs);
+    }
+    wn_free(b->docs);
+    memset(b, 0, sizeof *b);
+}
+
+wn_err wn_doc_attr(wn_doc *d, const char *key, const char *json_value)
+{
+    if (d->attrs.len && wn_buf_putc(&d->attrs, ',')) return WN_ERR_NOMEM;
+    if (wn_json_encode_string(&d->attrs, key, strlen(key))) return WN_ERR_NOMEM;
+    if (wn_buf_putc(&d->attrs, ':')) return WN_ERR_NOMEM;
+    return wn_buf_puts(&d->attrs, json_value);
+}
+
+uint64_t wn_batch_text_bytes(const wn_batch *b)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->docs[i].drop) n += b->docs[i].text.len;
+    return n;
+}

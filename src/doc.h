@@ -1,0 +1,55 @@
+/*
+ * doc.h - documents and batches, the unit every stage works on.
+ *
+ * A document is {id, text, meta}. `text` is UTF-8 bytes. `raw` holds the
+ * input record as it arrived (a JSON object for JSONL inputs, empty for text
+ * and WET inputs, whose meta is synthesised into `raw` by the reader), so
+ * every field winnow does not touch passes through byte-for-byte. `attrs`
+ * holds the attributes stages add, as JSON members `"key":value` separated
+ * by commas; the writer places them under the record's top-level "winnow"
+ * object.
+ *
+ * Ownership: a batch owns its documents and their buffers. Buffers keep
+ * their capacity from batch to batch (wn_batch_reset only clears lengths),
+ * so the steady state allocates nothing per record. What a stage receives in
+ * `process` is borrowed for the call; what it keeps, it copies.
+ */
+#ifndef WN_DOC_H
+#define WN_DOC_H
+
+#include "wn.h"
+
+typedef struct {
+    wn_buf id;
+    wn_buf text;
+    wn_buf raw;   /* original JSON object (or synthesised meta object) */
+    wn_buf attrs; /* winnow attributes: `"k":v,"k2":v2` */
+    const char *drop; /* NULL = kept; else a static reason string */
+    int modified;     /* set by a stage that changed the text; the framework
+                         counts it per stage and clears it */
+    int dirty;        /* the text differs from the one in raw (framework) */
+    int raw_text;     /* raw holds the text as read (JSONL): unmodified records
+                         are written verbatim */
+    uint32_t file;    /* index into the run's input list */
+    uint64_t record;  /* record index within the file (0-based) */
+} wn_doc;
+
+typedef struct {
+    wn_doc *docs;
+    size_t n, cap;
+} wn_batch;
+
+/* Appends an empty document (buffers cleared, reused) and returns it. */
+wn_doc *wn_batch_push(wn_batch *b);
+void wn_batch_reset(wn_batch *b);
+/* Removes dropped documents, keeping the order of the others. */
+void wn_batch_compact(wn_batch *b);
+void wn_batch_free(wn_batch *b);
+
+/* Adds `"key":<json value>` to the document's attributes. */
+wn_err wn_doc_attr(wn_doc *d, const char *key, const char *json_value);
+
+/* Sum of text bytes of kept documents. */
+uint64_t wn_batch_text_bytes(const wn_batch *b);
+
+#endif

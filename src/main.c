@@ -1,0 +1,170 @@
+/*
+ * main.c - the winnow command line. Sub-commands parse their flags here and
+ * call into the core; this is the one place that prints errors and picks
+ * exit codes (0 success, 1 run/input error, 2 usage or manifest error).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/device.h"
+#include "manifest.h"
+#include "run.h"
+#include "stage.h"
+
+static const char *const usage_main =
+    "usage: winnow <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run MANIFEST [--resume] [--threads N] [--keep-state] [--progress|--no-progress]\n"
+    "                          run a pipeline manifest into its run directory\n"
+    "  validate MANIFEST       check a manifest (keys, types, ranges, input files) without running it\n"
+    "  stages [NAME]           list stages, or show one stage's parameters and defaults\n"
+    "  report RUN_DIR          print the funnel of a run: docs/bytes per stage, drops, time\n"
+    "  --help, --version\n"
+    "\n"
+    "Every command takes --help. Manual: README.md.\n";
+
+static const char *const usage_run =
+    "usage: winnow run MANIFEST [--resume] [--threads N] [--keep-state] [--progress|--no-progress]\n"
+    "  --resume       continue a killed run from its last checkpoint (same manifest and inputs);\n"
+    "                 the outputs are byte-identical to an uninterrupted run\n"
+    "  --threads N    OpenMP threads (overrides the manifest; outputs do not depend on it)\n"
+    "  --keep-state   keep RUN_DIR/state (checkpoints, spills) after success\n"
+    "  --progress     force the progress display (default: only when stderr is a terminal)\n";
+
+static const char *const usage_validate = "usage: winnow validate MANIFEST\n";
+static const char *const usage_stages = "usage: winnow stages [NAME]\n";
+static const char *const usage_report = "usage: winnow report RUN_DIR\n";
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+static int fail(wn_err e, const wn_errbuf *err)
+{
+    fprintf(stderr, "winnow: %s\n", err->msg[0] ? err->msg : wn_err_name(e));
+    if (e == WN_ERR_INPUT)
+        fprintf(stderr, "hint: set on_error: skip in the manifest (or on the input) to skip and count bad records\n");
+    if (e == WN_ERR_MANIFEST) fprintf(stderr, "hint: `winnow stages NAME` lists a stage's parameters\n");
+    return e == WN_ERR_MANIFEST || e == WN_ERR_USAGE ? 2 : 1;
+}
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "winnow: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) { fputs(usage_run, stdout); return 0; }
+    wn_run_opts o = {0, 0, 0, -1};
+    const char *manifest = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) o.resume = 1;
+        else if (!strcmp(argv[i], "--keep-state")) o.keep_state = 1;
+        else if (!strcmp(argv[i], "--progress")) o.progress = 1;
+        else if (!strcmp(argv[i], "--no-progress")) o.progress = 0;
+        else if (!strcmp(argv[i], "--threads")) {
+            char *end;
+            if (i + 1 >= argc) return usage_error(usage_run, "%s needs a number", argv[i]);
+            long t = strtol(argv[++i], &end, 10);
+            if (*end || t < 1 || t > 4096) return usage_error(usage_run, "--threads: bad value '%s'", argv[i]);
+            o.threads = (int)t;
+        } else if (argv[i][0] == '-') return usage_error(usage_run, "unknown option '%s'", argv[i]);
+        else if (!manifest) manifest = argv[i];
+        else return usage_error(usage_run, "unexpected argument '%s'", argv[i]);
+    }
+    if (!manifest) return usage_error(usage_run, "%s", "a MANIFEST is required");
+    wn_errbuf err = {{0}};
+    wn_manifest *m;
+    wn_err e = wn_manifest_load(&m, manifest, &err);
+    if (e) return fail(e, &err);
+    e = wn_run(m, &o, &err);
+    if (!e) fprintf(stderr, "winnow: done: %s (see `winnow report %s`)\n", m->workdir, m->workdir);
+    wn_manifest_free(m);
+    return e ? fail(e, &err) : 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) { fputs(usage_validate, stdout); return 0; }
+    if (argc != 1) return usage_error(usage_validate, "%s", "exactly one MANIFEST is expected");
+    wn_errbuf err = {{0}};
+    wn_manifest *m;
+    wn_err e = wn_manifest_load(&m, argv[0], &err);
+    if (!e) e = wn_manifest_expand_inputs(m, &err);
+    if (e) return fail(e, &err);
+    uint64_t bytes = 0;
+    for (int i = 0; i < m->n_files; i++) bytes += m->files[i].size;
+    printf("%s: ok: %d stage%s, %d input file%s (%.1f MB), run directory %s\n", argv[0], m->n_stages,
+           m->n_stages == 1 ? "" : "s", m->n_files, m->n_files == 1 ? "" : "s", (double)bytes / 1e6, m->workdir);
+    wn_manifest_free(m);
+    return 0;
+}
+
+static const char *type_name(wn_ptype t)
+{
+    static const char *const names[] = {"bool", "int", "float", "string", "enum", "size"};
+    return names[t];
+}
+
+static int cmd_stages(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) { fputs(usage_stages, stdout); return 0; }
+    if (argc == 0) {
+        for (int i = 0; i < wn_stage_count; i++)
+            printf("%-16s %s\n", wn_stage_registry[i]->name, wn_stage_registry[i]->summary);
+        return 0;
+    }
+    const wn_stage_def *d = wn_stage_find(argv[0]);
+    if (!d) return usage_error(usage_stages, "no stage named '%s' (`winnow stages` lists them)", argv[0]);
+    printf("%s: %s\n\n%s\n\nparameters:\n", d->name, d->summary, d->doc);
+    for (int i = 0; i < d->n_params; i++) {
+        const wn_param_def *p = &d->params[i];
+        printf("  %-18s %-6s default %-10s", p->name, type_name(p->type), p->def ? p->def : "(required)");
+        if (p->type == WN_P_ENUM) printf(" one of %s", p->choices);
+        else if (p->type == WN_P_INT || p->type == WN_P_FLOAT || p->type == WN_P_SIZE)
+            printf(" range [%g, %g]", p->min, p->max);
+        printf("\n  %18s %s\n", "", p->doc);
+    }
+    if (!d->n_params) printf("  (none)\n");
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) { fputs(usage_report, stdout); return 0; }
+    if (argc != 1) return usage_error(usage_report, "%s", "exactly one RUN_DIR is expected");
+    wn_errbuf err = {{0}};
+    wn_err e = wn_report_print(argv[0], stdout, &err);
+    return e ? fail(e, &err) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { fputs(usage_main, stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
+    if (!strcmp(cmd, "--version")) {
+        int n = wn_cuda_device_count();
+        printf("winnow %s (%s build; %d CUDA device%s visible)\n", WN_VERSION,
+               wn_cuda_built() ? "CUDA" : "CPU-only", n, n == 1 ? "" : "s");
+        for (int i = 0; i < n; i++) {
+            char desc[256];
+            if (!wn_cuda_device_describe(i, desc, sizeof desc)) printf("  cuda:%d %s\n", i, desc);
+        }
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "validate")) return cmd_validate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "stages")) return cmd_stages(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
+    return usage_error(usage_main, "unknown command '%s'", cmd);
+}

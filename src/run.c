@@ -1,0 +1,756 @@
+/*
+ * run.c - the streaming loop, checkpoints, resume, reports and progress
+ * (run.h).
+ *
+ * One thread drives the loop: fill a batch from the readers, pass it through
+ * every stage in order (each may use OpenMP inside the batch), write what is
+ * left. Output order is input order. Counters live in one `stats` per step:
+ * [0] the readers, [1..n] the stages, [n+1] the writer.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "json.h"
+#include "reader.h"
+#include "writer.h"
+
+#define DROP_SAMPLES 10
+#define HIST_BUCKETS 40
+
+typedef struct {
+    char *reason;
+    uint64_t count;
+    char *samples[DROP_SAMPLES];
+    int n_samples;
+} drop_stat;
+
+typedef struct {
+    char name[64];
+    uint64_t docs_in, docs_out, bytes_in, bytes_out, modified;
+    drop_stat *drops;
+    int n_drops;
+    double wall, cpu;
+    uint64_t hist[HIST_BUCKETS]; /* output documents by floor(log2(text bytes)) + 1; [0] = empty */
+} stats;
+
+typedef struct {
+    wn_manifest *m;
+    const wn_run_opts *o;
+    char dir[4096];
+    wn_stage *st;
+    int n;
+    stats *stats; /* n + 2 */
+    wn_writer *w;
+    wn_reader *rd;
+    int file;             /* input file being read */
+    uint64_t skip_to;     /* resume: records of `file` already consumed */
+    uint64_t raw_done;    /* bytes of input files finished */
+    uint64_t total_size;
+    int ckpt_seq;
+    int resumed_from;
+    double t0, last_progress;
+    int progress_lines;
+    int progress;
+    wn_doc scratch;
+} run;
+
+static double now_wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static drop_stat *drop_slot(stats *s, const char *reason)
+{
+    for (int i = 0; i < s->n_drops; i++)
+        if (!strcmp(s->drops[i].reason, reason)) return &s->drops[i];
+    drop_stat *d = wn_realloc(s->drops, (size_t)(s->n_drops + 1) * sizeof *d);
+    if (!d) return NULL;
+    s->drops = d;
+    d = &s->drops[s->n_drops];
+    memset(d, 0, sizeof *d);
+    d->reason = wn_strdup(reason);
+    if (!d->reason) return NULL;
+    s->n_drops++;
+    return d;
+}
+
+static wn_err count_drop(stats *s, const char *reason, const char *sample, size_t n, uint64_t count)
+{
+    drop_stat *d = drop_slot(s, reason);
+    if (!d) return WN_ERR_NOMEM;
+    d->count += count;
+    if (sample && d->n_samples < DROP_SAMPLES) {
+        d->samples[d->n_samples] = wn_strndup(sample, n > 300 ? 300 : n);
+        if (!d->samples[d->n_samples]) return WN_ERR_NOMEM;
+        d->n_samples++;
+    }
+    return WN_OK;
+}
+
+static void stats_free(stats *s)
+{
+    for (int i = 0; i < s->n_drops; i++) {
+        wn_free(s->drops[i].reason);
+        for (int k = 0; k < s->drops[i].n_samples; k++) wn_free(s->drops[i].samples[k]);
+    }
+    wn_free(s->drops);
+    s->drops = NULL;
+    s->n_drops = 0;
+}
+
+static int hist_bucket(size_t len)
+{
+    int b = 0;
+    while (len && b < HIST_BUCKETS - 1) { len >>= 1; b++; }
+    return b;
+}
+
+/* The counters shared by checkpoints and reports. */
+static void stats_write(const stats *s, wn_jw *w)
+{
+    wn_jw_key(w, "docs_in"); wn_jw_u64(w, s->docs_in);
+    wn_jw_key(w, "docs_out"); wn_jw_u64(w, s->docs_out);
+    wn_jw_key(w, "bytes_in"); wn_jw_u64(w, s->bytes_in);
+    wn_jw_key(w, "bytes_out"); wn_jw_u64(w, s->bytes_out);
+    wn_jw_key(w, "dropped");
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < s->n_drops; i++) { wn_jw_key(w, s->drops[i].reason); wn_jw_u64(w, s->drops[i].count); }
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "modified"); wn_jw_u64(w, s->modified);
+    wn_jw_key(w, "wall_seconds"); wn_jw_f64(w, s->wall);
+    wn_jw_key(w, "cpu_seconds"); wn_jw_f64(w, s->cpu);
+    wn_jw_key(w, "dropped_samples");
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < s->n_drops; i++) {
+        wn_jw_key(w, s->drops[i].reason);
+        wn_jw_arr_begin(w);
+        for (int k = 0; k < s->drops[i].n_samples; k++) wn_jw_str(w, s->drops[i].samples[k]);
+        wn_jw_arr_end(w);
+    }
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "length_histogram");
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "unit"); wn_jw_str(w, "text bytes of output documents; bucket k counts lengths in [2^(k-1), 2^k), bucket 0 empty texts");
+    wn_jw_key(w, "counts");
+    wn_jw_arr_begin(w);
+    int top = HIST_BUCKETS;
+    while (top > 1 && !s->hist[top - 1]) top--;
+    for (int k = 0; k < top; k++) wn_jw_u64(w, s->hist[k]);
+    wn_jw_arr_end(w);
+    wn_jw_obj_end(w);
+}
+
+static uint64_t get_u64(const char *obj, size_t n, const char *key)
+{
+    wn_span v;
+    int64_t x = 0;
+    if (wn_json_get(obj, n, key, &v)) wn_json_to_i64(v, &x);
+    return (uint64_t)x;
+}
+
+static double get_f64(const char *obj, size_t n, const char *key)
+{
+    wn_span v;
+    double x = 0;
+    if (wn_json_get(obj, n, key, &v)) wn_json_to_double(v, &x);
+    return x;
+}
+
+/* Restores counters written by stats_write. */
+static wn_err stats_read(stats *s, wn_span o)
+{
+    s->docs_in = get_u64(o.p, o.n, "docs_in");
+    s->docs_out = get_u64(o.p, o.n, "docs_out");
+    s->bytes_in = get_u64(o.p, o.n, "bytes_in");
+    s->bytes_out = get_u64(o.p, o.n, "bytes_out");
+    s->modified = get_u64(o.p, o.n, "modified");
+    s->wall = get_f64(o.p, o.n, "wall_seconds");
+    s->cpu = get_f64(o.p, o.n, "cpu_seconds");
+    wn_span v, k, x, samples = {0};
+    wn_json_iter it, it2;
+    wn_buf key = {0};
+    wn_err e = WN_OK;
+    wn_json_get(o.p, o.n, "dropped_samples", &samples);
+    if (wn_json_get(o.p, o.n, "dropped", &v)) {
+        wn_json_iter_init(&it, v.p, v.n);
+        while (!e && wn_json_iter_next(&it, &k, &x)) {
+            int64_t c = 0;
+            wn_buf_clear(&key);
+            if ((e = wn_json_decode_string(k, &key))) break;
+            wn_json_to_i64(x, &c);
+            if ((e = count_drop(s, key.p, NULL, 0, (uint64_t)c))) break;
+            wn_span arr;
+            if (samples.p && wn_json_get(samples.p, samples.n, key.p, &arr)) {
+                /* an array of strings: walk it as the members of "{"..."}" would not work; scan items */
+                drop_stat *d = drop_slot(s, key.p);
+                const char *p = arr.p + 1, *end = arr.p + arr.n - 1;
+                while (p < end && d->n_samples < DROP_SAMPLES) {
+                    while (p < end && *p != '"') p++;
+                    if (p >= end) break;
+                    const char *q = p + 1;
+                    while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
+                    wn_buf sbuf = {0};
+                    wn_json_decode_string((wn_span){p, (size_t)(q + 1 - p)}, &sbuf);
+                    d->samples[d->n_samples++] = sbuf.p ? sbuf.p : wn_strdup("");
+                    p = q + 1;
+                }
+            }
+        }
+    }
+    (void)it2;
+    wn_span h;
+    if (wn_json_get(o.p, o.n, "length_histogram", &h) && wn_json_get(h.p, h.n, "counts", &v)) {
+        const char *p = v.p + 1, *end = v.p + v.n - 1;
+        for (int b = 0; b < HIST_BUCKETS && p < end; b++) {
+            s->hist[b] = strtoull(p, (char **)&p, 10);
+            while (p < end && (*p == ',' || *p == ' ' || *p == '\n')) p++;
+        }
+    }
+    wn_buf_free(&key);
+    return e;
+}
+
+/* ---- reports ------------------------------------------------------------- */
+
+static void param_write(wn_jw *w, const wn_param_def *p, const wn_value *v)
+{
+    wn_jw_key(w, p->name);
+    switch (p->type) {
+    case WN_P_BOOL: wn_jw_bool(w, v->b); break;
+    case WN_P_INT:
+    case WN_P_SIZE: wn_jw_i64(w, v->i); break;
+    case WN_P_FLOAT: wn_jw_f64(w, v->f); break;
+    default: wn_jw_str(w, v->s); break;
+    }
+}
+
+static wn_err write_report(run *r, int k, wn_errbuf *err)
+{
+    stats *s = &r->stats[k];
+    char dir[4400], path[4500];
+    snprintf(dir, sizeof dir, "%s/stages/%02d-%s", r->dir, k, s->name);
+    wn_err e = wn_mkdir_p(dir, err);
+    if (e) return e;
+    wn_buf out = {0};
+    wn_jw w;
+    wn_jw_init(&w, &out, 1);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "stage"); wn_jw_str(&w, s->name);
+    wn_jw_key(&w, "index"); wn_jw_i64(&w, k);
+    stats_write(s, &w);
+    wn_jw_key(&w, "throughput");
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "mb_per_s"); wn_jw_f64(&w, s->wall > 0 ? (double)s->bytes_in / 1e6 / s->wall : 0);
+    wn_jw_key(&w, "docs_per_s"); wn_jw_f64(&w, s->wall > 0 ? (double)s->docs_in / s->wall : 0);
+    wn_jw_obj_end(&w);
+    wn_stage *st = k >= 1 && k <= r->n ? &r->st[k - 1] : NULL;
+    wn_jw_key(&w, "peak_memory_bytes"); wn_jw_u64(&w, st ? st->mem_peak : 0);
+    wn_jw_key(&w, "device"); wn_jw_str(&w, "cpu");
+    wn_jw_key(&w, "params");
+    wn_jw_obj_begin(&w);
+    if (st)
+        for (int i = 0; i < st->def->n_params; i++) param_write(&w, &st->def->params[i], &st->params[i]);
+    wn_jw_obj_end(&w);
+    if (st && st->def->report) st->def->report(st, &w);
+    wn_jw_obj_end(&w);
+    wn_buf_putc(&out, '\n');
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
+    wn_buf_free(&out);
+    return e;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+static void progress(run *r, int final)
+{
+    if (!r->progress) return;
+    double t = now_wall();
+    if (!final && t - r->last_progress < 0.5) return;
+    r->last_progress = t;
+    double el = t - r->t0;
+    uint64_t raw = r->raw_done + (r->rd ? wn_reader_raw_bytes(r->rd) : 0);
+    if (r->progress_lines) fprintf(stderr, "\033[%dA", r->progress_lines);
+    for (int k = 0; k < r->n + 2; k++) {
+        stats *s = &r->stats[k];
+        uint64_t dropped = 0;
+        for (int i = 0; i < s->n_drops; i++) dropped += s->drops[i].count;
+        fprintf(stderr, "\033[K  %-16s %12llu docs %10.1f MB %8.1f MB/s", s->name,
+                (unsigned long long)s->docs_out, (double)s->bytes_out / 1e6,
+                el > 0 ? (double)s->bytes_in / 1e6 / el : 0.0);
+        if (dropped) fprintf(stderr, "  dropped %llu", (unsigned long long)dropped);
+        if (s->modified) fprintf(stderr, "  modified %llu", (unsigned long long)s->modified);
+        if (k == 0 && r->total_size) {
+            double frac = (double)raw / (double)r->total_size;
+            fprintf(stderr, "  %3.0f%%", 100 * frac);
+            if (frac > 0.01 && !final) {
+                int eta = (int)(el / frac - el);
+                fprintf(stderr, "  ETA %d:%02d", eta / 60, eta % 60);
+            }
+        }
+        fputc('\n', stderr);
+    }
+    r->progress_lines = r->n + 2;
+}
+
+/* ---- checkpoints --------------------------------------------------------- */
+
+static void state_path(const run *r, char *out, size_t n, const char *what)
+{
+    snprintf(out, n, "%s/state/%s", r->dir, what);
+}
+
+static wn_err checkpoint(run *r, wn_errbuf *err)
+{
+    char ck[4400], path[4600], name[64];
+    int seq = r->ckpt_seq + 1;
+    snprintf(name, sizeof name, "ckpt-%06d", seq);
+    state_path(r, ck, sizeof ck, name);
+    wn_err e = wn_mkdir_p(ck, err);
+    for (int i = 0; !e && i < r->n; i++) {
+        wn_stage *st = &r->st[i];
+        if (!st->def->save) continue;
+        snprintf(path, sizeof path, "%s/%02d-%s.state", ck, i + 1, st->def->name);
+        FILE *f = fopen(path, "wb");
+        if (!f) return wn_fail(err, WN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        e = st->def->save(st, f);
+        if (e) wn_fail(err, e, "stage %s: cannot save its state: %s", st->def->name, st->err.msg);
+        if (fflush(f) || fsync(fileno(f))) e = wn_fail(err, WN_ERR_IO, "%s: write failed", path);
+        fclose(f);
+    }
+    if (e) return e;
+    wn_buf out = {0};
+    wn_jw w;
+    wn_jw_init(&w, &out, 0);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "version"); wn_jw_i64(&w, 1);
+    wn_jw_key(&w, "seq"); wn_jw_i64(&w, seq);
+    wn_jw_key(&w, "file"); wn_jw_i64(&w, r->file);
+    wn_jw_key(&w, "record"); wn_jw_u64(&w, r->rd ? wn_reader_records(r->rd) : 0);
+    wn_jw_key(&w, "shards"); wn_jw_i64(&w, wn_writer_shards(r->w));
+    wn_jw_key(&w, "writer_bytes"); wn_jw_u64(&w, wn_writer_bytes(r->w));
+    wn_jw_key(&w, "raw_done"); wn_jw_u64(&w, r->raw_done);
+    wn_jw_key(&w, "stats");
+    wn_jw_arr_begin(&w);
+    for (int k = 0; k < r->n + 2; k++) {
+        wn_jw_obj_begin(&w);
+        stats_write(&r->stats[k], &w);
+        wn_jw_obj_end(&w);
+    }
+    wn_jw_arr_end(&w);
+    wn_jw_obj_end(&w);
+    state_path(r, path, sizeof path, "checkpoint.json");
+    e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
+    wn_buf_free(&out);
+    if (e) return e;
+    if (r->ckpt_seq) { /* the previous checkpoint is no longer needed */
+        snprintf(name, sizeof name, "ckpt-%06d", r->ckpt_seq);
+        state_path(r, ck, sizeof ck, name);
+        wn_rm_tree(ck, NULL);
+    }
+    r->ckpt_seq = seq;
+    if (getenv("WINNOW_TEST_KILL_AT_CHECKPOINT") && atoi(getenv("WINNOW_TEST_KILL_AT_CHECKPOINT")) == seq)
+        raise(9); /* tests: die right after a checkpoint, as SIGKILL would */
+    return WN_OK;
+}
+
+static wn_err restore(run *r, wn_errbuf *err)
+{
+    char path[4600], ck[4400], name[64];
+    state_path(r, path, sizeof path, "checkpoint.json");
+    if (!wn_exists(path)) return WN_OK; /* killed before the first checkpoint: start over */
+    wn_buf j = {0};
+    wn_err e = wn_read_file(path, &j, err);
+    size_t off;
+    const char *why;
+    if (!e && wn_json_check_object(j.p, j.len, &off, &why))
+        e = wn_fail(err, WN_ERR_STATE, "%s: unreadable checkpoint (%s at byte %zu); start over without --resume",
+                    path, why, off);
+    if (e) { wn_buf_free(&j); return e; }
+    r->ckpt_seq = (int)get_u64(j.p, j.len, "seq");
+    r->resumed_from = r->ckpt_seq;
+    r->file = (int)get_u64(j.p, j.len, "file");
+    r->skip_to = get_u64(j.p, j.len, "record");
+    r->raw_done = get_u64(j.p, j.len, "raw_done");
+    int shards = (int)get_u64(j.p, j.len, "shards");
+    wn_span arr;
+    if (wn_json_get(j.p, j.len, "stats", &arr)) {
+        /* The array holds n+2 objects; find each by brace depth. */
+        const char *p = arr.p + 1, *end = arr.p + arr.n - 1;
+        for (int k = 0; k < r->n + 2 && p < end && !e; k++) {
+            while (p < end && *p != '{') p++;
+            const char *q = p;
+            int depth = 0, in_str = 0;
+            for (; q < end; q++) {
+                if (in_str) { if (*q == '\\') q++; else if (*q == '"') in_str = 0; continue; }
+                if (*q == '"') in_str = 1;
+                else if (*q == '{') depth++;
+                else if (*q == '}' && --depth == 0) break;
+            }
+            e = stats_read(&r->stats[k], (wn_span){p, (size_t)(q + 1 - p)});
+            p = q + 1;
+        }
+    }
+    wn_buf_free(&j);
+    if (e) return e;
+    snprintf(name, sizeof name, "ckpt-%06d", r->ckpt_seq);
+    state_path(r, ck, sizeof ck, name);
+    for (int i = 0; i < r->n; i++) {
+        wn_stage *st = &r->st[i];
+        if (!st->def->load) continue;
+        snprintf(path, sizeof path, "%s/%02d-%s.state", ck, i + 1, st->def->name);
+        FILE *f = fopen(path, "rb");
+        if (!f) return wn_fail(err, WN_ERR_STATE, "%s: missing stage state: %s", path, strerror(errno));
+        e = st->def->load(st, f);
+        fclose(f);
+        if (e) return wn_fail(err, WN_ERR_STATE, "stage %s: cannot restore its state: %s", st->def->name,
+                              st->err.msg);
+    }
+    /* Shards after the checkpoint are redone; drop what a killed run left. */
+    wn_writer_free(r->w);
+    r->w = NULL;
+    char docs[4400];
+    snprintf(docs, sizeof docs, "%s/documents", r->dir);
+    for (int s = shards;; s++) {
+        snprintf(path, sizeof path, "%s/part-%05d.jsonl.zst", docs, s);
+        char tmp[4700];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int had = wn_exists(path) | wn_exists(tmp);
+        remove(path);
+        remove(tmp);
+        if (!had) break;
+    }
+    return wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, shards, err);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static wn_err open_next_reader(run *r, wn_errbuf *err)
+{
+    const wn_input_file *f = &r->m->files[r->file];
+    wn_err e = wn_reader_open(&r->rd, f, &r->m->inputs[f->spec], (uint32_t)r->file, err);
+    if (e) return e;
+    while (wn_reader_records(r->rd) < r->skip_to) { /* resume: replay consumed records */
+        int got;
+        const char *reason;
+        wn_errbuf ignored;
+        e = wn_reader_next(r->rd, &r->scratch, &got, &reason, &ignored);
+        if (e && e != WN_ERR_INPUT) return wn_fail(err, e, "%s", ignored.msg);
+        if (!e && !got) break;
+    }
+    r->skip_to = 0;
+    return WN_OK;
+}
+
+static wn_err fill_batch(run *r, wn_batch *b, int *eof, wn_errbuf *err)
+{
+    stats *s = &r->stats[0];
+    uint64_t bytes = 0;
+    wn_batch_reset(b);
+    *eof = 0;
+    while (bytes < (uint64_t)r->m->batch_bytes) {
+        if (!r->rd) {
+            if (r->file >= r->m->n_files) { *eof = 1; break; }
+            wn_err e = open_next_reader(r, err);
+            if (e) return e;
+        }
+        wn_doc *d = wn_batch_push(b);
+        if (!d) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+        int got;
+        const char *reason = NULL;
+        uint64_t before = wn_reader_records(r->rd);
+        wn_err e = wn_reader_next(r->rd, d, &got, &reason, err);
+        s->docs_in += wn_reader_records(r->rd) - before;
+        if (e == WN_ERR_INPUT) {
+            b->n--;
+            const wn_input_spec *in = &r->m->inputs[r->m->files[r->file].spec];
+            if (in->on_error == WN_ON_ERROR_FAIL) return e;
+            if ((e = count_drop(s, reason, err->msg, strlen(err->msg), 1))) return e;
+            continue;
+        }
+        if (e) return e;
+        if (!got) {
+            b->n--;
+            r->raw_done += r->m->files[r->file].size;
+            wn_reader_close(r->rd);
+            r->rd = NULL;
+            r->file++;
+            continue;
+        }
+        bytes += d->text.len;
+        s->docs_out++;
+        s->bytes_out += d->text.len;
+        s->bytes_in += d->text.len;
+    }
+    return WN_OK;
+}
+
+/* Passes batch b through stages first..n-1 (0-based), counting. */
+static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
+{
+    for (int i = first; i < r->n; i++) {
+        wn_stage *st = &r->st[i];
+        stats *s = &r->stats[i + 1];
+        s->docs_in += b->n;
+        s->bytes_in += wn_batch_text_bytes(b);
+        double w0 = now_wall(), c0 = now_cpu();
+        wn_err e = st->def->process(st, b);
+        s->wall += now_wall() - w0;
+        s->cpu += now_cpu() - c0;
+        if (e) return wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
+        for (size_t k = 0; k < b->n; k++) {
+            wn_doc *d = &b->docs[k];
+            if (d->drop) {
+                if ((e = count_drop(s, d->drop, d->id.p, d->id.len, 1))) return e;
+            } else if (d->modified) {
+                s->modified++;
+                d->dirty = 1;
+                d->modified = 0;
+            }
+        }
+        wn_batch_compact(b);
+        s->docs_out += b->n;
+        for (size_t k = 0; k < b->n; k++) {
+            s->bytes_out += b->docs[k].text.len;
+            s->hist[hist_bucket(b->docs[k].text.len)]++;
+        }
+    }
+    return WN_OK;
+}
+
+static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
+{
+    stats *s = &r->stats[r->n + 1];
+    double w0 = now_wall(), c0 = now_cpu();
+    uint64_t before = wn_writer_bytes(r->w);
+    for (size_t k = 0; k < b->n; k++) {
+        const wn_doc *d = &b->docs[k];
+        const wn_input_spec *in = &r->m->inputs[r->m->files[d->file].spec];
+        wn_err e = wn_writer_put(r->w, d, d->raw_text ? in->text_key : "text", err);
+        if (e) return e;
+        s->docs_in++;
+        s->docs_out++;
+        s->bytes_in += d->text.len;
+        s->hist[hist_bucket(d->text.len)]++;
+    }
+    s->bytes_out += wn_writer_bytes(r->w) - before;
+    s->wall += now_wall() - w0;
+    s->cpu += now_cpu() - c0;
+    return WN_OK;
+}
+
+static wn_err pipeline(run *r, wn_errbuf *err)
+{
+    wn_batch b = {0};
+    wn_err e = WN_OK;
+    int eof = 0;
+    while (!eof) {
+        double w0 = now_wall(), c0 = now_cpu();
+        e = fill_batch(r, &b, &eof, err);
+        r->stats[0].wall += now_wall() - w0;
+        r->stats[0].cpu += now_cpu() - c0;
+        if (e) goto cleanup;
+        if ((e = run_stages(r, &b, 0, err)) || (e = write_batch(r, &b, err))) goto cleanup;
+        if (!eof && wn_writer_full(r->w)) {
+            if ((e = wn_writer_close_shard(r->w, err)) || (e = checkpoint(r, err))) goto cleanup;
+        }
+        progress(r, 0);
+    }
+    /* End of stream: stages that held documents back emit them now, and
+     * what they emit flows through the stages after them. */
+    for (int i = 0; i < r->n; i++) {
+        wn_stage *st = &r->st[i];
+        if (!st->def->finish) continue;
+        wn_batch_reset(&b);
+        if ((e = st->def->finish(st, &b))) {
+            e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
+            goto cleanup;
+        }
+        r->stats[i + 1].docs_out += b.n;
+        if ((e = run_stages(r, &b, i + 1, err)) || (e = write_batch(r, &b, err))) goto cleanup;
+    }
+    e = wn_writer_close_shard(r->w, err);
+    progress(r, 1);
+cleanup:
+    wn_batch_free(&b);
+    return e;
+}
+
+static wn_err write_summary(run *r, double wall, wn_errbuf *err)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    wn_buf out = {0};
+    wn_jw w;
+    wn_jw_init(&w, &out, 1);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "status"); wn_jw_str(&w, "complete");
+    wn_jw_key(&w, "winnow_version"); wn_jw_str(&w, WN_VERSION);
+    wn_jw_key(&w, "manifest"); wn_jw_str(&w, r->m->file);
+    wn_jw_key(&w, "threads"); wn_jw_i64(&w, omp_get_max_threads());
+    wn_jw_key(&w, "resumed_from_checkpoint"); wn_jw_i64(&w, r->resumed_from);
+    wn_jw_key(&w, "wall_seconds_last_session"); wn_jw_f64(&w, wall);
+    wn_jw_key(&w, "peak_rss_bytes"); wn_jw_u64(&w, (uint64_t)ru.ru_maxrss * 1024);
+    wn_jw_key(&w, "input_files"); wn_jw_i64(&w, r->m->n_files);
+    wn_jw_key(&w, "input_bytes"); wn_jw_u64(&w, r->total_size);
+    wn_jw_key(&w, "documents_out"); wn_jw_u64(&w, r->stats[r->n + 1].docs_out);
+    wn_jw_key(&w, "document_shards"); wn_jw_i64(&w, wn_writer_shards(r->w));
+    wn_jw_obj_end(&w);
+    wn_buf_putc(&out, '\n');
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", r->dir);
+    wn_err e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
+    wn_buf_free(&out);
+    return e;
+}
+
+/* The resolved manifest without the threads line: what must match on resume. */
+static wn_err fingerprint(const char *resolved, wn_buf *out)
+{
+    for (const char *p = resolved; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (strncmp(p, "threads:", 8) && p[0] != '#') wn_buf_append(out, p, len);
+        p += len;
+    }
+    return out->p ? WN_OK : WN_ERR_NOMEM;
+}
+
+static wn_err prepare_dir(run *r, const char *resolved, wn_errbuf *err)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.resolved.yaml", r->dir);
+    if (r->o->resume) {
+        wn_buf old = {0}, a = {0}, b = {0};
+        if (!wn_exists(path)) {
+            return wn_fail(err, WN_ERR_STATE, "%s: no run to resume here (no manifest.resolved.yaml); "
+                           "run without --resume", r->dir);
+        }
+        wn_err e = wn_read_file(path, &old, err);
+        if (!e && !(e = fingerprint(old.p, &a)) && !(e = fingerprint(resolved, &b)) &&
+            (a.len != b.len || memcmp(a.p, b.p, a.len)))
+            e = wn_fail(err, WN_ERR_STATE, "%s: the manifest or its input files changed since this run "
+                        "started; resume needs the same ones (or run without --resume)", r->dir);
+        wn_buf_free(&old);
+        wn_buf_free(&a);
+        wn_buf_free(&b);
+        return e;
+    }
+    /* A fresh run replaces what an earlier run of the same manifest left. */
+    static const char *const owned[] = {"documents", "stages", "state", "run.json", "manifest.resolved.yaml"};
+    for (size_t i = 0; i < WN_ARRAY_LEN(owned); i++) {
+        snprintf(path, sizeof path, "%s/%s", r->dir, owned[i]);
+        wn_err e = wn_rm_tree(path, err);
+        if (e) return e;
+    }
+    wn_err e = wn_mkdir_p(r->dir, err);
+    if (e) return e;
+    snprintf(path, sizeof path, "%s/manifest.resolved.yaml", r->dir);
+    return wn_write_atomic(path, resolved, strlen(resolved), err);
+}
+
+wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
+{
+    run r = {0};
+    wn_buf resolved = {0};
+    char path[4400];
+    wn_err e;
+    r.m = m;
+    r.o = o;
+    r.n = m->n_stages;
+    r.t0 = now_wall();
+    r.progress = o->progress < 0 ? isatty(2) : o->progress;
+    snprintf(r.dir, sizeof r.dir, "%s", m->workdir);
+    int threads = o->threads ? o->threads : m->threads;
+    if (threads) omp_set_num_threads(threads);
+
+    if ((e = wn_manifest_expand_inputs(m, err))) return e;
+    for (int i = 0; i < m->n_files; i++) r.total_size += m->files[i].size;
+    if ((e = wn_manifest_resolved(m, &resolved))) return wn_fail(err, e, "out of memory");
+    if (o->resume) {
+        snprintf(path, sizeof path, "%s/run.json", r.dir);
+        if (wn_exists(path)) {
+            wn_buf_free(&resolved);
+            fprintf(stderr, "winnow: %s: the run is already complete; nothing to resume\n", r.dir);
+            return WN_OK;
+        }
+    }
+    if ((e = prepare_dir(&r, resolved.p, err))) goto cleanup;
+    snprintf(path, sizeof path, "%s/documents", r.dir);
+    if ((e = wn_mkdir_p(path, err))) goto cleanup;
+    if ((e = wn_writer_open(&r.w, path, m->shard_bytes, m->zstd_level, 0, err))) goto cleanup;
+
+    r.st = wn_calloc((size_t)(r.n ? r.n : 1), sizeof *r.st);
+    r.stats = wn_calloc((size_t)r.n + 2, sizeof *r.stats);
+    if (!r.st || !r.stats) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
+    snprintf(r.stats[0].name, sizeof r.stats[0].name, "read");
+    snprintf(r.stats[r.n + 1].name, sizeof r.stats[0].name, "write");
+    for (int i = 0; i < r.n; i++) {
+        wn_stage *st = &r.st[i];
+        st->def = m->stages[i].def;
+        st->params = m->stages[i].values;
+        st->index = i + 1;
+        st->threads = omp_get_max_threads();
+        st->memory_budget = m->memory;
+        snprintf(r.stats[i + 1].name, sizeof r.stats[0].name, "%s", st->def->name);
+        char sd[4400];
+        snprintf(sd, sizeof sd, "%s/state/%02d-%s", r.dir, i + 1, st->def->name);
+        st->state_dir = wn_strdup(sd);
+        st->state = wn_calloc(1, st->def->state_size ? st->def->state_size : 1);
+        if (!st->state || !st->state_dir) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
+        if ((e = wn_mkdir_p(sd, err))) goto cleanup;
+        if (st->def->open && (e = st->def->open(st))) {
+            e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
+            goto cleanup;
+        }
+    }
+    if (o->resume && (e = restore(&r, err))) goto cleanup;
+    if ((e = pipeline(&r, err))) goto cleanup;
+    for (int k = 0; k < r.n + 2; k++)
+        if ((e = write_report(&r, k, err))) goto cleanup;
+    if ((e = write_summary(&r, now_wall() - r.t0, err))) goto cleanup;
+    if (!o->keep_state) {
+        snprintf(path, sizeof path, "%s/state", r.dir);
+        wn_rm_tree(path, NULL);
+    }
+cleanup:
+    if (r.st)
+        for (int i = 0; i < r.n; i++) {
+            if (r.st[i].state && r.st[i].def->close) r.st[i].def->close(&r.st[i]);
+            wn_free(r.st[i].state);
+            wn_free((char *)r.st[i].state_dir);
+        }
+    if (r.stats)
+        for (int k = 0; k < r.n + 2; k++) stats_free(&r.stats[k]);
+    wn_free(r.st);
+    wn_free(r.stats);
+    wn_reader_close(r.rd);
+    wn_writer_free(r.w);
+    wn_buf_free(&r.scratch.id);
+    wn_buf_free(&r.scratch.text);
+    wn_buf_free(&r.scratch.raw);
+    wn_buf_free(&r.scratch.attrs);
+    wn_buf_free(&resolved);
+    return e;
+}

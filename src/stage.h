@@ -1,0 +1,94 @@
+/*
+ * stage.h - the stage interface. One stage = one file in stages/ = one const
+ * wn_stage_def. The framework (src/run.c) owns the stage's private state
+ * (state_size bytes, zeroed), validates its parameters against the declared
+ * table before anything runs, and always calls close.
+ *
+ * Method contract (optional methods may be NULL; the default is noted):
+ *   open(st)          allocate and check; parameters are resolved already.
+ *   process(st, b)    required. The batch is the stage's to change in place:
+ *                     modify text (set d->modified), drop (d->drop = reason,
+ *                     a static string), or append documents. The framework
+ *                     counts, samples dropped ids, and compacts afterwards.
+ *                     Work inside the batch may run in parallel (OpenMP);
+ *                     results must not depend on the thread count.
+ *   finish(st, out)   default none. For stages that hold documents back:
+ *                     append what remains to `out` at end of stream.
+ *   save(st, f)/load(st, f)  default stateless. Checkpoint the stage's state
+ *                     at a resume point / restore it.
+ *   report(st, w)     default none. Add stage-specific keys to report.json
+ *                     (histograms, counts) inside the open report object.
+ *   close(st)         default none. Free everything; called even after errors.
+ * Stages never print and never exit: they return wn_err with a message in
+ * st->err.
+ */
+#ifndef WN_STAGE_H
+#define WN_STAGE_H
+
+#include <stdio.h>
+
+#include "doc.h"
+#include "json.h"
+
+typedef enum { WN_P_BOOL, WN_P_INT, WN_P_FLOAT, WN_P_STRING, WN_P_ENUM, WN_P_SIZE } wn_ptype;
+
+/* One declared parameter. `def` is the default written as in a manifest
+ * (NULL = required). For INT/FLOAT/SIZE, [min, max] is inclusive. For ENUM,
+ * `choices` is "a|b|c". */
+typedef struct {
+    const char *name;
+    wn_ptype type;
+    const char *def;
+    double min, max;
+    const char *choices;
+    const char *doc;
+} wn_param_def;
+
+typedef struct {
+    int b;
+    int64_t i; /* INT and SIZE (bytes) */
+    double f;
+    const char *s; /* STRING and ENUM; owned by the manifest */
+} wn_value;
+
+typedef struct wn_stage wn_stage;
+
+typedef struct wn_stage_def {
+    const char *name;
+    const char *summary;
+    const char *doc; /* a paragraph for `winnow stages NAME` */
+    const wn_param_def *params;
+    int n_params;
+    size_t state_size;
+    wn_err (*open)(wn_stage *st);
+    wn_err (*process)(wn_stage *st, wn_batch *b);
+    wn_err (*finish)(wn_stage *st, wn_batch *out);
+    wn_err (*save)(wn_stage *st, FILE *f);
+    wn_err (*load)(wn_stage *st, FILE *f);
+    void (*report)(wn_stage *st, wn_jw *w);
+    void (*close)(wn_stage *st);
+} wn_stage_def;
+
+/* The run-time instance handed to every method. */
+struct wn_stage {
+    const wn_stage_def *def;
+    void *state;            /* state_size bytes, zeroed before open */
+    const wn_value *params; /* in the order of def->params */
+    int index;              /* position in the pipeline, 1-based */
+    int threads;
+    int64_t memory_budget;  /* bytes the stage's state may use before spilling */
+    const char *state_dir;  /* a private directory for spills */
+    uint64_t mem_peak;      /* the stage updates this: peak bytes of its state */
+    wn_errbuf err;
+};
+
+/* Parameter lookup by name (done in open, never per record). Aborts via
+ * WN_CHECK on a name the stage did not declare: that is a bug. */
+const wn_value *wn_param(const wn_stage *st, const char *name);
+
+/* The registry: every stage, from the X-macro list in stages/stages.def. */
+extern const wn_stage_def *const wn_stage_registry[];
+extern const int wn_stage_count;
+const wn_stage_def *wn_stage_find(const char *name);
+
+#endif

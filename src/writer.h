@@ -1,0 +1,34 @@
+/*
+ * writer.h - curated documents out: JSONL.zst shards in RUN_DIR/documents/.
+ *
+ * Each record keeps every input field byte-for-byte; the text field is
+ * re-encoded only when a stage changed it, and attributes stages added sit
+ * under the top-level "winnow" object (merged with one already there; a new
+ * value wins). Shards are named part-NNNNN.jsonl.zst, written under a
+ * temporary name and renamed when complete. A shard closes when the run asks
+ * (at a batch boundary once wn_writer_full says so), so shard boundaries are
+ * a function of the input alone.
+ */
+#ifndef WN_WRITER_H
+#define WN_WRITER_H
+
+#include "doc.h"
+
+typedef struct wn_writer wn_writer;
+
+/* Shards are numbered from first_shard (non-zero when resuming). */
+wn_err wn_writer_open(wn_writer **w, const char *dir, int64_t shard_bytes, int level,
+                      int first_shard, wn_errbuf *err);
+wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err);
+int wn_writer_full(const wn_writer *w);
+/* Completes the open shard (if it holds anything): end the zstd frame,
+ * flush, fsync, rename. */
+wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err);
+int wn_writer_shards(const wn_writer *w);     /* shards completed so far */
+uint64_t wn_writer_bytes(const wn_writer *w); /* uncompressed bytes written, all shards */
+void wn_writer_free(wn_writer *w);            /* drops an unfinished shard */
+
+/* Renders one output record (no newline) into out. */
+wn_err wn_record_render(const wn_doc *d, const char *text_key, wn_buf *out);
+
+#endif
