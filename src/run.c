@@ -501,8 +501,9 @@ static wn_err fill_batch(run *r, wn_batch *b, int *eof, wn_errbuf *err)
         bytes += d->text.len;
         s->docs_out++;
         s->bytes_out += d->text.len;
-        s->bytes_in += d->text.len;
     }
+    /* the readers' bytes in are input bytes as stored (compressed) */
+    s->bytes_in = r->raw_done + (r->rd ? wn_reader_raw_bytes(r->rd) : 0);
     return WN_OK;
 }
 
