@@ -135,6 +135,32 @@ MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "
 
 TOPICS = {}
 
+# Topic-neutral asides mixed into the blog-like topics (not into news reports).
+GENERIC = [
+    "I wrote most of this on a rainy afternoon, so forgive me if it wanders a little.",
+    "None of this is complicated, but it does reward a bit of patience.",
+    "It took me years to learn this, mostly by getting it wrong first.",
+    "A friend who read an early draft suggested I keep things short, so I will try.",
+    "If you only remember one thing from this post, let it be that small habits add up.",
+    "I am not an expert, just someone who has made most of the usual mistakes.",
+    "There is no single right way to do this, and you will find your own rhythm.",
+    "Looking back, the most useful lessons came from the days when things went badly.",
+    "Several readers wrote in after my last post with good suggestions, and a few of them are included here.",
+    "It is easy to overthink this, so try not to.",
+    "The details here reflect my own experience, and yours may well be different.",
+    "I keep a small notebook for this kind of thing, and it has been surprisingly useful.",
+    "Some of this will be obvious to experienced readers, but it was not obvious to me at first.",
+    "Take your time, because rushing rarely saves as much time as it seems to.",
+    "Things rarely go exactly to plan, and that is part of the fun.",
+    "I have changed my mind about several of these points over the years.",
+    "It helps to have a friend to compare notes with, even if only occasionally.",
+    "Whatever you decide, write down what you did so that you can learn from it next time.",
+    "Most of the advice you will find elsewhere is sensible, but some of it is simply repeated without much thought.",
+    "The first attempt is always the hardest, and it gets easier every time after that.",
+    "I should admit that I learned some of this the expensive way.",
+    "In the end, the point is to enjoy it.",
+]
+
 TOPICS["cooking"] = dict(
     domains=["recipes.example.org", "www.example.com", "kitchen.example.net"],
     anchors=["dish", "season"],
@@ -195,6 +221,12 @@ TOPICS["cooking"] = dict(
         "The recipe is easy to scale up, which makes it useful when friends come over.",
         "I buy most of my vegetables at the market when they are in season, and the difference is noticeable.",
         "Chop everything to roughly the same size so that it cooks evenly.",
+        "I once forgot the {ingredient} entirely, and nobody noticed, so do not panic if you run out.",
+        "On cold evenings I serve it with a baked potato, which turns it into a proper meal.",
+        "The smell alone is usually enough to bring everyone into the kitchen.",
+        "If you are cooking for a fussy eater, keep the seasoning simple and offer extra on the side.",
+        "A good {tool} is one of the few kitchen purchases I have never regretted.",
+        "Serve it in warm bowls, which keeps it hot for longer at the table.",
     ],
     closers=[
         "I hope you give it a try, and I would love to hear how you adapt it.",
@@ -257,6 +289,12 @@ TOPICS["gardening"] = dict(
         "Leaving a small wild corner gives frogs and beetles a place to live.",
         "By October the beds were mostly empty, and I sowed green manure to protect the soil over winter.",
         "Gardening teaches you to accept that some years are simply better than others.",
+        "Because {soil} behaves so differently from the textbook ideal, I have learned to ignore some of the standard advice.",
+        "{plant} are surprisingly forgiving, as long as they get enough sun.",
+        "The local garden centre runs a seed swap every {month}, and it is a good way to meet other growers.",
+        "I try not to buy new plastic pots any more and reuse old ones instead.",
+        "A few minutes spent thinning seedlings early saves a lot of disappointment later.",
+        "On warm evenings the garden smells of damp soil and leaves, which is reason enough to grow things.",
     ],
     closers=[
         "Next year I plan to try a few new varieties, but {plant} will certainly stay on the list.",
@@ -320,6 +358,14 @@ TOPICS["news"] = dict(
         "Many long-time residents said they simply wanted the work finished as quickly as possible.",
         "Supporters argue that the project will pay for itself within a few years through lower energy bills.",
         "{group} told reporters that they had not been consulted early enough.",
+        "The {facility} currently serves {number} visitors on a typical weekday, according to council figures.",
+        "A spokesperson for the council said the work would be carried out in stages to limit disruption.",
+        "Some residents at the meeting asked whether the {facility} could stay partly open during the works.",
+        "The proposal was first discussed two years ago but was delayed by a dispute over funding.",
+        "{official} thanked {group} for their patience and said more information would follow soon.",
+        "Councillors are expected to review the tender documents next month.",
+        "Local schools have been invited to take part in a competition to design a new mural.",
+        "The decision was passed by five votes to two after a lengthy debate.",
     ],
     closers=[
         "The next council meeting is scheduled for the first {weekday} of {month} and is open to the public.",
@@ -376,6 +422,20 @@ TOPICS["software"] = dict(
         "Notice that we close the file as soon as we are finished with it, which avoids subtle problems later.",
         "Do not worry if your first version is not elegant, because clarity matters more than cleverness.",
         "Every language has its own conventions, and following them makes your code easier for others to read.",
+        "In {lang}, the usual tool for this lives in the standard library, and its documentation has a short example worth reading.",
+        "Before writing any code, spend a minute describing in plain words what {task} actually involves.",
+        "When I first tried {task} in {lang}, I spent an hour chasing a typo in a file name.",
+        "Keep a terminal open next to {editor} so you can run the program after every small change.",
+        "If {tool} reports a warning you do not understand, look it up rather than silencing it.",
+        "Resist the urge to add options that nobody has asked for yet.",
+        "Error handling in {lang} has its own style, and it is worth learning it early.",
+        "A useful trick is to keep a small sample input in the project folder and run against it every time.",
+        "If a function needs more than a handful of arguments, it is probably doing too much.",
+        "Reading code that other people have written in {lang} is one of the quickest ways to pick up good habits.",
+        "It is fine to look things up constantly, since even experienced programmers do it every day.",
+        "When the code finally works, take a moment to understand why it works before moving on.",
+        "Talking a stubborn problem through with a colleague can make it disappear in minutes.",
+        "Document any assumption about the input, such as its encoding or its maximum size.",
     ],
     closers=[
         "That is all for this part, and in the next tutorial we will extend the program with a few more features.",
@@ -433,6 +493,12 @@ TOPICS["travel"] = dict(
         "In the evenings the streets filled with families out for a stroll, and the whole place felt relaxed.",
         "We kept our luggage light, which made moving between towns far easier.",
         "There were very few tourists in {month}, which made everything feel calmer.",
+        "We set a small budget for each day and were rarely over it.",
+        "Our favourite discovery was a bakery that opened at six and sold out by nine.",
+        "Phone signal was patchy outside the towns, so we downloaded maps before setting out.",
+        "{companion} kept a travel diary, and reading it back now brings the whole trip to mind.",
+        "The light in the early evening was extraordinary, and we took far too many photographs.",
+        "Tipping customs vary, so it is worth asking your host what is usual.",
     ],
     closers=[
         "We left {dest} already talking about when we might return.",
@@ -852,10 +918,13 @@ def make_prose(rng, topic):
     sents = [opener]
     wc = word_count(opener) + word_count(closer)
     body = list(t["body"])
+    if topic != "news":
+        body += rng.sample(GENERIC, len(body) // 3)
     rng.shuffle(body)
+    cap = int(len(body) * 0.55)  # never use most of the pool, so documents stay distinct
     unused = []
     for b in body:
-        if wc >= goal:
+        if wc >= goal or len(sents) > cap:
             unused.append(b)
             continue
         s = f.fill(b)
@@ -1062,23 +1131,49 @@ PII_SENTENCES = {
 }
 
 
+CONTACT_LINES = ["If you have any questions about your order, please get in touch.",
+                 "We are a small team, so please allow a day or two for a reply.",
+                 "For group bookings, a phone call is usually quickest.",
+                 "You can also visit us in person at the shop on the high street.",
+                 "Please include your order number in any message.",
+                 "Office hours are Monday to Friday, nine to five.",
+                 "We aim to reply to every message within two working days.",
+                 "Press enquiries should go to the same address."]
+LOG_INTROS = ["Here is the relevant part of the server log from this morning.",
+              "A few people asked what the attack looked like, so here is an excerpt from the log.",
+              "This is what the authentication log showed before we changed the settings.",
+              "The lines below are copied from the log of our small test machine."]
+LOG_OUTROS = ["After blocking the first address the failed attempts stopped.",
+              "We have since disabled password logins entirely.",
+              "Nothing was compromised, but it was a useful reminder to keep the system updated.",
+              "The second address belongs to our own backup job, so that one is expected."]
+
+
 def make_pii(rng):
     topic = rng.choice(sorted(PII_SENTENCES))
     v = pii_values(rng)
     if rng.random() < 0.25:
-        # a small structured page: contact block or a log excerpt
+        # a small structured page: a contact block or a server log excerpt
         if rng.random() < 0.5:
-            lines = ["Contact us", "If you have any questions about your order, please get in touch.",
-                     "Name: %s" % v["name"], "Email: %s" % v["email"], "Phone: %s" % v["phone"],
-                     "Office hours are Monday to Friday, nine to five.",
-                     "We aim to reply to every message within two working days."]
+            lines = [rng.choice(["Contact us", "Get in touch", "Contact the team", "Questions and bookings"])]
+            lines += rng.sample(CONTACT_LINES, rng.randint(2, 4))
+            fields = [rng.choice(["Name: ", "Contact: ", ""]) + v["name"],
+                      rng.choice(["Email: ", "E-mail: ", "Mail: "]) + v["email"],
+                      rng.choice(["Phone: ", "Tel: ", "Mobile: "]) + v["phone"]]
+            pos = rng.randint(1, len(lines))
+            lines[pos:pos] = fields
         else:
-            lines = ["Here is the relevant part of the server log from this morning.",
-                     "2023-03-14 06:12:09 login failed for user admin from %s" % v["ip"],
-                     "2023-03-14 06:12:11 login failed for user admin from %s" % v["ip"],
-                     "2023-03-14 06:13:40 connection accepted from %s" % v["ip2"],
-                     "After blocking the first address the failed attempts stopped.",
-                     "If you see something similar, write to %s and we will take a look." % v["email"]]
+            day = random_date(rng, (2022, 1, 1), (2024, 6, 30)).isoformat()
+            lines = [rng.choice(LOG_INTROS)]
+            secs = sorted(rng.sample(range(6 * 3600, 9 * 3600), rng.randint(3, 6)))
+            for t in secs:
+                user = rng.choice(["admin", "root", "deploy", "backup", "test", "www"])
+                msg = rng.choice(["login failed for user %s from %s" % (user, v["ip"]),
+                                  "accepted key for %s from %s port %d" % (user, v["ip2"], rng.randint(40000, 60000)),
+                                  "connection closed by %s" % v["ip"], "invalid user %s from %s" % (user, v["ip"])])
+                lines.append("%s %02d:%02d:%02d %s" % (day, t // 3600, t // 60 % 60, t % 60, msg))
+            lines += rng.sample(LOG_OUTROS, rng.randint(1, 2))
+            lines.append("If you see something similar, write to %s and we will take a look." % v["email"])
         return "\n".join(lines)
     d = make_prose(rng, topic)
     paras = [list(p) for p in d["paras"]]
@@ -1249,7 +1344,7 @@ def gen_web(rng):
             rec["lang_hint"] = "und"
         records.append(rec)
     extra = sum(1 for r in records if len(r) > 4)
-    return records, counts, detail, extra
+    return records, counts, detail, extra, labels
 
 
 # ---------------------------------------------------------------------------
@@ -1477,7 +1572,7 @@ def main():
     args = ap.parse_args()
     out = os.path.normpath(args.out)
 
-    web, counts, detail, extra = gen_web(random.Random(20240501))
+    web, counts, detail, extra, _ = gen_web(random.Random(20240501))
     for shard in range((len(web) + WEB_SHARD - 1) // WEB_SHARD):
         part = web[shard * WEB_SHARD:(shard + 1) * WEB_SHARD]
         write_bytes(os.path.join(out, "web", "web-%03d.jsonl.zst" % shard), compress(jsonl(part), "zstd"))
