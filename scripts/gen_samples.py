@@ -173,6 +173,7 @@ TOPICS["cooking"] = dict(
         herb=["thyme", "basil", "parsley", "rosemary", "coriander", "dill", "sage", "mint", "oregano"],
         tool=["heavy cast iron pot", "wide frying pan", "sharp chef's knife", "sturdy baking tray", "deep saucepan",
               "food processor", "glass mixing bowl", "slow cooker"],
+        pot=["heavy cast iron pot", "wide frying pan", "deep saucepan", "slow cooker", "roasting tin", "clay casserole dish"],
         time=["ten minutes", "fifteen minutes", "twenty minutes", "half an hour", "forty minutes"],
         person=["my grandmother", "a neighbour down the road", "an old friend from college", "my aunt",
                 "a colleague", "my father", "the owner of a small cafe I used to visit"],
@@ -210,7 +211,7 @@ TOPICS["cooking"] = dict(
         "If the mixture looks too thick, loosen it with a splash of water or stock.",
         "Cheap ingredients treated with care can taste better than expensive ones treated carelessly.",
         "Keep the heat moderate, because high heat will scorch the outside before the inside is ready.",
-        "I have also made this in a {tool}, and the results were just as good.",
+        "I have also made this in a {pot}, and the results were just as good.",
         "Children tend to enjoy it, especially if you let them help with the stirring.",
         "The dish is naturally quite mild, so add chilli if you want more warmth.",
         "Fresh {herb} is best, but a teaspoon of dried {herb} is a perfectly good substitute.",
@@ -239,14 +240,14 @@ TOPICS["cooking"] = dict(
 
 TOPICS["gardening"] = dict(
     domains=["garden.example.net", "www.example.org", "allotment.example.com"],
-    anchors=["plant", "place", "soil"],
+    anchors=["plant", "place", "soil", "pest"],
     slots=dict(
         plant=["tomatoes", "runner beans", "courgettes", "lettuces", "sweet peas", "strawberries", "potatoes",
                "sunflowers", "kale", "radishes", "peppers", "raspberries", "broad beans", "leeks"],
         pest=["slugs", "aphids", "snails", "caterpillars", "pigeons", "vine weevils"],
         month=["March", "April", "May", "June", "September"],
         soil=["heavy clay", "light sandy soil", "stony ground", "rich loam", "chalky soil"],
-        place=["a small back garden", "a shared allotment", "a sunny balcony", "a row of raised beds",
+        place=["a small back garden", "a shared allotment", "a small courtyard", "a row of raised beds",
                "a corner of the yard"],
         material=["compost", "leaf mould", "well-rotted manure", "straw", "wood chips", "grass clippings"],
         person=["an elderly neighbour", "the man on the next plot", "my mother", "a friend who grows everything from seed"],
@@ -451,7 +452,7 @@ TOPICS["travel"] = dict(
     slots=dict(
         dest=["Lisbon", "the Scottish Highlands", "Kyoto", "a small fishing village on the Adriatic coast",
               "the Lake District", "Oaxaca", "the Norwegian fjords", "Tasmania", "the hill towns of Tuscany",
-              "Vancouver Island", "the Atlas Mountains", "Hoi An"],
+              "Vancouver", "the Atlas Mountains", "Hoi An"],
         transport=["the night train", "a rented bicycle", "a slow local bus", "a small ferry", "a borrowed car"],
         food=["grilled fish", "fresh bread and cheese", "a bowl of noodle soup", "sweet pastries",
               "a simple vegetable stew", "spicy street food", "slow-cooked lamb"],
@@ -944,9 +945,8 @@ def make_science_column(rng):
     spare = []
     for (field, short, title, topic, q, facts), lead in zip(subs, leads):
         n = rng.randint(3, 5)
-        start = rng.randint(0, len(facts) - n) if rng.random() < 0.4 else 0
-        paras.append([lead.replace("{q}", q)] + facts[start:start + n])
-        spare.extend(facts[start + n:start + n + 1])
+        paras.append([lead.replace("{q}", q)] + facts[:n])
+        spare.extend(facts[n:n + 1])
     paras[-1].append(rng.choice(c["closers"]))
     title = rng.choice(c["titles"])
     if rng.random() < 0.5:
@@ -1034,7 +1034,8 @@ def make_boilerplate(rng, date):
     ])
     L += rng.sample(["Menu", "Search", "Search for:", "Cart (0)", "Sign in", "Toggle navigation", "EN | FR | DE"],
                     rng.randint(2, 4))
-    L.append(titlecase(f.fill(rng.choice(t["titles"]))))
+    title = titlecase(f.fill(rng.choice(t["titles"])))
+    L.append(title)
     L.append("Posted on %s %d, %d by admin" % (MONTH_NAMES[date.month - 1], date.day, date.year))
     L.append(rng.choice(["0 comments", "3 comments", "Leave a comment", "5 min read"]))
     for b in rng.sample(t["body"], rng.randint(1, 2)):
@@ -1054,7 +1055,7 @@ def make_boilerplate(rng, date):
     L.append("\u00a9 %d %s. All rights reserved." % (date.year, site))
     if rng.random() < 0.5:
         L.append(rng.choice(["Powered by ExamplePress", "Back to top", "Designed by Example Web Studio"]))
-    return "\n".join(L)
+    return "\n".join(L), title
 
 
 SPAM_KW = ["watches", "phone cases", "weight loss pills", "casino bonus", "car insurance", "crypto signals",
@@ -1076,7 +1077,7 @@ def make_spam(rng):
     def caps():
         opts = ["BUY NOW!!! %s AT 90%% OFF!!!" % kw.upper(), "LIMITED TIME OFFER!!! DON'T MISS OUT!!!",
                 "CLICK HERE >>> https://%s/%s" % (dom, slug), "$$$ MAKE MONEY FAST $$$",
-                "100%% GUARANTEED!!! ACT NOW!!!", "BEST %s ON THE INTERNET!!!" % kw.upper(),
+                "100% GUARANTEED!!! ACT NOW!!!", "BEST %s ON THE INTERNET!!!" % kw.upper(),
                 "FREE GIFT WITH EVERY ORDER!!!", "HURRY!!! ONLY %d LEFT IN STOCK!!!" % rng.randint(2, 9),
                 "WINNER WINNER!!! YOU HAVE BEEN SELECTED!!!", "NO PRESCRIPTION NEEDED!!! %s!!!" % kw2.upper()]
         return "\n".join(rng.sample(opts, rng.randint(4, 8)))
@@ -1111,7 +1112,8 @@ def pii_values(rng):
     first, last = rng.choice(PII_NAMES)
     email = rng.choice(["%s.%s@example.com" % (first.lower(), last.lower()), "%s%s@example.com" % (first[0].lower(), last.lower()),
                         "info@example.com", "support@example.com", "%s@example.com" % first.lower()])
-    phone = rng.choice(["+1-555-01%02d", "555-01%02d", "+1 555 01%02d", "(555) 01%02d"]) % rng.randint(0, 99)
+    phone = rng.choice(["+1-555-01%02d", "+1-555-01%02d", "555-01%02d", "+1 555 01%02d", "(212) 555-01%02d",
+                        "+1-312-555-01%02d"]) % rng.randint(0, 99)
     ip = rng.choice(["192.0.2.%d", "198.51.100.%d"]) % rng.randint(1, 254)
     ip2 = rng.choice(["192.0.2.%d", "198.51.100.%d"]) % rng.randint(1, 254)
     return dict(name="%s %s" % (first, last), first=first, email=email, phone=phone, ip=ip, ip2=ip2)
@@ -1200,32 +1202,51 @@ SHORT_TEXTS = ["", " ", "\n", "\t\n  ", "   \n\n   ", "Loading...", "404 Not Fou
                "OK", "Thanks!", "test", "Coming soon.", "Redirecting...", "null", "Subscribe", "Access denied.",
                "Hello."]
 
-ODDITIES = {
-    "decomposed": "Afterwards we sat in a little cafe\u0301 and I read through my re\u0301sume\u0301 one more time, feeling rather nai\u0308ve.",
-    "fullwidth": "The label on the box said ＡＢＣ－１２３ in wide letters, and the order number was ２０２３０４.",
-    "ligature": "The ﬁrst ﬁle in the ofﬁce folder was a list of ﬂour prices for the ﬁnal week.",
-    "nbsp": "The path is 12\u00a0km long, climbs about 400\u00a0m, and takes roughly 3\u00a0hours at an easy pace.",
-    "zwsp": "Some pages hide zero\u200bwidth spaces inside ordi\u200bnary words, which makes them hard to search.",
-    "control": "A stray bell character\u0007 and an escape\u001b slipped into this sentence when it was copied.",
+# Sentences carrying characters that Unicode normalization (NFC/NFKC) or text
+# cleaning changes; they are written to sit naturally in a cooking or travel post.
+ODDITY_SENTENCES = {
+    "decomposed": "Afterwards we sat in a little cafe\u0301 nearby, and the whole afternoon gave me a strange sense of de\u0301ja\u0300 vu.",
+    "fullwidth": "The receipt from the market still says ＴＨＡＮＫ ＹＯＵ in wide letters, with the date printed as ２０２３.",
+    "ligature": "I wrote the ﬁrst draft of this post in the ofﬁce, which is why it took so long to ﬁnish.",
+    "nbsp": "On a good day the whole thing takes about 45\u00a0minutes from start to\u00a0finish.",
 }
 
 
+def add_zero_width(rng, text, n=3):
+    words = [m for m in re.finditer(r"[A-Za-z]{7,}", text)]
+    for m in sorted(rng.sample(words, min(n, len(words))), key=lambda m: -m.start()):
+        cut = m.start() + len(m.group()) // 2
+        text = text[:cut] + "\u200b" + text[cut:]
+    return text
+
+
+def add_controls(rng, text):
+    stops = [m.end() for m in re.finditer(r"\. ", text)]
+    for pos, ch in sorted(zip(rng.sample(stops, min(2, len(stops))), ["\u0007", "\u001b"]), reverse=True):
+        text = text[:pos - 1] + ch + text[pos - 1:]
+    return text
+
+
 def make_normalization(rng, k):
-    topic = rng.choice(["cooking", "travel", "news", "gardening"])
-    d = make_prose(rng, topic)
+    """k == 0 gets every oddity; the others two or three, so that each oddity shows up a few times."""
+    d = make_prose(rng, rng.choice(["cooking", "travel"]))
     paras = [list(p) for p in d["paras"]]
-    names = sorted(ODDITIES)
-    picked = names if k == 0 else rng.sample(names, rng.randint(2, 3))
+    names = ["controls", "crlf", "decomposed", "fullwidth", "ligature", "nbsp", "zero_width"]
+    picked = names if k == 0 else sorted({names[(2 * k) % 7], names[(2 * k + 1) % 7], rng.choice(names)})
     for n in picked:
-        pi = rng.randrange(len(paras))
-        paras[pi].insert(rng.randint(0, len(paras[pi])), ODDITIES[n])
+        if n in ODDITY_SENTENCES:
+            pi = rng.randrange(len(paras))
+            paras[pi].insert(rng.randint(1, len(paras[pi])), ODDITY_SENTENCES[n])
     text = render(d["title"], paras)
     if "nbsp" in picked:
         text = text.replace(" and ", "\u00a0and ", 2)
-    crlf = k == 0 or rng.random() < 0.5
-    if crlf:
+    if "zero_width" in picked:
+        text = add_zero_width(rng, text)
+    if "controls" in picked:
+        text = add_controls(rng, text)
+    if "crlf" in picked:
         text = text.replace("\n", "\r\n")
-    return text, picked + (["crlf"] if crlf else [])
+    return text, picked
 
 
 # ---------------------------------------------------------------------------
@@ -1299,10 +1320,10 @@ def gen_web(rng):
             url_domain = rng.choice(["copy.example.com", "www.example.net", "syndicate.example.org"])
             slug = slugify(d["title"] or d["paras"][0][0])
         elif cat == "boilerplate":
-            text = make_boilerplate(rng, date)
+            text, title = make_boilerplate(rng, date)
             dup_sources.append(text)
             url_domain = rng.choice(["www.example.com", "shop.example.net", "portal.example.org"])
-            slug = slugify(text.split("\n")[2])
+            slug = slugify(title)
         elif cat == "spam":
             text = make_spam(rng)
             url_domain = rng.choice(["deals.example.net", "best-offers.example.com", "www.example.net"])
