@@ -99,7 +99,7 @@ static int cmd_validate(int argc, char **argv)
     wn_errbuf err = {{0}};
     wn_manifest *m;
     wn_err e = wn_manifest_load(&m, argv[0], &err);
-    if (!e) e = wn_manifest_expand_inputs(m, &err);
+    if (!e && (e = wn_manifest_expand_inputs(m, &err))) wn_manifest_free(m);
     if (e) return fail(e, &err);
     uint64_t bytes = 0;
     for (int i = 0; i < m->n_files; i++) bytes += m->files[i].size;
