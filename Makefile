@@ -20,11 +20,16 @@ ifeq ($(origin CUDA), undefined)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 
+ifeq ($(CUDA),1)
+  B := build/cuda
+else
+  B := build/cpu
+endif
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard stages/*.c)
-OBJ     := $(SRC:%.c=build/%.o)
+OBJ     := $(SRC:%.c=$(B)/%.o)
 SAN_OBJ := $(SRC:%.c=build/san/%.o)
 CU_SRC  := $(wildcard kernels/*.cu)
-CU_OBJ  := $(CU_SRC:%.cu=build/%.o)
+CU_OBJ  := $(CU_SRC:%.cu=build/cuda/%.o)
 
 ifeq ($(CUDA),1)
   CPPFLAGS_BIN := -DWN_CUDA=1
@@ -39,14 +44,20 @@ endif
 .PHONY: all test unit e2e fuzz-replay bench fuzz deps cuda-check clean
 all: winnow
 
-winnow: build/src/main.o $(OBJ) $(BIN_EXTRA)
-	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LIBS) $(BIN_LIBS)
+winnow: $(B)/src/main.o $(OBJ) $(BIN_EXTRA) build/config
+	$(CC) $(CFLAGS) -fopenmp -o $@ $(filter %.o,$^) $(LIBS) $(BIN_LIBS)
 
-build/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
+# Relink when the CUDA setting changes.
+build/config: FORCE
+	@mkdir -p build
+	@echo "CUDA=$(CUDA)" | cmp -s - $@ || echo "CUDA=$(CUDA)" >$@
+FORCE:
+
+$(B)/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
 
-build/kernels/%.o: kernels/%.cu kernels/device.h
+build/cuda/kernels/%.o: kernels/%.cu kernels/device.h
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 -Ikernels -c $< -o $@
 
