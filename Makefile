@@ -55,11 +55,13 @@ FORCE:
 
 $(B)/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
 
 build/cuda/kernels/%.o: kernels/%.cu kernels/device.h
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -Ikernels -c $< -o $@
+	@echo "  NVCC    $<"
+	@$(NVCC) -O2 -Ikernels -c $< -o $@
 
 cuda-check: $(CU_OBJ)
 	@echo "cuda-check: compiled $(CU_SRC) with $(NVCC)"
@@ -67,7 +69,8 @@ cuda-check: $(CU_OBJ)
 # ---- tests (sanitized, CPU-only) --------------------------------------------
 build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DWN_CUDA=0 -O1 -g $(SAN) $(WARN) -c $< -o $@
+	@echo "  CC san  $<"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=0 -O1 -g $(SAN) $(WARN) -c $< -o $@
 
 build/san/winnow: build/san/src/main.o $(SAN_OBJ)
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)

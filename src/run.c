@@ -441,7 +441,7 @@ static wn_err restore(run *r, wn_errbuf *err)
         remove(tmp);
         if (!had) break;
     }
-    return wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, shards, err);
+    return wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, omp_get_max_threads(), shards, err);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -700,7 +700,8 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     if ((e = prepare_dir(&r, resolved.p, err))) goto cleanup;
     snprintf(path, sizeof path, "%s/documents", r.dir);
     if ((e = wn_mkdir_p(path, err))) goto cleanup;
-    if ((e = wn_writer_open(&r.w, path, m->shard_bytes, m->zstd_level, 0, err))) goto cleanup;
+    if ((e = wn_writer_open(&r.w, path, m->shard_bytes, m->zstd_level, omp_get_max_threads(), 0, err)))
+        goto cleanup;
 
     r.st = wn_calloc((size_t)(r.n ? r.n : 1), sizeof *r.st);
     r.stats = wn_calloc((size_t)r.n + 2, sizeof *r.stats);

@@ -15,6 +15,7 @@ struct wn_writer {
     char *dir;
     int64_t shard_bytes;
     int level;
+    int workers;
     int shard;          /* number of the open (or next) shard */
     int completed;
     FILE *f;
@@ -26,7 +27,7 @@ struct wn_writer {
 };
 
 wn_err wn_writer_open(wn_writer **out, const char *dir, int64_t shard_bytes, int level,
-                      int first_shard, wn_errbuf *err)
+                      int workers, int first_shard, wn_errbuf *err)
 {
     wn_writer *w = wn_calloc(1, sizeof *w);
     if (!w) return WN_ERR_NOMEM;
@@ -35,6 +36,7 @@ wn_err wn_writer_open(wn_writer **out, const char *dir, int64_t shard_bytes, int
     if (!w->dir || !w->cctx) { wn_writer_free(w); return wn_fail(err, WN_ERR_NOMEM, "out of memory"); }
     w->shard_bytes = shard_bytes;
     w->level = level;
+    w->workers = workers < 1 ? 1 : workers;
     w->shard = first_shard;
     *out = w;
     return WN_OK;
@@ -64,6 +66,9 @@ static wn_err open_shard(wn_writer *w, wn_errbuf *err)
     ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    /* zstd's multi-threaded mode gives the same bytes for any worker count
+     * >= 1, so compression overlaps the pipeline without touching determinism. */
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_nbWorkers, w->workers);
     w->shard_raw = 0;
     return WN_OK;
 }

@@ -16,9 +16,11 @@
 
 typedef struct wn_writer wn_writer;
 
-/* Shards are numbered from first_shard (non-zero when resuming). */
+/* Shards are numbered from first_shard (non-zero when resuming). `workers`
+ * compression threads (>= 1) run beside the caller; the bytes written do not
+ * depend on their number. */
 wn_err wn_writer_open(wn_writer **w, const char *dir, int64_t shard_bytes, int level,
-                      int first_shard, wn_errbuf *err);
+                      int workers, int first_shard, wn_errbuf *err);
 wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err);
 int wn_writer_full(const wn_writer *w);
 /* Completes the open shard (if it holds anything): end the zstd frame,

@@ -60,7 +60,7 @@ typedef struct {
     int n_runs;
     key128 *batch_keys;
     size_t batch_cap;
-    wn_buf *tls; /* per-thread normalized text */
+    struct dd_tls { wn_buf b; char pad[64 - sizeof(wn_buf)]; } *tls; /* per-thread, own cache line */
     int n_tls;
     uint64_t duplicates, spilled_keys;
 } dedup;
@@ -179,31 +179,79 @@ static wn_err dd_open(wn_stage *st)
     return WN_OK;
 }
 
-/* The text as hashed: whitespace runs collapsed, optionally lowercased. */
-static key128 text_key(const dedup *s, wn_buf *t, const char *p, size_t n)
+/* End of the run of bytes in (0x20, 0x80) starting at i: eight bytes at a
+ * time. In ((w - 0x21..) | w) & 0x80.. the lowest set byte is the first byte
+ * below 0x21 or above 0x7f (borrows only travel upwards from a real hit). */
+static size_t run_end(const char *p, size_t i, size_t n)
+{
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t m = ((w - 0x2121212121212121ull) | w) & 0x8080808080808080ull;
+        if (m) return i + ((size_t)__builtin_ctzll(m) >> 3);
+        i += 8;
+    }
+    while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x80) i++;
+    return i;
+}
+
+/* The text as hashed: whitespace runs collapsed, optionally lowercased.
+ * Runs of ASCII non-space bytes are copied whole; the buffer is sized once
+ * per document (lowercasing never grows UTF-8 by more than 3/2 in practice,
+ * and the slow path checks anyway). */
+static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *key)
 {
     if (!s->collapse && !s->lower) {
         XXH128_hash_t h = XXH3_128bits(p, n);
-        return (key128){h.low64, h.high64};
+        *key = (key128){h.low64, h.high64};
+        return 1;
     }
     wn_buf_clear(t);
+    if (wn_buf_reserve(t, n + 8)) return 0;
+    char *o = t->p;
+    size_t k = 0, i = 0;
     int pending_space = 0;
-    for (size_t i = 0; i < n;) {
-        size_t start = i;
-        int32_t c = (unsigned char)p[i] < 0x80 ? p[i++] : wn_utf8_next(p, n, &i);
-        if (s->collapse && c >= 0 && wn_is_space(c)) {
-            pending_space = t->len > 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)p[i];
+        if (c > 0x20 && c < 0x80) { /* ASCII non-space run */
+            size_t j = run_end(p, i + 1, n);
+            if (pending_space) { o[k++] = ' '; pending_space = 0; }
+            if (s->lower)
+                for (size_t q = i; q < j; q++) o[k++] = (char)(p[q] >= 'A' && p[q] <= 'Z' ? p[q] + 32 : p[q]);
+            else {
+                memcpy(o + k, p + i, j - i);
+                k += j - i;
+            }
+            i = j;
             continue;
         }
-        if (pending_space) { wn_buf_putc(t, ' '); pending_space = 0; }
-        if (s->lower && c >= 0) {
-            int32_t l = utf8proc_tolower(c);
-            if (l != c) { wn_utf8_put(t, l); continue; }
+        size_t start = i;
+        int32_t cp = c < 0x80 ? (int32_t)c : wn_utf8_next(p, n, &i);
+        if (c < 0x80) i++;
+        if (s->collapse && cp >= 0 && wn_is_space(cp)) {
+            pending_space = k > 0;
+            continue;
         }
-        wn_buf_append(t, p + start, i - start);
+        if (pending_space) { o[k++] = ' '; pending_space = 0; }
+        int32_t l = s->lower && cp >= 0 ? utf8proc_tolower(cp) : cp;
+        if (l != cp) {
+            t->len = k;
+            if (wn_buf_reserve(t, (n - i) + 8) || wn_utf8_put(t, l)) return 0;
+            o = t->p;
+            k = t->len;
+        } else {
+            memcpy(o + k, p + start, i - start);
+            k += i - start;
+        }
+        if (t->cap < k + (n - i) + 8) { /* lowercase grew the text: make room */
+            t->len = k;
+            if (wn_buf_reserve(t, (n - i) + 8)) return 0;
+            o = t->p;
+        }
     }
-    XXH128_hash_t h = XXH3_128bits(t->p ? t->p : "", t->len);
-    return (key128){h.low64, h.high64};
+    XXH128_hash_t h = XXH3_128bits(o, k);
+    *key = (key128){h.low64, h.high64};
+    return 1;
 }
 
 static wn_err dd_process(wn_stage *st, wn_batch *b)
@@ -215,12 +263,19 @@ static wn_err dd_process(wn_stage *st, wn_batch *b)
         s->batch_keys = k;
         s->batch_cap = b->n;
     }
+    int oom = 0;
 #pragma omp parallel for schedule(dynamic, 32) num_threads(s->n_tls)
     for (size_t i = 0; i < b->n; i++) {
-        key128 k = text_key(s, &s->tls[omp_get_thread_num()], b->docs[i].text.p, b->docs[i].text.len);
+        key128 k;
+        if (!text_key(s, &s->tls[omp_get_thread_num()].b, b->docs[i].text.p, b->docs[i].text.len, &k)) {
+#pragma omp atomic write
+            oom = 1;
+            continue;
+        }
         if (!k.lo && !k.hi) k.lo = 1; /* {0,0} marks an empty slot */
         s->batch_keys[i] = k;
     }
+    if (oom) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory normalizing text for hashing");
     for (size_t i = 0; i < b->n; i++) {
         key128 k = s->batch_keys[i];
         int seen = 0;
@@ -314,7 +369,7 @@ static void dd_close(wn_stage *st)
     wn_free(s->runs);
     wn_free(s->table);
     wn_free(s->batch_keys);
-    for (int i = 0; s->tls && i < s->n_tls; i++) wn_buf_free(&s->tls[i]);
+    for (int i = 0; s->tls && i < s->n_tls; i++) wn_buf_free(&s->tls[i].b);
     wn_free(s->tls);
 }
 

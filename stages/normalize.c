@@ -29,6 +29,7 @@ typedef struct {
     int32_t *cp;
     size_t cap;
     wn_buf out;
+    char pad[64 - sizeof(int32_t *) - sizeof(size_t) - sizeof(wn_buf)]; /* one cache line per thread */
 } scratch;
 
 typedef struct {
