@@ -111,7 +111,7 @@ fuzz:
 	done
 
 DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev \
-                libutf8proc-dev zstd xxhash python3
+                libutf8proc-dev zstd xxhash python3 gzip bzip2 xz-utils tar
 deps:
 	@if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "deps: all installed"; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
