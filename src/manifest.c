@@ -6,6 +6,7 @@
  * "FILE:LINE: KEY: what is wrong".
  */
 #include "manifest.h"
+#include "text.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -325,7 +326,10 @@ static wn_err load_datasets(mf_ctx *c, yaml_node_t *map)
         yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
         const char *name = scalar(node(c, p->key));
         char where[300];
-        snprintf(where, sizeof where, "datasets.%s", name ? name : "?");
+        if (!name || !*name) return bad(c, node(c, p->key), "datasets", "dataset names must be plain strings");
+        snprintf(where, sizeof where, "datasets.%s", name);
+        for (int k = 0; k < i; k++)
+            if (!strcmp(m->datasets[k].name, name)) return bad(c, node(c, p->key), where, "duplicate dataset name");
         yaml_node_t *v = node(c, p->value);
         wn_err e = check_keys(c, v, where, "path|format|text_key");
         if (e) return e;
@@ -444,6 +448,7 @@ static wn_err load_tree(mf_ctx *c)
     m->device = own_dup(c, v[TP_DEVICE].s);
     m->memory = v[TP_MEMORY].i;
     m->batch_bytes = v[TP_BATCH].i;
+    if (!get(c, root, "inputs")) return bad(c, root, "inputs", "required key is missing");
     if ((e = load_inputs(c, get(c, root, "inputs")))) return e;
     if ((e = load_datasets(c, get(c, root, "datasets")))) return e;
     yaml_node_t *stages = get(c, root, "stages");
@@ -568,8 +573,26 @@ wn_err wn_manifest_expand_inputs(wn_manifest *m, wn_errbuf *err)
     return WN_OK;
 }
 
-/* YAML double-quoted scalars accept JSON string syntax. */
-static void yq(wn_buf *o, const char *s) { wn_json_encode_string(o, s, strlen(s)); }
+/* A YAML double-quoted scalar. Everything outside YAML's printable set, and
+ * the characters YAML reads as line breaks (NEL, LS, PS) or a BOM, is written
+ * as an escape, so the resolved manifest loads back to the same strings. */
+static void yq(wn_buf *o, const char *s)
+{
+    size_t n = strlen(s);
+    wn_buf_putc(o, '"');
+    for (size_t i = 0; i < n;) {
+        size_t start = i;
+        int32_t c = wn_utf8_next(s, n, &i);
+        if (c == '"' || c == '\\') wn_buf_printf(o, "\\%c", (char)c);
+        else if (c == '\n') wn_buf_puts(o, "\\n");
+        else if (c == '\t') wn_buf_puts(o, "\\t");
+        else if (c < 0 || c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0x2028 || c == 0x2029 || c == 0xfeff ||
+                 (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff)
+            wn_buf_printf(o, "\\u%04x", c < 0 ? 0xfffd : (unsigned)c);
+        else wn_buf_append(o, s + start, i - start);
+    }
+    wn_buf_putc(o, '"');
+}
 
 static void put_value(wn_buf *o, const wn_param_def *p, const wn_value *v)
 {

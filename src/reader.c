@@ -10,6 +10,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +37,7 @@ struct wn_reader {
     wn_buf buf;      /* buffered bytes [pos, buf.len) */
     size_t pos;
     wn_buf tmp;
+    char open_error[256]; /* set when the data failed at open */
 };
 
 static const char *name_of(const wn_reader *r)
@@ -87,11 +89,19 @@ wn_err wn_reader_open(wn_reader **out, const wn_input_file *f, const wn_input_sp
         archive_read_support_format_raw(r->a);
         archive_read_support_format_empty(r->a);
     }
-    if (archive_read_open_filename(r->a, f->path, 1 << 20) != ARCHIVE_OK) {
-        wn_err e = wn_fail(err, WN_ERR_IO, "%s: cannot open: %s", f->path,
-                           archive_error_string(r->a) ? archive_error_string(r->a) : "unknown error");
+    FILE *probe = fopen(f->path, "rb");
+    if (!probe) {
+        wn_err e = wn_fail(err, WN_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
         wn_reader_close(r);
         return e;
+    }
+    fclose(probe);
+    if (archive_read_open_filename(r->a, f->path, 1 << 20) != ARCHIVE_OK) {
+        /* The file is readable, so the data is bad: libarchive reads ahead
+         * while choosing filters and format. Reported on the first read as an
+         * input error, which the error policy decides about. */
+        const char *msg = archive_error_string(r->a);
+        snprintf(r->open_error, sizeof r->open_error, "%s", msg ? msg : "unreadable data");
     }
     *out = r;
     return WN_OK;
@@ -114,6 +124,13 @@ uint64_t wn_reader_raw_bytes(const wn_reader *r)
     return n > 0 ? (uint64_t)n : 0;
 }
 
+/* The rest of the file is unreadable: no more members, no more records. */
+static void end_file(wn_reader *r)
+{
+    r->eof = 1;
+    r->in_member = 0;
+}
+
 /* Stream failure: the rest of the file is unreadable. */
 static wn_err stream_error(wn_reader *r, const char **reason, wn_errbuf *err)
 {
@@ -121,8 +138,7 @@ static wn_err stream_error(wn_reader *r, const char **reason, wn_errbuf *err)
     where(r, w, sizeof w);
     const char *msg = archive_error_string(r->a);
     *reason = r->is_archive ? "corrupt_archive" : "truncated";
-    r->eof = 1;
-    r->in_member = 0;
+    end_file(r);
     r->records++;
     return wn_fail(err, WN_ERR_INPUT, "%s: byte offset %llu of the decompressed data: %s: %s", w,
                    (unsigned long long)r->member_off,
@@ -157,8 +173,10 @@ static int next_member(wn_reader *r)
     }
 }
 
-/* Reads more decompressed bytes. Returns 1 if bytes were added, 0 at end of
- * member, -1 on a stream error. */
+/* Reads the next block of decompressed bytes. Blocks come as libarchive's
+ * filters produce them, so when the stream fails, everything decompressed
+ * before the damage has already been delivered. Returns 1 if bytes were
+ * added, 0 at end of member, -1 on a stream error, -2 out of memory. */
 static int refill(wn_reader *r)
 {
     if (r->member_eof) return 0;
@@ -167,13 +185,17 @@ static int refill(wn_reader *r)
         r->buf.len -= r->pos;
         r->pos = 0;
     }
-    size_t want = r->buf.cap - r->buf.len > (1 << 18) ? r->buf.cap - r->buf.len - 1 : (size_t)1 << 20;
-    if (wn_buf_reserve(&r->buf, want)) return -2;
-    la_ssize_t n = archive_read_data(r->a, r->buf.p + r->buf.len, want);
-    if (n < 0) return -1;
-    if (n == 0) { r->member_eof = 1; return 0; }
-    r->buf.len += (size_t)n;
-    return 1;
+    for (;;) {
+        const void *block;
+        size_t size;
+        la_int64_t offset;
+        int rc = archive_read_data_block(r->a, &block, &size, &offset);
+        if (rc == ARCHIVE_EOF) { r->member_eof = 1; return 0; }
+        if (rc < ARCHIVE_WARN) return -1;
+        if (!size) continue;
+        if (wn_buf_append(&r->buf, block, size)) return -2;
+        return 1;
+    }
 }
 
 /* Next line (without its '\n' or "\r\n") as a span into the buffer, valid
@@ -314,7 +336,7 @@ static wn_err wet_record(wn_reader *r, wn_doc *d, int *got, const char **reason,
         if (rc == 0) { *got = 0; return WN_OK; }
     } while (line.n == 0);
     if (line.n < 5 || memcmp(line.p, "WARC/", 5)) {
-        r->eof = 1; /* cannot resynchronise reliably */
+        end_file(r); /* cannot resynchronise reliably */
         return bad_record(r, reason, "bad_warc", err, "expected a WARC version line, got '%.*s'",
                           (int)(line.n > 40 ? 40 : line.n), line.p);
     }
@@ -327,7 +349,7 @@ static wn_err wet_record(wn_reader *r, wn_doc *d, int *got, const char **reason,
         rc = read_line(r, &line);
         if (rc < 0) return rc == -2 ? WN_ERR_NOMEM : stream_error(r, reason, err);
         if (rc == 0) {
-            r->eof = 1;
+            end_file(r);
             return bad_record(r, reason, "truncated", err, "file ends inside a WARC header");
         }
         if (line.n == 0) break;
@@ -350,13 +372,13 @@ static wn_err wet_record(wn_reader *r, wn_doc *d, int *got, const char **reason,
         }
     }
     if (clen < 0) {
-        r->eof = 1;
+        end_file(r);
         return bad_record(r, reason, "bad_warc", err, "WARC record without a valid Content-Length");
     }
     rc = need(r, (size_t)clen);
     if (rc < 0) return rc == -2 ? WN_ERR_NOMEM : stream_error(r, reason, err);
     if (rc == 0) {
-        r->eof = 1;
+        end_file(r);
         return bad_record(r, reason, "truncated", err, "WARC record body is cut short (Content-Length %lld)", clen);
     }
     const char *body = r->buf.p + r->pos;
@@ -378,6 +400,12 @@ static wn_err wet_record(wn_reader *r, wn_doc *d, int *got, const char **reason,
 
 static wn_err next_unit(wn_reader *r, wn_doc *d, int *got, const char **reason, wn_errbuf *err)
 {
+    if (r->open_error[0] && !r->eof) {
+        end_file(r);
+        *reason = r->is_archive ? "corrupt_archive" : "truncated";
+        return wn_fail(err, WN_ERR_INPUT, "%s: byte offset 0 of the decompressed data: %s: %s", name_of(r),
+                       r->is_archive ? "corrupt archive" : "truncated or corrupt stream", r->open_error);
+    }
     for (;;) {
         if (!r->in_member) {
             if (r->eof) { *got = 0; return WN_OK; }

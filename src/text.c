@@ -80,9 +80,20 @@ wn_err wn_utf8_put(wn_buf *b, int32_t c)
 
 size_t wn_utf8_count(const char *s, size_t n)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) /* every byte that is not a continuation byte */
-        count += ((unsigned char)s[i] & 0xC0) != 0x80;
+    size_t count = 0, i = 0;
+    while (i < n) {
+        while (i + 8 <= n) { /* ASCII: a byte is a code point */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+            count += 8;
+        }
+        if (i >= n) break;
+        if ((unsigned char)s[i] < 0x80) i++;
+        else wn_utf8_next(s, n, &i); /* an invalid byte advances one and counts one */
+        count++;
+    }
     return count;
 }
 

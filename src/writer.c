@@ -123,7 +123,8 @@ wn_err wn_record_render(const wn_doc *d, const char *text_key, wn_buf *out)
         wn_buf_append(out, k.p, k.n);
         wn_buf_putc(out, ':');
         if (!text_done && wn_json_key_eq(k, text_key)) {
-            wn_json_encode_string(out, d->text.p, d->text.len);
+            if (d->raw_text && !d->dirty) wn_buf_append(out, v.p, v.n); /* unchanged: as read */
+            else wn_json_encode_string(out, d->text.p, d->text.len);
             text_done = 1;
         } else if (d->attrs.len && wn_json_key_eq(k, "winnow")) {
             winnow = v;

@@ -213,12 +213,7 @@ TEST(manifest_errors_name_line_and_key)
     wn_rm_tree(dir, NULL);
 }
 
-/* BUG (src/manifest.c, load_inputs): a manifest without `inputs` fails with
- * "FILE:0: inputs: required key is missing" - line 0, because load_inputs
- * calls bad(c, NULL, ...). Every other missing required key (name, a stage's
- * rate, an input's path) reports the line of the enclosing mapping, and
- * manifest.h promises every error names file:line. Expected
- * "manifest.yaml:1: inputs: ...". This test fails until that is fixed. */
+/* A manifest without `inputs` names the line of the top-level mapping. */
 TEST(manifest_missing_inputs_names_a_line)
 {
     char dir[64];
@@ -452,5 +447,55 @@ TEST(manifest_resolved_round_trip)
     }
     wn_manifest_free(m);
     wn_buf_free(&r1);
+    wn_rm_tree(dir, NULL);
+}
+
+/* The resolved copy loads back to the same strings: characters YAML reads
+ * as line breaks (NEL) or rejects raw (DEL, C1 controls) are written as
+ * escapes. Found by fuzz_manifest. */
+TEST(manifest_resolved_reloads_unicode_breaks)
+{
+    char dir[64];
+    tmp_dir(dir);
+    static const char *names[] = {"\"a\\Nb\"", "\"a\\Lb\"", "\"a\\x7fb\"", "\"a\\x9bb\""};
+    static const char *want[] = {"a\xc2\x85" "b", "a\xe2\x80\xa8" "b", "a\x7f" "b", "a\xc2\x9b" "b"};
+    for (size_t i = 0; i < WN_ARRAY_LEN(names); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, "name: %s\ninputs:\n  - path: x\n", names[i]);
+        wn_manifest *m = NULL;
+        wn_errbuf err;
+        CHECK(load(dir, yaml, &m, &err) == WN_OK);
+        if (!m) continue;
+        CHECK_EQ_STR(m->name, want[i]);
+        wn_buf r = {0};
+        wn_manifest_resolved(m, &r);
+        wn_manifest_free(m);
+        m = NULL;
+        wn_err e = load(dir, r.p, &m, &err);
+        if (e) fprintf(stderr, "  case %zu: resolved copy does not load: %s\n", i, err.msg);
+        CHECK(e == WN_OK);
+        if (m) {
+            if (strcmp(m->name, want[i])) fprintf(stderr, "  case %zu: name came back as '%s'\n", i, m->name);
+            CHECK(strcmp(m->name, want[i]) == 0);
+        }
+        wn_manifest_free(m);
+        wn_buf_free(&r);
+    }
+    wn_rm_tree(dir, NULL);
+}
+
+/* Dataset names must be plain strings (a `? [a]` key used to crash the
+ * resolver), and unique. */
+TEST(manifest_dataset_key_must_be_a_string)
+{
+    char dir[64];
+    tmp_dir(dir);
+    wn_manifest *m = NULL;
+    wn_errbuf err;
+    wn_err e = load(dir, HEAD "datasets:\n  ? [a]\n  : {path: x}\n", &m, &err);
+    if (e == WN_OK) fprintf(stderr, "  loaded; datasets[0].name = %s\n", m->datasets[0].name ? m->datasets[0].name : "NULL");
+    CHECK(e == WN_ERR_MANIFEST);
+    CHECK(e == WN_OK || (strstr(err.msg, "manifest.yaml:5:") && strstr(err.msg, "datasets")));
+    wn_manifest_free(m);
     wn_rm_tree(dir, NULL);
 }

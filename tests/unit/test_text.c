@@ -125,11 +125,7 @@ TEST(utf8_count_code_points)
     CHECK_EQ_INT(wn_utf8_count("a\xff" "b", 3), 3);
 }
 
-/* BUG (src/text.c, wn_utf8_count): text.h promises "invalid bytes count one
- * each", but the implementation counts only non-continuation bytes, so a
- * stray continuation byte (0x80..0xBF outside a sequence) counts zero and an
- * overlong/surrogate sequence counts one instead of one per byte. This test
- * fails until that is fixed (length_filter's min_chars/max_chars use it). */
+/* Invalid bytes count one code point each (text.h). */
 TEST(utf8_count_invalid_bytes_count_one_each)
 {
     CHECK_EQ_INT(wn_utf8_count("a\x80" "b", 3), 3);         /* stray continuation: got 2 */
