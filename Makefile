@@ -100,6 +100,8 @@ build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build
 	$(CC) -O2 -std=c11 -D_GNU_SOURCE -o $@ $< -lzstd
 
+.SECONDARY:
+
 FUZZ_SECONDS ?= 60
 fuzz:
 	@mkdir -p build/fuzz

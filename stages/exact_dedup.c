@@ -179,26 +179,19 @@ static wn_err dd_open(wn_stage *st)
     return WN_OK;
 }
 
-/* End of the run of bytes in (0x20, 0x80) starting at i: eight bytes at a
- * time. In ((w - 0x21..) | w) & 0x80.. the lowest set byte is the first byte
- * below 0x21 or above 0x7f (borrows only travel upwards from a real hit). */
-static size_t run_end(const char *p, size_t i, size_t n)
-{
-    while (i + 8 <= n) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        uint64_t m = ((w - 0x2121212121212121ull) | w) & 0x8080808080808080ull;
-        if (m) return i + ((size_t)__builtin_ctzll(m) >> 3);
-        i += 8;
-    }
-    while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x80) i++;
-    return i;
-}
+/* SWAR helpers over eight bytes (exact: no false positives). */
+#define ONES 0x0101010101010101ull
+#define HIGH 0x8080808080808080ull
+/* 0x80 in every byte >= c, for bytes < 0x80 and 0 < c <= 0x80 */
+static inline uint64_t ge_mask(uint64_t w, unsigned c) { return ((w & ~HIGH) + (0x80 - c) * ONES) & HIGH; }
+/* 0x80 in every zero byte */
+static inline uint64_t zero_mask(uint64_t y) { return ~(((y & ~HIGH) + ~HIGH) | y | ~HIGH); }
 
-/* The text as hashed: whitespace runs collapsed, optionally lowercased.
- * Runs of ASCII non-space bytes are copied whole; the buffer is sized once
- * per document (lowercasing never grows UTF-8 by more than 3/2 in practice,
- * and the slow path checks anyway). */
+/* The text as hashed: whitespace runs collapsed to one space and the ends
+ * trimmed, optionally lowercased. Eight bytes go through at once when they
+ * are printable ASCII with single spaces (the bulk of most text); anything
+ * else takes the code-point path. The last byte written says whether a
+ * space may follow. */
 static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *key)
 {
     if (!s->collapse && !s->lower) {
@@ -207,48 +200,46 @@ static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *
         return 1;
     }
     wn_buf_clear(t);
-    if (wn_buf_reserve(t, n + 8)) return 0;
+    if (wn_buf_reserve(t, n + 16)) return 0;
     char *o = t->p;
     size_t k = 0, i = 0;
-    int pending_space = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)p[i];
-        if (c > 0x20 && c < 0x80) { /* ASCII non-space run */
-            size_t j = run_end(p, i + 1, n);
-            if (pending_space) { o[k++] = ' '; pending_space = 0; }
-            if (s->lower)
-                for (size_t q = i; q < j; q++) o[k++] = (char)(p[q] >= 'A' && p[q] <= 'Z' ? p[q] + 32 : p[q]);
-            else {
-                memcpy(o + k, p + i, j - i);
-                k += j - i;
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t special = (w & HIGH) | (~ge_mask(w, 0x21) & HIGH); /* < 0x21 or >= 0x80 */
+            uint64_t spaces = zero_mask(w ^ (0x20 * ONES));
+            int regular = s->collapse ? special == spaces && !(spaces & (spaces << 8)) &&
+                                            !((spaces & 0x80) && (k == 0 || o[k - 1] == ' '))
+                                      : !(w & HIGH);
+            if (regular) {
+                if (s->lower) w |= (ge_mask(w, 'A') & ~ge_mask(w, 'Z' + 1)) >> 2;
+                memcpy(o + k, &w, 8);
+                k += 8;
+                i += 8;
+                continue;
             }
-            i = j;
-            continue;
         }
         size_t start = i;
+        unsigned char c = (unsigned char)p[i];
         int32_t cp = c < 0x80 ? (int32_t)c : wn_utf8_next(p, n, &i);
         if (c < 0x80) i++;
         if (s->collapse && cp >= 0 && wn_is_space(cp)) {
-            pending_space = k > 0;
+            if (k && o[k - 1] != ' ') o[k++] = ' ';
             continue;
         }
-        if (pending_space) { o[k++] = ' '; pending_space = 0; }
         int32_t l = s->lower && cp >= 0 ? utf8proc_tolower(cp) : cp;
-        if (l != cp) {
-            t->len = k;
-            if (wn_buf_reserve(t, (n - i) + 8) || wn_utf8_put(t, l)) return 0;
-            o = t->p;
-            k = t->len;
-        } else {
+        if (l == cp) {
             memcpy(o + k, p + start, i - start);
             k += i - start;
+            continue;
         }
-        if (t->cap < k + (n - i) + 8) { /* lowercase grew the text: make room */
-            t->len = k;
-            if (wn_buf_reserve(t, (n - i) + 8)) return 0;
-            o = t->p;
-        }
+        t->len = k; /* lowercasing can change the length: append, then make room */
+        if (wn_utf8_put(t, l) || wn_buf_reserve(t, (n - i) + 16)) return 0;
+        o = t->p;
+        k = t->len;
     }
+    if (s->collapse && k && o[k - 1] == ' ') k--;
     XXH128_hash_t h = XXH3_128bits(o, k);
     *key = (key128){h.low64, h.high64};
     return 1;
