@@ -354,6 +354,30 @@ done:
     return 0;
 }
 
+void wn_json_items_init(wn_json_iter *it, const char *arr, size_t n)
+{
+    bytes end = (bytes)arr + n, p = skip_ws((bytes)arr, end);
+    it->p = (const char *)(p < end && *p == '[' ? p + 1 : end);
+    it->end = (const char *)end;
+}
+
+int wn_json_items_next(wn_json_iter *it, wn_span *val)
+{
+    bytes end = (bytes)it->end, p = skip_ws((bytes)it->p, end);
+    bytes v = p;
+    p = skip_value(p, end);
+    if (p == v) {
+        it->p = (const char *)end;
+        return 0;
+    }
+    val->p = (const char *)v;
+    val->n = (size_t)(p - v);
+    p = skip_ws(p, end);
+    if (p < end && *p == ',') p++;
+    it->p = (const char *)p;
+    return 1;
+}
+
 /* ---- strings --------------------------------------------------------- */
 
 static int put_utf8(uint32_t cp, unsigned char *u)

@@ -33,6 +33,10 @@ typedef struct {
 void wn_json_iter_init(wn_json_iter *it, const char *obj, size_t n);
 int wn_json_iter_next(wn_json_iter *it, wn_span *key, wn_span *val);
 
+/* Iterates the items of a validated array (the same iterator type). */
+void wn_json_items_init(wn_json_iter *it, const char *arr, size_t n);
+int wn_json_items_next(wn_json_iter *it, wn_span *val);
+
 /* True when the raw (quoted) key decodes to name. */
 int wn_json_key_eq(wn_span key, const char *name);
 

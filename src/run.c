@@ -200,31 +200,28 @@ static wn_err stats_read(stats *s, wn_span o)
             if ((e = wn_json_decode_string(k, &key))) break;
             wn_json_to_i64(x, &c);
             if ((e = count_drop(s, key.p, NULL, 0, (uint64_t)c))) break;
-            wn_span arr;
+            wn_span arr, item;
             if (samples.p && wn_json_get(samples.p, samples.n, key.p, &arr)) {
-                /* an array of strings: walk it as the members of "{"..."}" would not work; scan items */
                 drop_stat *d = drop_slot(s, key.p);
-                const char *p = arr.p + 1, *end = arr.p + arr.n - 1;
-                while (p < end && d->n_samples < DROP_SAMPLES) {
-                    while (p < end && *p != '"') p++;
-                    if (p >= end) break;
-                    const char *q = p + 1;
-                    while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
-                    wn_buf sbuf = {0};
-                    wn_json_decode_string((wn_span){p, (size_t)(q + 1 - p)}, &sbuf);
-                    d->samples[d->n_samples++] = sbuf.p ? sbuf.p : wn_strdup("");
-                    p = q + 1;
+                wn_json_items_init(&it2, arr.p, arr.n);
+                while (d && d->n_samples < DROP_SAMPLES && wn_json_items_next(&it2, &item)) {
+                    wn_buf sample = {0};
+                    if ((e = wn_json_decode_string(item, &sample)) || !sample.p) {
+                        wn_buf_free(&sample);
+                        break;
+                    }
+                    d->samples[d->n_samples++] = sample.p;
                 }
             }
         }
     }
-    (void)it2;
     wn_span h;
     if (wn_json_get(o.p, o.n, "length_histogram", &h) && wn_json_get(h.p, h.n, "counts", &v)) {
-        const char *p = v.p + 1, *end = v.p + v.n - 1;
-        for (int b = 0; b < HIST_BUCKETS && p < end; b++) {
-            s->hist[b] = strtoull(p, (char **)&p, 10);
-            while (p < end && (*p == ',' || *p == ' ' || *p == '\n')) p++;
+        wn_json_items_init(&it2, v.p, v.n);
+        for (int b = 0; b < HIST_BUCKETS && wn_json_items_next(&it2, &x); b++) {
+            int64_t c = 0;
+            wn_json_to_i64(x, &c);
+            s->hist[b] = (uint64_t)c;
         }
     }
     wn_buf_free(&key);
@@ -396,21 +393,10 @@ static wn_err restore(run *r, wn_errbuf *err)
     int shards = (int)get_u64(j.p, j.len, "shards");
     wn_span arr;
     if (wn_json_get(j.p, j.len, "stats", &arr)) {
-        /* The array holds n+2 objects; find each by brace depth. */
-        const char *p = arr.p + 1, *end = arr.p + arr.n - 1;
-        for (int k = 0; k < r->n + 2 && p < end && !e; k++) {
-            while (p < end && *p != '{') p++;
-            const char *q = p;
-            int depth = 0, in_str = 0;
-            for (; q < end; q++) {
-                if (in_str) { if (*q == '\\') q++; else if (*q == '"') in_str = 0; continue; }
-                if (*q == '"') in_str = 1;
-                else if (*q == '{') depth++;
-                else if (*q == '}' && --depth == 0) break;
-            }
-            e = stats_read(&r->stats[k], (wn_span){p, (size_t)(q + 1 - p)});
-            p = q + 1;
-        }
+        wn_json_iter it;
+        wn_span obj;
+        wn_json_items_init(&it, arr.p, arr.n);
+        for (int k = 0; k < r->n + 2 && !e && wn_json_items_next(&it, &obj); k++) e = stats_read(&r->stats[k], obj);
     }
     wn_buf_free(&j);
     if (e) return e;

@@ -536,3 +536,22 @@ TEST(json_decode_empty_terminates)
     CHECK(b.p != NULL && b.len == 0 && b.p[0] == 0);
     wn_buf_free(&b);
 }
+
+TEST(json_items_iterate_array)
+{
+    static const char arr[] = " [1, \"two\", {\"a\": [3]}, [], null ] ";
+    wn_json_iter it;
+    wn_span v;
+    const char *want[] = {"1", "\"two\"", "{\"a\": [3]}", "[]", "null"};
+    int n = 0;
+    wn_json_items_init(&it, arr, sizeof arr - 1);
+    while (wn_json_items_next(&it, &v)) {
+        CHECK(n < 5 && v.n == strlen(want[n]) && !memcmp(v.p, want[n], v.n));
+        n++;
+    }
+    CHECK_EQ_INT(n, 5);
+    wn_json_items_init(&it, "[]", 2);
+    CHECK(!wn_json_items_next(&it, &v));
+    wn_json_items_init(&it, "{}", 2); /* not an array: nothing */
+    CHECK(!wn_json_items_next(&it, &v));
+}
