@@ -12,7 +12,7 @@ NVCC    ?= nvcc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -Isrc
-LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lm
+LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(origin CUDA), undefined)

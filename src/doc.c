@@ -24,6 +24,8 @@ wn_doc *wn_batch_push(wn_batch *b)
     d->drop = NULL;
     d->modified = 0;
     d->dirty = 0;
+    d->tokens.n = 0;
+    d->has_tokens = 0;
     d->raw_text = 0;
     d->file = 0;
     d->record = 0;
@@ -54,6 +56,7 @@ void wn_batch_free(wn_batch *b)
         wn_buf_free(&b->docs[i].text);
         wn_buf_free(&b->docs[i].raw);
         wn_buf_free(&b->docs[i].attrs);
+        wn_ids_free(&b->docs[i].tokens);
     }
     wn_free(b->docs);
     memset(b, 0, sizeof *b);

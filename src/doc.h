@@ -24,6 +24,8 @@ typedef struct {
     wn_buf text;
     wn_buf raw;   /* original JSON object (or synthesised meta object) */
     wn_buf attrs; /* winnow attributes: `"k":v,"k2":v2` */
+    wn_ids tokens;  /* token ids, once a tokenize stage ran (has_tokens) */
+    int has_tokens;
     const char *drop; /* NULL = kept; else a static reason string */
     int modified;     /* set by a stage that changed the text; the framework
                          counts it per stage and clears it */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/device.h"
+#include "cli.h"
 #include "manifest.h"
 #include "run.h"
 #include "stage.h"
@@ -21,6 +22,8 @@ static const char *const usage_main =
     "  validate MANIFEST       check a manifest (keys, types, ranges, input files) without running it\n"
     "  stages [NAME]           list stages, or show one stage's parameters and defaults\n"
     "  report RUN_DIR          print the funnel of a run: docs/bytes per stage, drops, time\n"
+    "  tokenizer encode|decode|train|info ...\n"
+    "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
     "  --help, --version\n"
     "\n"
     "Every command takes --help. Manual: README.md.\n";
@@ -166,5 +169,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 2, argv + 2);
     if (!strcmp(cmd, "stages")) return cmd_stages(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenizer")) return wn_cmd_tokenizer(argc - 2, argv + 2);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

@@ -37,6 +37,8 @@ typedef struct {
 typedef struct {
     char name[64];
     uint64_t docs_in, docs_out, bytes_in, bytes_out, modified;
+    uint64_t tokens_in, tokens_out;
+    int tokens_seen; /* documents carried tokens: report tokens_in/out */
     drop_stat *drops;
     int n_drops;
     double wall, cpu;
@@ -133,6 +135,10 @@ static void stats_write(const stats *s, wn_jw *w)
     wn_jw_key(w, "docs_out"); wn_jw_u64(w, s->docs_out);
     wn_jw_key(w, "bytes_in"); wn_jw_u64(w, s->bytes_in);
     wn_jw_key(w, "bytes_out"); wn_jw_u64(w, s->bytes_out);
+    if (s->tokens_seen) {
+        wn_jw_key(w, "tokens_in"); wn_jw_u64(w, s->tokens_in);
+        wn_jw_key(w, "tokens_out"); wn_jw_u64(w, s->tokens_out);
+    }
     wn_jw_key(w, "dropped");
     wn_jw_obj_begin(w);
     for (int i = 0; i < s->n_drops; i++) { wn_jw_key(w, s->drops[i].reason); wn_jw_u64(w, s->drops[i].count); }
@@ -185,6 +191,10 @@ static wn_err stats_read(stats *s, wn_span o)
     s->bytes_in = get_u64(o.p, o.n, "bytes_in");
     s->bytes_out = get_u64(o.p, o.n, "bytes_out");
     s->modified = get_u64(o.p, o.n, "modified");
+    wn_span tk;
+    s->tokens_seen = wn_json_get(o.p, o.n, "tokens_in", &tk);
+    s->tokens_in = get_u64(o.p, o.n, "tokens_in");
+    s->tokens_out = get_u64(o.p, o.n, "tokens_out");
     s->wall = get_f64(o.p, o.n, "wall_seconds");
     s->cpu = get_f64(o.p, o.n, "cpu_seconds");
     wn_span v, k, x, samples = {0};
@@ -493,6 +503,15 @@ static wn_err fill_batch(run *r, wn_batch *b, int *eof, wn_errbuf *err)
     return WN_OK;
 }
 
+static void count_tokens(stats *s, const wn_batch *b, uint64_t *into)
+{
+    for (size_t k = 0; k < b->n; k++)
+        if (b->docs[k].has_tokens && !b->docs[k].drop) {
+            *into += b->docs[k].tokens.n;
+            s->tokens_seen = 1;
+        }
+}
+
 /* Passes batch b through stages first..n-1 (0-based), counting. */
 static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
 {
@@ -501,6 +520,7 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
         stats *s = &r->stats[i + 1];
         s->docs_in += b->n;
         s->bytes_in += wn_batch_text_bytes(b);
+        count_tokens(s, b, &s->tokens_in);
         double w0 = now_wall(), c0 = now_cpu();
         wn_err e = st->def->process(st, b);
         s->wall += now_wall() - w0;
@@ -518,6 +538,7 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
         }
         wn_batch_compact(b);
         s->docs_out += b->n;
+        count_tokens(s, b, &s->tokens_out);
         for (size_t k = 0; k < b->n; k++) {
             s->bytes_out += b->docs[k].text.len;
             s->hist[hist_bucket(b->docs[k].text.len)]++;
@@ -541,6 +562,8 @@ static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
         s->bytes_in += d->text.len;
         s->hist[hist_bucket(d->text.len)]++;
     }
+    count_tokens(s, b, &s->tokens_in);
+    count_tokens(s, b, &s->tokens_out);
     s->bytes_out += wn_writer_bytes(r->w) - before;
     s->wall += now_wall() - w0;
     s->cpu += now_cpu() - c0;

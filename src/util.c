@@ -115,3 +115,22 @@ void wn_buf_free(wn_buf *b)
     b->p = NULL;
     b->len = b->cap = 0;
 }
+
+wn_err wn_ids_push(wn_ids *v, uint32_t id)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        uint32_t *p = wn_realloc(v->p, cap * sizeof *p);
+        if (!p) return WN_ERR_NOMEM;
+        v->p = p;
+        v->cap = cap;
+    }
+    v->p[v->n++] = id;
+    return WN_OK;
+}
+
+void wn_ids_free(wn_ids *v)
+{
+    wn_free(v->p);
+    memset(v, 0, sizeof *v);
+}

@@ -70,6 +70,14 @@ wn_err wn_buf_printf(wn_buf *b, const char *fmt, ...)
 static inline void wn_buf_clear(wn_buf *b) { b->len = 0; if (b->p) b->p[0] = 0; }
 void wn_buf_free(wn_buf *b);
 
+/* A growable array of token ids (owned). */
+typedef struct {
+    uint32_t *p;
+    size_t n, cap;
+} wn_ids;
+wn_err wn_ids_push(wn_ids *v, uint32_t id);
+void wn_ids_free(wn_ids *v);
+
 /* A borrowed byte range. */
 typedef struct {
     const char *p;

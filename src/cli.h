@@ -1,0 +1,10 @@
+/*
+ * cli.h - sub-commands that live outside main.c. Each takes the arguments
+ * after its own name and returns the process exit status.
+ */
+#ifndef WN_CLI_H
+#define WN_CLI_H
+
+int wn_cmd_tokenizer(int argc, char **argv);
+
+#endif
