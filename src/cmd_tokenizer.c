@@ -66,8 +66,19 @@ static wn_err read_input(const char *file, wn_buf *in, wn_errbuf *err)
 
 static void print_ids(const wn_ids *ids, wn_buf *out)
 {
-    for (size_t i = 0; i < ids->n; i++) wn_buf_printf(out, i ? " %u" : "%u", ids->p[i]);
-    wn_buf_putc(out, '\n');
+    if (wn_buf_reserve(out, ids->n * 11 + 1)) return;
+    char *o = out->p + out->len;
+    for (size_t i = 0; i < ids->n; i++) {
+        char digits[10];
+        int k = 0;
+        uint32_t v = ids->p[i];
+        do digits[k++] = (char)('0' + v % 10); while ((v /= 10));
+        if (i) *o++ = ' ';
+        while (k) *o++ = digits[--k];
+    }
+    *o++ = '\n';
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = 0;
 }
 
 static int encode(const char *tok, const char *file, int lines, int special)

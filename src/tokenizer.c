@@ -111,6 +111,12 @@ static wn_err translate_pattern(const char *pat, wn_buf *out)
 
 /* ---- the tokenizer -------------------------------------------------------- */
 
+typedef struct {
+    uint64_t *h;
+    uint32_t *id;
+    size_t cap;
+} str_index;
+
 struct wn_tokenizer {
     wn_pretok pretok;
     char *pattern; /* as written in tokenizer.json */
@@ -120,38 +126,93 @@ struct wn_tokenizer {
     uint64_t *tok_off;  /* n_vocab */
     uint32_t *tok_len;  /* n_vocab; UINT32_MAX = no such id */
     uint32_t byte_id[256];
-    /* merges: key (a << 32 | b) -> merge index; rank = index order */
-    uint64_t *mkey;
-    uint32_t *mval; /* merge index + 1; 0 = empty */
+    /* merges by pair: one 16-byte entry per slot, so a lookup touches one
+     * cache line; rank UINT32_MAX marks an empty slot */
+    struct merge_slot { uint64_t key; uint32_t rank, id; } *mslot;
     size_t mcap;
     wn_bpe_merge *merges; /* in rank order */
     size_t n_merges;
     uint32_t *special_id;
     int n_specials;
     uint64_t hash;
+    str_index index;     /* token bytes -> id */
+    uint8_t *whole;      /* per id: 0 unknown, 1 merging its bytes gives the token itself, 2 not */
 };
+
+/* Per-thread cache of pieces' ids: words repeat, so most pieces skip the
+ * merge loop. Direct-mapped, one 64-byte line per entry, 1 MiB in all so it
+ * stays in L2/L3 (a larger one measured slower: its own misses cost what it
+ * saves); a new piece replaces whatever shared its slot. Exact: a hit
+ * returns what the merge loop returned for the same bytes. */
+enum { CACHE_SLOTS = 1 << 14, CACHE_PIECE = 22, CACHE_IDS = 8 };
+typedef struct {
+    uint64_t h;
+    uint8_t len, n_ids;
+    char bytes[CACHE_PIECE];
+    uint32_t ids[CACHE_IDS];
+} cache_slot;
+_Static_assert(sizeof(cache_slot) == 64, "one cache line per entry");
 
 struct wn_tok_ctx {
     const wn_tokenizer *t;
     pcre2_match_data *md;
+    cache_slot *slots;
     uint32_t *ids, *ranks, *prev, *next;
     size_t cap;
     struct heap_item { uint32_t rank, pos; } *heap;
     size_t heap_cap;
 };
 
+/* bytes -> id: resolves merges given as token strings while loading, and
+ * finds pieces that are whole tokens while encoding. */
+
+static uint64_t bytes_hash(const char *p, size_t n) { return XXH3_64bits(p, n) | 1; }
+
+static wn_err index_build(str_index *x, const struct wn_tokenizer *t)
+{
+    size_t cap = 16;
+    while (cap < (size_t)t->n_vocab * 2 + 2) cap *= 2;
+    x->h = wn_calloc(cap, sizeof *x->h);
+    x->id = wn_calloc(cap, sizeof *x->id);
+    if (!x->h || !x->id) return WN_ERR_NOMEM;
+    x->cap = cap;
+    for (uint32_t i = 0; i < t->n_vocab; i++) {
+        if (t->tok_len[i] == UINT32_MAX) continue;
+        uint64_t h = bytes_hash(t->blob.p + t->tok_off[i], t->tok_len[i]);
+        size_t k = (size_t)h & (cap - 1);
+        while (x->h[k]) k = (k + 1) & (cap - 1);
+        x->h[k] = h;
+        x->id[k] = i;
+    }
+    return WN_OK;
+}
+
+static int64_t index_find(const str_index *x, const struct wn_tokenizer *t, const char *p, size_t n)
+{
+    uint64_t h = bytes_hash(p, n);
+    for (size_t k = (size_t)h & (x->cap - 1); x->h[k]; k = (k + 1) & (x->cap - 1))
+        if (x->h[k] == h && t->tok_len[x->id[k]] == n && !memcmp(t->blob.p + t->tok_off[x->id[k]], p, n))
+            return x->id[k];
+    return -1;
+}
+
+static void index_free(str_index *x)
+{
+    wn_free(x->h);
+    wn_free(x->id);
+}
+
 static inline uint64_t pair_key(uint32_t a, uint32_t b) { return (uint64_t)a << 32 | b; }
 static inline size_t pair_slot(uint64_t k, size_t mask) { return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 20) & mask; }
 
-/* Returns the merge of (a, b), or NULL. */
-static inline const wn_bpe_merge *merge_find(const wn_tokenizer *t, uint32_t a, uint32_t b)
+/* The slot of pair (a, b): its merge, or an empty slot (rank UINT32_MAX). */
+static inline const struct merge_slot *merge_find(const wn_tokenizer *t, uint32_t a, uint32_t b)
 {
-    if (!t->mcap) return NULL;
     uint64_t k = pair_key(a, b);
     size_t mask = t->mcap - 1;
     for (size_t i = pair_slot(k, mask);; i = (i + 1) & mask) {
-        if (!t->mval[i]) return NULL;
-        if (t->mkey[i] == k) return &t->merges[t->mval[i] - 1];
+        const struct merge_slot *m = &t->mslot[i];
+        if (m->key == k || m->rank == UINT32_MAX) return m;
     }
 }
 
@@ -159,17 +220,16 @@ static wn_err merges_index(wn_tokenizer *t)
 {
     size_t cap = 16;
     while (cap < t->n_merges * 2 + 2) cap *= 2;
-    t->mkey = wn_calloc(cap, sizeof *t->mkey);
-    t->mval = wn_calloc(cap, sizeof *t->mval);
-    if (!t->mkey || !t->mval) return WN_ERR_NOMEM;
+    t->mslot = wn_malloc(cap * sizeof *t->mslot);
+    if (!t->mslot) return WN_ERR_NOMEM;
+    for (size_t i = 0; i < cap; i++) t->mslot[i] = (struct merge_slot){UINT64_MAX, UINT32_MAX, 0};
     t->mcap = cap;
     for (size_t m = 0; m < t->n_merges; m++) {
         uint64_t k = pair_key(t->merges[m].a, t->merges[m].b);
         size_t i = pair_slot(k, cap - 1);
-        while (t->mval[i] && t->mkey[i] != k) i = (i + 1) & (cap - 1);
-        if (t->mval[i]) continue; /* a duplicate merge: the first (lowest rank) wins */
-        t->mkey[i] = k;
-        t->mval[i] = (uint32_t)m + 1;
+        while (t->mslot[i].rank != UINT32_MAX && t->mslot[i].key != k) i = (i + 1) & (cap - 1);
+        if (t->mslot[i].rank != UINT32_MAX) continue; /* a duplicate merge: the first (lowest rank) wins */
+        t->mslot[i] = (struct merge_slot){k, (uint32_t)m, t->merges[m].id};
     }
     return WN_OK;
 }
@@ -182,10 +242,11 @@ void wn_tokenizer_free(wn_tokenizer *t)
     wn_buf_free(&t->blob);
     wn_free(t->tok_off);
     wn_free(t->tok_len);
-    wn_free(t->mkey);
-    wn_free(t->mval);
+    wn_free(t->mslot);
     wn_free(t->merges);
     wn_free(t->special_id);
+    index_free(&t->index);
+    wn_free(t->whole);
     wn_free(t);
 }
 
@@ -277,7 +338,9 @@ static wn_err finalize(wn_tokenizer *t, const char *what, wn_errbuf *err)
         if (g->a >= t->n_vocab || g->b >= t->n_vocab || g->id >= t->n_vocab || t->tok_len[g->id] == UINT32_MAX)
             return wn_fail(err, WN_ERR_INPUT, "%s: merge %zu refers to a token that does not exist", what, m);
     }
-    if (merges_index(t)) return WN_ERR_NOMEM;
+    if (merges_index(t) || index_build(&t->index, t) || !(t->whole = wn_calloc(t->n_vocab, 1)))
+        return WN_ERR_NOMEM;
+    for (int k = 0; k < t->n_specials; k++) t->whole[t->special_id[k]] = 2; /* never from text */
     compute_hash(t);
     return WN_OK;
 }
@@ -339,49 +402,6 @@ static int unprintable(const char *s, size_t n, wn_buf *out)
     }
     if (!out->p) wn_buf_reserve(out, 0);
     return 0;
-}
-
-/* bytes -> id, for resolving merges given as token strings while loading */
-typedef struct {
-    uint64_t *h;
-    uint32_t *id;
-    size_t cap;
-} str_index;
-
-static uint64_t bytes_hash(const char *p, size_t n) { return XXH3_64bits(p, n) | 1; }
-
-static wn_err index_build(str_index *x, const wn_tokenizer *t)
-{
-    size_t cap = 16;
-    while (cap < (size_t)t->n_vocab * 2 + 2) cap *= 2;
-    x->h = wn_calloc(cap, sizeof *x->h);
-    x->id = wn_calloc(cap, sizeof *x->id);
-    if (!x->h || !x->id) return WN_ERR_NOMEM;
-    x->cap = cap;
-    for (uint32_t i = 0; i < t->n_vocab; i++) {
-        if (t->tok_len[i] == UINT32_MAX) continue;
-        uint64_t h = bytes_hash(t->blob.p + t->tok_off[i], t->tok_len[i]);
-        size_t k = (size_t)h & (cap - 1);
-        while (x->h[k]) k = (k + 1) & (cap - 1);
-        x->h[k] = h;
-        x->id[k] = i;
-    }
-    return WN_OK;
-}
-
-static int64_t index_find(const str_index *x, const wn_tokenizer *t, const char *p, size_t n)
-{
-    uint64_t h = bytes_hash(p, n);
-    for (size_t k = (size_t)h & (x->cap - 1); x->h[k]; k = (k + 1) & (x->cap - 1))
-        if (x->h[k] == h && t->tok_len[x->id[k]] == n && !memcmp(t->blob.p + t->tok_off[x->id[k]], p, n))
-            return x->id[k];
-    return -1;
-}
-
-static void index_free(str_index *x)
-{
-    wn_free(x->h);
-    wn_free(x->id);
 }
 
 /* Reads a vocabulary object {"token": id, ...}. */
@@ -736,6 +756,7 @@ void wn_tok_ctx_free(wn_tok_ctx *c)
 {
     if (!c) return;
     pcre2_match_data_free(c->md);
+    wn_free(c->slots);
     wn_free(c->ids);
     wn_free(c->ranks);
     wn_free(c->prev);
@@ -763,28 +784,36 @@ static wn_err scratch(wn_tok_ctx *c, size_t n)
 
 static inline uint32_t rank_of(const wn_tokenizer *t, uint32_t a, uint32_t b)
 {
-    const wn_bpe_merge *m = merge_find(t, a, b);
-    return m ? m->rank : UINT32_MAX;
+    return merge_find(t, a, b)->rank;
 }
 
-/* Short pieces: repeatedly merge the leftmost lowest-rank pair. */
+/* Short pieces: repeatedly merge the leftmost lowest-rank pair. ranks[i]
+ * and made[i] describe the pair (ids[i], ids[i + 1]). */
 static wn_err bpe_linear(wn_tok_ctx *c, size_t n, wn_ids *out)
 {
     const wn_tokenizer *t = c->t;
-    uint32_t *ids = c->ids, *ranks = c->ranks;
-    for (size_t i = 0; i + 1 < n; i++) ranks[i] = rank_of(t, ids[i], ids[i + 1]);
+    uint32_t *ids = c->ids, *ranks = c->ranks, *made = c->prev;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const struct merge_slot *m = merge_find(t, ids[i], ids[i + 1]);
+        ranks[i] = m->rank;
+        made[i] = m->id;
+    }
     while (n > 1) {
         uint32_t best = UINT32_MAX;
         size_t at = 0;
         for (size_t i = 0; i + 1 < n; i++)
             if (ranks[i] < best) { best = ranks[i]; at = i; }
         if (best == UINT32_MAX) break;
-        ids[at] = t->merges[best].id;
+        ids[at] = made[at];
         memmove(ids + at + 1, ids + at + 2, (n - at - 2) * sizeof *ids);
-        if (at + 2 < n) memmove(ranks + at + 1, ranks + at + 2, (n - at - 3) * sizeof *ranks);
+        if (at + 2 < n) {
+            memmove(ranks + at + 1, ranks + at + 2, (n - at - 3) * sizeof *ranks);
+            memmove(made + at + 1, made + at + 2, (n - at - 3) * sizeof *made);
+        }
         n--;
-        if (at > 0) ranks[at - 1] = rank_of(t, ids[at - 1], ids[at]);
-        if (at + 1 < n) ranks[at] = rank_of(t, ids[at], ids[at + 1]);
+        const struct merge_slot *m;
+        if (at > 0) { m = merge_find(t, ids[at - 1], ids[at]); ranks[at - 1] = m->rank; made[at - 1] = m->id; }
+        if (at + 1 < n) { m = merge_find(t, ids[at], ids[at + 1]); ranks[at] = m->rank; made[at] = m->id; }
     }
     for (size_t i = 0; i < n; i++)
         if (wn_ids_push(out, ids[i])) return WN_ERR_NOMEM;
@@ -863,13 +892,48 @@ static wn_err bpe_heap(wn_tok_ctx *c, size_t n, wn_ids *out)
     return WN_OK;
 }
 
-static wn_err encode_piece(wn_tok_ctx *c, const char *p, size_t n, wn_ids *out)
+static wn_err merge_piece(wn_tok_ctx *c, const char *p, size_t n, wn_ids *out)
 {
-    if (!n) return WN_OK;
     if (scratch(c, n)) return WN_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) c->ids[i] = c->t->byte_id[(unsigned char)p[i]];
     if (n == 1) return wn_ids_push(out, c->ids[0]);
     return n <= 64 ? bpe_linear(c, n, out) : bpe_heap(c, n, out);
+}
+
+static wn_err encode_piece(wn_tok_ctx *c, const char *p, size_t n, wn_ids *out)
+{
+    if (!n) return WN_OK;
+    if (n == 1) return wn_ids_push(out, c->t->byte_id[(unsigned char)p[0]]);
+    if (n > CACHE_PIECE) return merge_piece(c, p, n, out);
+    if (!c->slots && !(c->slots = wn_calloc(CACHE_SLOTS, sizeof *c->slots))) return merge_piece(c, p, n, out);
+    uint64_t h = XXH3_64bits(p, n) | 1;
+    cache_slot *s = &c->slots[h & (CACHE_SLOTS - 1)];
+    if (s->h == h && s->len == n && !memcmp(s->bytes, p, n)) {
+        for (int k = 0; k < s->n_ids; k++)
+            if (wn_ids_push(out, s->ids[k])) return WN_ERR_NOMEM;
+        return WN_OK;
+    }
+    size_t before = out->n;
+    wn_err e;
+    /* A piece that is a whole token, and whose bytes merge back into that
+     * token (checked once per token, then remembered), is that token. */
+    int64_t id = index_find(&c->t->index, c->t, p, n);
+    uint8_t whole = id >= 0 ? __atomic_load_n(&c->t->whole[id], __ATOMIC_RELAXED) : 2;
+    if (whole == 1) {
+        e = wn_ids_push(out, (uint32_t)id);
+    } else {
+        e = merge_piece(c, p, n, out);
+        if (!e && whole == 0)
+            __atomic_store_n(&c->t->whole[id], out->n - before == 1 && out->p[before] == (uint32_t)id ? 1 : 2,
+                             __ATOMIC_RELAXED);
+    }
+    if (e || out->n - before > CACHE_IDS) return e;
+    s->h = h;
+    s->len = (uint8_t)n;
+    s->n_ids = (uint8_t)(out->n - before);
+    memcpy(s->bytes, p, n);
+    memcpy(s->ids, out->p + before, s->n_ids * sizeof *s->ids);
+    return WN_OK;
 }
 
 typedef wn_err (*piece_sink)(void *arg, const char *p, size_t n);
