@@ -95,6 +95,7 @@ unit: build/san/unit
 # ---- benchmarks, fuzzing, deps ----------------------------------------------
 bench: winnow build/gen_corpus
 	./tests/bench/bench.sh
+	./tests/bench/bench_tokenizer.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build

@@ -29,13 +29,15 @@ static const char *const usage =
     "       winnow tokenizer train --vocab-size N --out FILE [--pattern gpt2|cl100k]\n"
     "                              [--special TEXT]... [--min-frequency N] [--text-key KEY] FILE...\n"
     "       winnow tokenizer info --tokenizer PATH\n"
+    "       winnow tokenizer convert --tokenizer PATH --out FILE\n"
     "\n"
     "PATH: an HF tokenizer.json (byte-level BPE) or a directory holding GPT-2's encoder.json + vocab.bpe.\n"
     "encode prints token ids separated by spaces: one line for the whole input, or one line per input\n"
     "line with --lines (the newline itself is not encoded). --special maps special-token texts such as\n"
     "<|endoftext|> to their ids; by default they are ordinary text. decode is the inverse.\n"
     "train learns a byte-level BPE vocabulary of N tokens (256 bytes + merges + specials) from text or\n"
-    "JSONL files (plain or compressed) and writes tokenizer.json, which HF tokenizers loads.\n";
+    "JSONL files (plain or compressed) and writes tokenizer.json, which HF tokenizers loads.\n"
+    "convert writes any tokenizer winnow reads (e.g. GPT-2's two files) as tokenizer.json.\n";
 
 static int fail(wn_err e, const wn_errbuf *err)
 {
@@ -153,6 +155,16 @@ static int decode(const char *tok, const char *file, int lines)
     return e ? fail(e, &err) : 0;
 }
 
+static int convert(const char *tok, const char *out)
+{
+    wn_errbuf err = {{0}};
+    wn_tokenizer *t = NULL;
+    wn_err e = wn_tokenizer_load(&t, tok, &err);
+    if (!e) e = wn_tokenizer_save(t, out, &err);
+    wn_tokenizer_free(t);
+    return e ? fail(e, &err) : 0;
+}
+
 static int info(const char *tok)
 {
     wn_errbuf err = {{0}};
@@ -261,10 +273,11 @@ int wn_cmd_tokenizer(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
     if (!strcmp(cmd, "train")) return train(argc - 1, argv + 1);
-    const char *tok = NULL, *file = NULL;
+    const char *tok = NULL, *file = NULL, *out = NULL;
     int lines = 0, special = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--tokenizer")) tok = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--out")) out = argv[++i];
         else if (!strcmp(argv[i], "--lines")) lines = 1;
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (argv[i][0] == '-' && argv[i][1]) return bad_usage("unknown option or missing value:", argv[i]);
@@ -276,5 +289,6 @@ int wn_cmd_tokenizer(int argc, char **argv)
     if (!strcmp(cmd, "encode")) return encode(tok, file, lines, special);
     if (!strcmp(cmd, "decode")) return decode(tok, file, lines);
     if (!strcmp(cmd, "info")) return info(tok);
+    if (!strcmp(cmd, "convert")) return out ? convert(tok, out) : bad_usage("convert needs --out FILE", NULL);
     return bad_usage("unknown tokenizer command", cmd);
 }

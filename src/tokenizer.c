@@ -59,6 +59,14 @@ static const char *const pattern_cl100k =
     "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|"
     "\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
 
+/* The same, as written into tokenizer.json: Oniguruma (HF tokenizers) reads
+ * `{1,3}+` as "one or more runs of 1-3", not as a possessive {1,3}, so the
+ * digit rule is written without the +; both mean the same match here, since
+ * nothing follows the digits inside that alternative. */
+static const char *const pattern_cl100k_hf =
+    "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|"
+    "\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
+
 /* Unicode White_Space, which is what \s means to Rust's regex and to
  * Oniguruma; PCRE2's \s under UCP leaves out U+0085. */
 static const char ws_class[] =
@@ -257,7 +265,13 @@ static wn_err set_pattern(wn_tokenizer *t, wn_pretok pretok, const char *pattern
     if (!pat) return wn_fail(err, WN_ERR_USAGE, "a custom pre-tokenization needs a pattern");
     if (pretok == WN_PRETOK_CUSTOM) { /* a known pattern gets its name */
         if (!strcmp(pat, pattern_gpt2)) t->pretok = WN_PRETOK_GPT2;
-        else if (!strcmp(pat, pattern_cl100k)) t->pretok = WN_PRETOK_CL100K;
+        else if (!strcmp(pat, pattern_cl100k) || !strcmp(pat, pattern_cl100k_hf)) {
+            t->pretok = WN_PRETOK_CL100K;
+            pat = pattern_cl100k;
+        } else if (strstr(pat, "}+")) {
+            return wn_fail(err, WN_ERR_INPUT, "pre-tokenization pattern uses `{n,m}+`, which Oniguruma (HF "
+                           "tokenizers) and PCRE2 read differently; write it without the +");
+        }
     }
     t->pattern = wn_strdup(pat);
     wn_buf tr = {0};
@@ -1083,7 +1097,7 @@ wn_err wn_tokenizer_save(const wn_tokenizer *t, const char *path, wn_errbuf *err
         wn_jw_key(&w, "type"); wn_jw_str(&w, "Split");
         wn_jw_key(&w, "pattern");
         wn_jw_obj_begin(&w);
-        wn_jw_key(&w, "Regex"); wn_jw_str(&w, t->pattern);
+        wn_jw_key(&w, "Regex"); wn_jw_str(&w, t->pretok == WN_PRETOK_CL100K ? pattern_cl100k_hf : t->pattern);
         wn_jw_obj_end(&w);
         wn_jw_key(&w, "behavior"); wn_jw_str(&w, "Isolated");
         wn_jw_key(&w, "invert"); wn_jw_bool(&w, 0);
