@@ -50,8 +50,8 @@ wn_err wn_report_print(const char *run_dir, FILE *f, wn_errbuf *err)
         fprintf(f, "run %s: not complete (no run.json); reports below are from an earlier finished run, if any\n",
                 run_dir);
     }
-    fprintf(f, "\n  %-20s %10s %10s %10s %10s %9s %9s %8s %8s\n", "step", "docs in", "docs out", "MB in",
-            "MB out", "modified", "dropped", "time s", "MB/s");
+    fprintf(f, "\n  %-20s %10s %10s %10s %10s %11s %9s %9s %8s %8s\n", "step", "docs in", "docs out", "MB in",
+            "MB out", "tokens out", "modified", "dropped", "time s", "MB/s");
     wn_buf drops = {0};
     wn_err e = WN_OK;
     for (int i = 0; i < n; i++) {
@@ -84,9 +84,11 @@ wn_err wn_report_print(const char *run_dir, FILE *f, wn_errbuf *err)
             if (!first) wn_buf_putc(&drops, '\n');
         }
         double wall = num(&j, "wall_seconds");
-        fprintf(f, "  %-20s %10.0f %10.0f %10.2f %10.2f %9.0f %9llu %8.2f %8.1f\n", names[i],
+        char tokens[32] = "";
+        if (wn_json_get(j.p, j.len, "tokens_out", &v)) snprintf(tokens, sizeof tokens, "%.0f", num(&j, "tokens_out"));
+        fprintf(f, "  %-20s %10.0f %10.0f %10.2f %10.2f %11s %9.0f %9llu %8.2f %8.1f\n", names[i],
                 num(&j, "docs_in"), num(&j, "docs_out"), num(&j, "bytes_in") / 1e6, num(&j, "bytes_out") / 1e6,
-                num(&j, "modified"), (unsigned long long)dropped, wall,
+                tokens, num(&j, "modified"), (unsigned long long)dropped, wall,
                 wall > 0 ? num(&j, "bytes_in") / 1e6 / wall : 0.0);
         wn_buf_free(&j);
     }

@@ -15,8 +15,9 @@ summarize() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 drops = ",".join(f"{k}:{v}" for k, v in sorted(r["dropped"].items())) or "-"
+tokens = f' tokens {r["tokens_in"]}->{r["tokens_out"]}' if "tokens_out" in r else ""
 print(f'{r["index"]:02d}-{r["stage"]} docs {r["docs_in"]}->{r["docs_out"]} '
-      f'bytes {r["bytes_in"]}->{r["bytes_out"]} modified {r["modified"]} dropped {drops}')
+      f'bytes {r["bytes_in"]}->{r["bytes_out"]} modified {r["modified"]} dropped {drops}{tokens}')
 PY
     done
     shard_sums "$T/run"
