@@ -14,6 +14,7 @@ stages:
   - length_filter: {min_words: 3, max_chars: 4000}
   - exact_dedup: {lowercase: true}
   - sample: {rate: 0.7, seed: 7}
+  - tokenize: {tokenizer: samples/tokenizer.json, emit: ids}
 outputs:
   documents: {shard_bytes: 300KiB}
 YAML
