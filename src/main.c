@@ -22,6 +22,7 @@ static const char *const usage_main =
     "  validate MANIFEST       check a manifest (keys, types, ranges, input files) without running it\n"
     "  stages [NAME]           list stages, or show one stage's parameters and defaults\n"
     "  report RUN_DIR          print the funnel of a run: docs/bytes per stage, drops, time\n"
+    "  inspect FILE            a shard, shards/index.json (--verify), or a tokenizer, in human form\n"
     "  tokenizer encode|decode|train|info ...\n"
     "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
     "  --help, --version\n"
@@ -170,5 +171,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "stages")) return cmd_stages(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return wn_cmd_tokenizer(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect")) return wn_cmd_inspect(argc - 2, argv + 2);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

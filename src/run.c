@@ -24,6 +24,8 @@
 #include "reader.h"
 #include "writer.h"
 
+#include <xxhash.h>
+
 #define DROP_SAMPLES 10
 #define HIST_BUCKETS 40
 
@@ -49,6 +51,7 @@ typedef struct {
     wn_manifest *m;
     const wn_run_opts *o;
     char dir[4096];
+    wn_run_info info;
     wn_stage *st;
     int n;
     stats *stats; /* n + 2 */
@@ -717,8 +720,24 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     if (!r.st || !r.stats) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
     snprintf(r.stats[0].name, sizeof r.stats[0].name, "read");
     snprintf(r.stats[r.n + 1].name, sizeof r.stats[0].name, "write");
+    { /* the manifest's identity: what shapes the outputs, not where they go */
+        wn_buf fp = {0}, h = {0};
+        fingerprint(resolved.p, &fp);
+        for (const char *p = fp.p ? fp.p : ""; *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+            if (strncmp(p, "name:", 5) && strncmp(p, "workdir:", 8)) wn_buf_append(&h, p, len);
+            p += len;
+        }
+        r.info.run_dir = r.dir;
+        r.info.manifest_hash = XXH3_64bits(h.p ? h.p : "", h.len);
+        wn_buf_free(&h);
+        r.info.eot_id = -1;
+        wn_buf_free(&fp);
+    }
     for (int i = 0; i < r.n; i++) {
         wn_stage *st = &r.st[i];
+        st->run = &r.info;
         st->def = m->stages[i].def;
         st->params = m->stages[i].values;
         st->index = i + 1;

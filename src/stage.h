@@ -69,8 +69,21 @@ typedef struct wn_stage_def {
     void (*close)(wn_stage *st);
 } wn_stage_def;
 
+/* Facts about the run shared by all stages through the core: where the run
+ * lives, and what a tokenize stage announced in its open (stages open in
+ * manifest order, so later stages see it). */
+typedef struct {
+    const char *run_dir;
+    uint64_t manifest_hash;  /* xxh3-64 of the resolved manifest (without threads) */
+    int vocab_size;          /* 0 until a tokenize stage opens */
+    int64_t eot_id;          /* -1 when none */
+    uint64_t tokenizer_hash;
+    char tokenizer[4096];
+} wn_run_info;
+
 /* The run-time instance handed to every method. */
 struct wn_stage {
+    wn_run_info *run;
     const wn_stage_def *def;
     void *state;            /* state_size bytes, zeroed before open */
     const wn_value *params; /* in the order of def->params */

@@ -47,6 +47,12 @@ static wn_err tok_open(wn_stage *st)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "tokenizer %s has no special token %s (set eot: none, or eot_token)",
                        wn_param(st, "tokenizer")->s, wn_param(st, "eot_token")->s);
     s->special = wn_param(st, "special")->b;
+    if (st->run) { /* announce the tokenizer to later stages (pack records it) */
+        st->run->vocab_size = wn_tokenizer_vocab_size(s->t);
+        st->run->eot_id = s->eot;
+        st->run->tokenizer_hash = wn_tokenizer_hash(s->t);
+        snprintf(st->run->tokenizer, sizeof st->run->tokenizer, "%s", wn_param(st, "tokenizer")->s);
+    }
     s->emit_ids = !strcmp(wn_param(st, "emit")->s, "ids");
     s->n_ctx = st->threads > 0 ? st->threads : 1;
     s->ctx = wn_calloc((size_t)s->n_ctx, sizeof *s->ctx);

@@ -7,7 +7,7 @@ ROOT=$PWD
 WINNOW=${WINNOW:-$ROOT/build/san/winnow}
 SHARED=${WN_SHARED:-$ROOT/../shared}
 T=$(mktemp -d /tmp/winnow-e2e.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+trap "[ -n \"${KEEP_T:-}\" ] || rm -rf \"$T\"" EXIT
 fails=0
 
 check() { # description, command...
@@ -22,7 +22,11 @@ v=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split("."): v=v.get(k, 0) if isinstance(v, dict) else v[int(k)]
 print(v)' "$1" "$2"
 }
-shard_sums() { (cd "$1/documents" && sha256sum part-*.jsonl.zst); }
+# checksums of a run's outputs: document shards, and token shards when present
+shard_sums() {
+    (cd "$1/documents" && sha256sum part-*.jsonl.zst)
+    if [ -d "$1/shards" ]; then (cd "$1/shards" && sha256sum ./*.bin index.json); fi
+}
 finish() {
     if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed" >&2; exit 1; fi
     exit 0

@@ -33,5 +33,10 @@ ref=$(python3 tests/e2e/ref_quickstart.py)
 R=$T/run/stages
 ours="docs $(json_get "$R/00-read/report.json" docs_out) short $(json_get "$R/02-length_filter/report.json" dropped.too_few_words) dup $(json_get "$R/03-exact_dedup/report.json" dropped.duplicate)"
 check "reference counts '$ref' == winnow '$ours'" [ "$ref" = "$ours" ]
+# The token shards, read as an llm.c loader would and decoded by HF tokenizers,
+# hold exactly the output documents.
+python3 tests/e2e/check_shards.py "$T/run" samples/tokenizer.json
+rc=$?
+if [ $rc = 77 ]; then echo "SKIP: tokenizers not installed: shard contents not decoded"; else check "shards hold the output documents" [ $rc = 0 ]; fi
 check "golden numbers and checksums match $EXPECTED" diff -u "$EXPECTED" "$T/actual"
 finish

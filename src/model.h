@@ -1,0 +1,109 @@
+/*
+ * model.h - the bundled GPT-2 model: parameters, forward, backward, AdamW,
+ * sampling. One model API with three users: `winnow train`, the `score`
+ * stage (per-token losses of a reference model) and `synthesize`.
+ *
+ * Architecture: GPT-2 (pre-LayerNorm blocks, causal multi-head attention,
+ * GELU (tanh approximation) MLP of width 4C, final LayerNorm, LM head tied to
+ * the token embedding). float32 on the CPU with OpenMP; the CUDA path
+ * (kernels/gpt_*.cu) computes the same within stated tolerances.
+ *
+ * Parameter layout is HF GPT-2's, tensor for tensor (so safetensors files
+ * map 1:1 with no transposes): linear weights are Conv1D-style (in, out),
+ * i.e. y = x @ W + b.
+ *   wte.weight            (V, C)        token embedding; also the LM head
+ *   wpe.weight            (maxT, C)     position embedding
+ *   h.{l}.ln_1.weight/.bias             (C)
+ *   h.{l}.attn.c_attn.weight (C, 3C)    .bias (3C)   q, k, v in that order
+ *   h.{l}.attn.c_proj.weight (C, C)     .bias (C)
+ *   h.{l}.ln_2.weight/.bias             (C)
+ *   h.{l}.mlp.c_fc.weight   (C, 4C)     .bias (4C)
+ *   h.{l}.mlp.c_proj.weight (4C, C)     .bias (C)
+ *   ln_f.weight/.bias                   (C)
+ * Initialisation (GPT-2): weights N(0, 0.02), the two residual projections
+ * (attn.c_proj, mlp.c_proj) N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm
+ * weights 1; drawn from a seeded generator, so a seed fixes the model.
+ *
+ * Ownership: the model owns parameters, gradients, optimizer moments and
+ * activation buffers (sized at the first forward for B x T, regrown when a
+ * larger batch comes). Inputs are borrowed for the call.
+ */
+#ifndef WN_MODEL_H
+#define WN_MODEL_H
+
+#include "wn.h"
+
+typedef struct {
+    int vocab;   /* V */
+    int context; /* maxT: longest sequence */
+    int layers;  /* L */
+    int heads;   /* NH; dim % heads == 0 */
+    int dim;     /* C */
+} wn_gpt_config;
+
+typedef struct wn_gpt wn_gpt;
+
+/* One parameter tensor: HF name, shape (up to 2 dims), its data and gradient. */
+typedef struct {
+    char name[64];
+    int ndim;
+    int shape[2];
+    size_t size; /* elements */
+    float *data;
+    float *grad;
+} wn_tensor;
+
+wn_err wn_gpt_new(wn_gpt **m, const wn_gpt_config *c, uint64_t seed, wn_errbuf *err);
+void wn_gpt_free(wn_gpt *m);
+const wn_gpt_config *wn_gpt_cfg(const wn_gpt *m);
+size_t wn_gpt_num_params(const wn_gpt *m);
+/* The parameter tensors in the order listed above (per layer: ln_1, c_attn,
+ * attn.c_proj, ln_2, c_fc, mlp.c_proj, weights before biases). Returns the
+ * count (2 + 12 L + 2), and points *out at an internal array. */
+int wn_gpt_tensors(wn_gpt *m, wn_tensor **out);
+
+/* Forward over B sequences of T tokens (T <= context). targets (B*T) may be
+ * NULL (no loss). weights (B*T) may be NULL (every token weight 1): the loss
+ * is sum(w * nll) / sum(w) over the batch (0 when all weights are 0).
+ * Writes the loss to *loss when targets are given. */
+wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets, const float *weights, int B,
+                      int T, float *loss);
+/* After a forward: logits (B, T, V) and, with targets, per-token negative
+ * log-likelihoods (B, T). Valid until the next forward. */
+const float *wn_gpt_logits(const wn_gpt *m);
+const float *wn_gpt_token_nll(const wn_gpt *m);
+
+void wn_gpt_zero_grad(wn_gpt *m);
+/* Gradients of the last forward's loss, accumulated into the tensors' grad. */
+wn_err wn_gpt_backward(wn_gpt *m);
+/* Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it,
+ * gradients are scaled down to max_norm. Returns the norm before clipping. */
+float wn_gpt_clip_grad(wn_gpt *m, float max_norm);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} wn_adamw;
+/* One AdamW step (t is 1-based, for bias correction). Weight decay applies
+ * to 2-D tensors only (embeddings and linear weights), not biases or
+ * LayerNorm parameters. */
+void wn_gpt_adamw(wn_gpt *m, const wn_adamw *o, int t);
+/* Optimizer moments (m, v), each wn_gpt_num_params floats in tensor order,
+ * for checkpoints. */
+float *wn_gpt_adam_m(wn_gpt *m);
+float *wn_gpt_adam_v(wn_gpt *m);
+
+/* Linear warmup to max_lr over `warmup` steps, then cosine decay to min_lr at
+ * step `total` (steps 0-based). */
+float wn_lr_schedule(int step, int warmup, int total, float max_lr, float min_lr);
+
+/* Samples the next token from the last position's logits of sequence b of
+ * the last forward: temperature (<= 0: argmax) and top-k (0: all). *rng is a
+ * xorshift64* state. */
+uint32_t wn_gpt_sample(const wn_gpt *m, int b, int T, float temperature, int top_k, uint64_t *rng);
+
+/* Floating-point operations of one forward+backward over B*T tokens
+ * (6 N per token for the matrix products plus attention), for MFU and
+ * budget accounting. */
+double wn_gpt_flops_per_step(const wn_gpt *m, int B, int T);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * pack.c - packs tokenized documents into training shards (llm.c layout) in
+ * RUN_DIR/shards/, with a docs sidecar (document starts), a weights sidecar
+ * when padding must be masked, and shards/index.json.
+ *
+ * Modes:
+ *   concat    llm.c's convention: documents (each starting with the EOT token
+ *             the tokenize stage prepended) one after another in one stream.
+ *   best_fit  Ding et al. 2024: documents longer than seq_len + 1 are cut into
+ *             chunks of at most seq_len + 1 tokens; chunks are placed by
+ *             Best-Fit-Decreasing into sequences of exactly seq_len + 1 tokens
+ *             (inputs seq_len, targets shifted by one), padded with EOT at
+ *             weight 0. BFD runs over a window of `window` sequences' worth of
+ *             chunks at a time (streaming, memory-bounded); a count per free
+ *             capacity finds the best bin in O(seq_len) worst case.
+ * A document goes to the validation split when xxh3-64(id, seed) / 2^64 <
+ * val_fraction, else to train; splits have their own shards
+ * (train_000000.bin, val_000000.bin, ...). A shard closes after shard_tokens
+ * tokens (at a document or sequence boundary).
+ *
+ * Resume: the open shards are files that only grow; a checkpoint records
+ * their lengths (after an fsync) and the buffered window, and restoring
+ * truncates the files back to those lengths.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "../src/fs.h"
+#include "../src/shard.h"
+#include "../src/stage.h"
+
+static const wn_param_def params[] = {
+    {"method", WN_P_ENUM, "concat", 0, 0, "concat|best_fit", "concat (llm.c stream) or best_fit sequences"},
+    {"seq_len", WN_P_INT, "1024", 8, 1 << 20, NULL, "context length T; best_fit sequences hold T + 1 tokens"},
+    {"shard_tokens", WN_P_INT, "100000000", 1024, 2000000000, NULL, "tokens per shard (llm.c: 1e8)"},
+    {"val_fraction", WN_P_FLOAT, "0", 0, 1, NULL, "share of documents (by id hash) in the validation split"},
+    {"seed", WN_P_INT, "0", 0, 9e18, NULL, "seed of the split hash"},
+    {"dtype", WN_P_ENUM, "auto", 0, 0, "auto|uint16|uint32",
+     "token width: auto = uint16 when the tokenizer has at most 65,536 tokens"},
+    {"window", WN_P_INT, "1024", 1, 1 << 20, NULL, "best_fit: sequences' worth of chunks packed together"},
+};
+
+enum { SPLIT_TRAIN, SPLIT_VAL, N_SPLITS };
+static const char *const split_name[N_SPLITS] = {"train", "val"};
+
+typedef struct {
+    char name[64];
+    uint64_t ntok, ndocs;
+    XXH128_hash_t sum;
+} shard_info;
+
+typedef struct {
+    int open;
+    int number;
+    wn_shard_writer tok, docs, weights;
+    uint64_t ndocs_total, ntok_total, pad_tokens, truncated_docs;
+    /* best_fit window: chunks (token runs) waiting to be packed */
+    uint32_t *buf;
+    size_t buf_n, buf_cap;
+    uint32_t *chunk_len;
+    size_t n_chunks, chunk_cap;
+} split;
+
+typedef struct {
+    int best_fit;
+    int64_t seq_len, shard_tokens, window;
+    double val_fraction;
+    uint64_t seed;
+    int token_bytes;
+    uint32_t eot;
+    char dir[4200];
+    split sp[N_SPLITS];
+    shard_info *done;
+    int n_done;
+    uint64_t bins, bin_tokens; /* best_fit statistics */
+} pack;
+
+static wn_err pk_open(wn_stage *st)
+{
+    pack *s = st->state;
+    s->best_fit = !strcmp(wn_param(st, "method")->s, "best_fit");
+    s->seq_len = wn_param(st, "seq_len")->i;
+    s->shard_tokens = wn_param(st, "shard_tokens")->i;
+    s->val_fraction = wn_param(st, "val_fraction")->f;
+    s->seed = (uint64_t)wn_param(st, "seed")->i;
+    s->window = wn_param(st, "window")->i;
+    const char *dt = wn_param(st, "dtype")->s;
+    if (!st->run || !st->run->vocab_size)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "pack needs a tokenize stage before it");
+    s->token_bytes = !strcmp(dt, "uint32") || (!strcmp(dt, "auto") && st->run->vocab_size > 65536) ? 4 : 2;
+    if (s->token_bytes == 2 && st->run->vocab_size > 65536)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "dtype uint16 cannot hold a %d-token vocabulary; use uint32 or auto",
+                       st->run->vocab_size);
+    if (s->best_fit && st->run->eot_id < 0)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "best_fit pads with the end-of-text token: the tokenizer has none");
+    s->eot = st->run->eot_id < 0 ? 0 : (uint32_t)st->run->eot_id;
+    snprintf(s->dir, sizeof s->dir, "%s/shards", st->run->run_dir);
+    return wn_mkdir_p(s->dir, &st->err);
+}
+
+static void shard_path(const pack *s, int sp, int number, const char *suffix, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s_%06d%s", s->dir, split_name[sp], number, suffix);
+}
+
+static wn_err split_open(wn_stage *st, pack *s, int k, uint64_t tok, uint64_t docs, uint64_t weights)
+{
+    split *p = &s->sp[k];
+    char path[4400];
+    shard_path(s, k, p->number, ".bin", path, sizeof path);
+    wn_err e = wn_shard_writer_open(&p->tok, path, s->token_bytes, tok, &st->err);
+    shard_path(s, k, p->number, ".docs.bin", path, sizeof path);
+    if (!e) e = wn_sidecar_writer_open(&p->docs, path, WN_SHARD_DOCS_MAGIC, docs, &st->err);
+    if (!e && s->best_fit) {
+        shard_path(s, k, p->number, ".weights.bin", path, sizeof path);
+        e = wn_sidecar_writer_open(&p->weights, path, WN_SHARD_WEIGHTS_MAGIC, weights, &st->err);
+    }
+    p->open = !e;
+    return e;
+}
+
+static wn_err checksum(const char *path, XXH128_hash_t *sum, wn_errbuf *err)
+{
+    wn_buf b = {0};
+    wn_err e = wn_read_file(path, &b, err);
+    if (!e) *sum = XXH3_128bits(b.p, b.len);
+    wn_buf_free(&b);
+    return e;
+}
+
+static wn_err split_close(wn_stage *st, pack *s, int k)
+{
+    split *p = &s->sp[k];
+    if (!p->open) return WN_OK;
+    p->docs.extra = p->tok.count;
+    shard_info info = {{0}, p->tok.count, p->docs.count, {0, 0}};
+    snprintf(info.name, sizeof info.name, "%s_%06d.bin", split_name[k], p->number);
+    wn_err e = wn_shard_writer_close(&p->tok, &st->err);
+    if (!e) e = wn_shard_writer_close(&p->docs, &st->err);
+    if (!e && s->best_fit) e = wn_shard_writer_close(&p->weights, &st->err);
+    if (!e) e = checksum(p->tok.path, &info.sum, &st->err);
+    if (e) return e;
+    shard_info *d = wn_realloc(s->done, (size_t)(s->n_done + 1) * sizeof *d);
+    if (!d) return WN_ERR_NOMEM;
+    s->done = d;
+    s->done[s->n_done++] = info;
+    p->open = 0;
+    p->number++;
+    return WN_OK;
+}
+
+/* Appends one run of tokens (a document, or a best_fit sequence) to split k;
+ * starts[] are the offsets in it where documents (or document chunks) begin. */
+static wn_err emit(wn_stage *st, pack *s, int k, const uint32_t *t, size_t n, const float *w,
+                   const size_t *starts, size_t n_starts)
+{
+    split *p = &s->sp[k];
+    wn_err e;
+    if (!p->open && (e = split_open(st, s, k, 0, 0, 0))) return e;
+    for (size_t i = 0; i < n_starts; i++) {
+        uint64_t start = p->tok.count + starts[i];
+        if ((e = wn_shard_writer_put_raw(&p->docs, &start, 1, &st->err))) return e;
+    }
+    if ((e = wn_shard_writer_put(&p->tok, t, n, &st->err))) return e;
+    if (s->best_fit && (e = wn_shard_writer_put_raw(&p->weights, w, n, &st->err))) return e;
+    p->ntok_total += n;
+    if ((int64_t)p->tok.count >= s->shard_tokens) return split_close(st, s, k);
+    return WN_OK;
+}
+
+/* ---- best fit --------------------------------------------------------- */
+
+static wn_err add_chunk(split *p, const uint32_t *t, size_t n)
+{
+    if (p->buf_n + n > p->buf_cap) {
+        size_t cap = (p->buf_n + n) * 2;
+        uint32_t *b = wn_realloc(p->buf, cap * sizeof *b);
+        if (!b) return WN_ERR_NOMEM;
+        p->buf = b;
+        p->buf_cap = cap;
+    }
+    if (p->n_chunks == p->chunk_cap) {
+        size_t cap = p->chunk_cap ? p->chunk_cap * 2 : 1024;
+        uint32_t *c = wn_realloc(p->chunk_len, cap * sizeof *c);
+        if (!c) return WN_ERR_NOMEM;
+        p->chunk_len = c;
+        p->chunk_cap = cap;
+    }
+    memcpy(p->buf + p->buf_n, t, n * sizeof *t);
+    p->buf_n += n;
+    p->chunk_len[p->n_chunks++] = (uint32_t)n;
+    return WN_OK;
+}
+
+typedef struct {
+    uint32_t len;
+    size_t off, index;
+} chunk_ref;
+
+static int by_length_desc(const void *a, const void *b)
+{
+    const chunk_ref *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index; /* stable: input order */
+}
+
+/* Best-Fit-Decreasing over the window's chunks; emits every sequence. */
+static wn_err flush_window(wn_stage *st, pack *s, int k)
+{
+    split *p = &s->sp[k];
+    if (!p->n_chunks) return WN_OK;
+    size_t cap = (size_t)s->seq_len + 1, n = p->n_chunks;
+    chunk_ref *c = wn_malloc(n * sizeof *c);
+    size_t *bin_of = wn_malloc(n * sizeof *bin_of);
+    size_t *free_cap = wn_malloc(n * sizeof *free_cap);
+    uint32_t *seq = wn_malloc(cap * sizeof *seq);
+    float *w = wn_malloc(cap * sizeof *w);
+    size_t *starts = wn_malloc(cap * sizeof *starts);
+    wn_err e = WN_OK;
+    if (!c || !bin_of || !free_cap || !seq || !w || !starts) { e = WN_ERR_NOMEM; goto done; }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        c[i] = (chunk_ref){p->chunk_len[i], off, i};
+        off += p->chunk_len[i];
+    }
+    qsort(c, n, sizeof *c, by_length_desc);
+    size_t bins = 0;
+    for (size_t i = 0; i < n; i++) { /* the open bin with the least room that fits */
+        size_t best = bins;
+        for (size_t b = 0; b < bins; b++)
+            if (free_cap[b] >= c[i].len && (best == bins || free_cap[b] < free_cap[best])) best = b;
+        if (best == bins) free_cap[bins++] = cap;
+        free_cap[best] -= c[i].len;
+        bin_of[i] = best;
+    }
+    /* emit bins in order; chunks inside a bin in packing order */
+    for (size_t b = 0; b < bins && !e; b++) {
+        size_t len = 0, n_starts = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (bin_of[i] != b) continue;
+            starts[n_starts++] = len;
+            memcpy(seq + len, p->buf + c[i].off, c[i].len * sizeof *seq);
+            for (size_t j = 0; j < c[i].len; j++) w[len + j] = 1.0f;
+            len += c[i].len;
+        }
+        for (; len < cap; len++) { seq[len] = s->eot; w[len] = 0.0f; p->pad_tokens++; }
+        s->bins++;
+        s->bin_tokens += cap;
+        e = emit(st, s, k, seq, cap, w, starts, n_starts);
+    }
+    p->buf_n = 0;
+    p->n_chunks = 0;
+done:
+    wn_free(c);
+    wn_free(bin_of);
+    wn_free(free_cap);
+    wn_free(seq);
+    wn_free(w);
+    wn_free(starts);
+    return e;
+}
+
+static wn_err pk_process(wn_stage *st, wn_batch *b)
+{
+    pack *s = st->state;
+    for (size_t i = 0; i < b->n; i++) {
+        const wn_doc *d = &b->docs[i];
+        if (!d->has_tokens) return wn_fail(&st->err, WN_ERR_MANIFEST, "pack needs tokens: put a tokenize stage before it");
+        if (!d->tokens.n) continue;
+        int k = s->val_fraction > 0 &&
+                (double)XXH3_64bits_withSeed(d->id.p, d->id.len, s->seed) / 18446744073709551616.0 < s->val_fraction;
+        split *p = &s->sp[k];
+        p->ndocs_total++;
+        if (s->token_bytes == 2)
+            for (size_t t = 0; t < d->tokens.n; t++)
+                if (d->tokens.p[t] > 65535)
+                    return wn_fail(&st->err, WN_ERR_INPUT, "token %u does not fit uint16 shards (dtype: uint32)",
+                                   d->tokens.p[t]);
+        wn_err e;
+        if (!s->best_fit) {
+            size_t zero = 0;
+            if ((e = emit(st, s, k, d->tokens.p, d->tokens.n, NULL, &zero, 1))) return e;
+            continue;
+        }
+        size_t cap = (size_t)s->seq_len + 1;
+        if (d->tokens.n > cap) p->truncated_docs++;
+        for (size_t off = 0; off < d->tokens.n; off += cap) {
+            size_t n = d->tokens.n - off < cap ? d->tokens.n - off : cap;
+            if ((e = add_chunk(p, d->tokens.p + off, n))) return wn_fail(&st->err, e, "out of memory");
+        }
+        if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
+    }
+    return WN_OK;
+}
+
+static wn_err write_index(wn_stage *st, pack *s)
+{
+    wn_buf out = {0};
+    wn_jw w;
+    char hex[40];
+    wn_jw_init(&w, &out, 1);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "format"); wn_jw_str(&w, s->token_bytes == 2 ? "llm.c v1 (uint16)" : "llm.c v2 (uint32)");
+    wn_jw_key(&w, "method"); wn_jw_str(&w, s->best_fit ? "best_fit" : "concat");
+    wn_jw_key(&w, "seq_len"); wn_jw_i64(&w, s->seq_len);
+    wn_jw_key(&w, "sequence_tokens"); wn_jw_i64(&w, s->best_fit ? s->seq_len + 1 : 0);
+    wn_jw_key(&w, "tokenizer"); wn_jw_str(&w, st->run->tokenizer);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)st->run->tokenizer_hash);
+    wn_jw_key(&w, "tokenizer_hash"); wn_jw_str(&w, hex);
+    wn_jw_key(&w, "vocab_size"); wn_jw_i64(&w, st->run->vocab_size);
+    wn_jw_key(&w, "eot"); wn_jw_i64(&w, st->run->eot_id);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)st->run->manifest_hash);
+    wn_jw_key(&w, "manifest_hash"); wn_jw_str(&w, hex);
+    wn_jw_key(&w, "shards");
+    wn_jw_arr_begin(&w);
+    for (int i = 0; i < s->n_done; i++) {
+        wn_jw_obj_begin(&w);
+        wn_jw_key(&w, "file"); wn_jw_str(&w, s->done[i].name);
+        wn_jw_key(&w, "split"); wn_jw_str(&w, !strncmp(s->done[i].name, "val", 3) ? "val" : "train");
+        wn_jw_key(&w, "tokens"); wn_jw_u64(&w, s->done[i].ntok);
+        wn_jw_key(&w, "documents"); wn_jw_u64(&w, s->done[i].ndocs);
+        snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)s->done[i].sum.high64,
+                 (unsigned long long)s->done[i].sum.low64);
+        wn_jw_key(&w, "xxh3_128"); wn_jw_str(&w, hex);
+        wn_jw_obj_end(&w);
+    }
+    wn_jw_arr_end(&w);
+    wn_jw_obj_end(&w);
+    wn_buf_putc(&out, '\n');
+    char path[4400];
+    snprintf(path, sizeof path, "%s/index.json", s->dir);
+    wn_err e = out.p ? wn_write_atomic(path, out.p, out.len, &st->err) : WN_ERR_NOMEM;
+    wn_buf_free(&out);
+    return e;
+}
+
+static wn_err pk_finish(wn_stage *st, wn_batch *out)
+{
+    pack *s = st->state;
+    wn_err e = WN_OK;
+    for (int k = 0; k < N_SPLITS && !e; k++) {
+        if (s->best_fit) e = flush_window(st, s, k);
+        if (!e) e = split_close(st, s, k);
+    }
+    return e ? e : write_index(st, s);
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+typedef struct {
+    uint64_t magic, n_done, bins, bin_tokens;
+    struct {
+        uint64_t open, number, tok, docs, weights, ndocs_total, ntok_total, pad_tokens, truncated, buf_n, n_chunks;
+    } sp[N_SPLITS];
+} pack_ckpt;
+
+static wn_err pk_save(wn_stage *st, FILE *f)
+{
+    pack *s = st->state;
+    pack_ckpt c = {0x7061636b31ull, (uint64_t)s->n_done, s->bins, s->bin_tokens, {{0}}};
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        wn_err e;
+        if (p->open && ((e = wn_shard_writer_sync(&p->tok, &st->err)) || (e = wn_shard_writer_sync(&p->docs, &st->err)) ||
+                        (s->best_fit && (e = wn_shard_writer_sync(&p->weights, &st->err)))))
+            return e;
+        c.sp[k].open = (uint64_t)p->open;
+        c.sp[k].number = (uint64_t)p->number;
+        c.sp[k].tok = p->open ? p->tok.count : 0;
+        c.sp[k].docs = p->open ? p->docs.count : 0;
+        c.sp[k].weights = p->open && s->best_fit ? p->weights.count : 0;
+        c.sp[k].ndocs_total = p->ndocs_total;
+        c.sp[k].ntok_total = p->ntok_total;
+        c.sp[k].pad_tokens = p->pad_tokens;
+        c.sp[k].truncated = p->truncated_docs;
+        c.sp[k].buf_n = p->buf_n;
+        c.sp[k].n_chunks = p->n_chunks;
+    }
+    int bad = fwrite(&c, sizeof c, 1, f) != 1;
+    bad |= s->n_done && fwrite(s->done, sizeof *s->done, (size_t)s->n_done, f) != (size_t)s->n_done;
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        bad |= p->buf_n && fwrite(p->buf, sizeof *p->buf, p->buf_n, f) != p->buf_n;
+        bad |= p->n_chunks && fwrite(p->chunk_len, sizeof *p->chunk_len, p->n_chunks, f) != p->n_chunks;
+    }
+    return bad ? wn_fail(&st->err, WN_ERR_IO, "checkpoint write failed") : WN_OK;
+}
+
+static wn_err pk_load(wn_stage *st, FILE *f)
+{
+    pack *s = st->state;
+    pack_ckpt c;
+    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != 0x7061636b31ull)
+        return wn_fail(&st->err, WN_ERR_STATE, "not a pack checkpoint");
+    s->bins = c.bins;
+    s->bin_tokens = c.bin_tokens;
+    if (c.n_done) {
+        if (!(s->done = wn_malloc(c.n_done * sizeof *s->done))) return WN_ERR_NOMEM;
+        if (fread(s->done, sizeof *s->done, c.n_done, f) != c.n_done) return wn_fail(&st->err, WN_ERR_STATE, "cut short");
+        s->n_done = (int)c.n_done;
+    }
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        p->number = (int)c.sp[k].number;
+        p->ndocs_total = c.sp[k].ndocs_total;
+        p->ntok_total = c.sp[k].ntok_total;
+        p->pad_tokens = c.sp[k].pad_tokens;
+        p->truncated_docs = c.sp[k].truncated;
+        size_t bn = c.sp[k].buf_n, nc = c.sp[k].n_chunks;
+        p->buf = wn_malloc((bn ? bn : 1) * sizeof *p->buf);
+        p->chunk_len = wn_malloc((nc ? nc : 1) * sizeof *p->chunk_len);
+        if (!p->buf || !p->chunk_len) return WN_ERR_NOMEM;
+        p->buf_cap = bn ? bn : 1;
+        p->chunk_cap = nc ? nc : 1;
+        if ((bn && fread(p->buf, sizeof *p->buf, bn, f) != bn) ||
+            (nc && fread(p->chunk_len, sizeof *p->chunk_len, nc, f) != nc))
+            return wn_fail(&st->err, WN_ERR_STATE, "pack checkpoint cut short");
+        p->buf_n = bn;
+        p->n_chunks = nc;
+        wn_err e;
+        if (c.sp[k].open && (e = split_open(st, s, k, c.sp[k].tok, c.sp[k].docs, c.sp[k].weights))) return e;
+    }
+    return WN_OK;
+}
+
+static void pk_report(wn_stage *st, wn_jw *w)
+{
+    pack *s = st->state;
+    wn_jw_key(w, "shards"); wn_jw_i64(w, s->n_done);
+    for (int k = 0; k < N_SPLITS; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_tokens", split_name[k]);
+        wn_jw_key(w, key); wn_jw_u64(w, s->sp[k].ntok_total);
+        snprintf(key, sizeof key, "%s_documents", split_name[k]);
+        wn_jw_key(w, key); wn_jw_u64(w, s->sp[k].ndocs_total);
+    }
+    if (s->best_fit) {
+        uint64_t pad = s->sp[0].pad_tokens + s->sp[1].pad_tokens;
+        uint64_t cut = s->sp[0].truncated_docs + s->sp[1].truncated_docs;
+        uint64_t docs = s->sp[0].ndocs_total + s->sp[1].ndocs_total;
+        wn_jw_key(w, "sequences"); wn_jw_u64(w, s->bins);
+        wn_jw_key(w, "padding_tokens"); wn_jw_u64(w, pad);
+        wn_jw_key(w, "padding_fraction"); wn_jw_f64(w, s->bin_tokens ? (double)pad / (double)s->bin_tokens : 0);
+        wn_jw_key(w, "truncated_documents"); wn_jw_u64(w, cut);
+        wn_jw_key(w, "truncated_fraction"); wn_jw_f64(w, docs ? (double)cut / (double)docs : 0);
+    }
+}
+
+static void pk_close(wn_stage *st)
+{
+    pack *s = st->state;
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        if (p->open) { /* an interrupted run: the unfinished files stay for resume */
+            if (p->tok.f) fclose(p->tok.f);
+            if (p->docs.f) fclose(p->docs.f);
+            if (p->weights.f) fclose(p->weights.f);
+        }
+        wn_free(p->buf);
+        wn_free(p->chunk_len);
+    }
+    wn_free(s->done);
+}
+
+const wn_stage_def wn_stage_pack = {
+    .name = "pack",
+    .summary = "pack token ids into llm.c training shards (concat or best-fit), train/val split, index.json",
+    .doc = "Writes RUN_DIR/shards/{train,val}_NNNNNN.bin in llm.c's layout (256 x int32 header, magic\n"
+           "20240520; uint16 tokens, or uint32 as version 2), a .docs.bin sidecar with document starts,\n"
+           "for best_fit a .weights.bin sidecar (padding has weight 0), and shards/index.json with token\n"
+           "counts, xxh3-128 checksums, the tokenizer's and the manifest's hashes. concat follows llm.c\n"
+           "(documents back to back, each starting with the EOT the tokenize stage prepends); best_fit\n"
+           "packs whole documents into sequences of seq_len + 1 tokens by Best-Fit-Decreasing, cutting only\n"
+           "documents longer than a sequence, and reports the padding and truncation fractions.",
+    .params = params,
+    .n_params = WN_ARRAY_LEN(params),
+    .state_size = sizeof(pack),
+    .open = pk_open,
+    .process = pk_process,
+    .finish = pk_finish,
+    .save = pk_save,
+    .load = pk_load,
+    .report = pk_report,
+    .close = pk_close,
+};
