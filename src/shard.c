@@ -3,6 +3,8 @@
  */
 #include "shard.h"
 
+#include "fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -11,9 +13,11 @@
 #include <unistd.h>
 
 static wn_err open_common(wn_shard_writer *w, const char *path, uint32_t magic, uint32_t version, int item_bytes,
-                          uint64_t resume_count, wn_errbuf *err)
+                          uint64_t resume_count, int headerless, wn_errbuf *err)
 {
     memset(w, 0, sizeof *w);
+    w->headerless = headerless;
+    const off_t header = headerless ? 0 : WN_SHARD_HEADER_BYTES;
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     w->magic = magic;
@@ -22,7 +26,7 @@ static wn_err open_common(wn_shard_writer *w, const char *path, uint32_t magic, 
     w->token_bytes = item_bytes;
     if (resume_count) {
         /* keep exactly the first resume_count items of the unfinished file */
-        off_t keep = WN_SHARD_HEADER_BYTES + (off_t)resume_count * item_bytes;
+        off_t keep = header + (off_t)resume_count * item_bytes;
         struct stat sb;
         /* closed after the checkpoint: its first resume_count items are the
          * same, so it goes back to being the unfinished file */
@@ -42,7 +46,7 @@ static wn_err open_common(wn_shard_writer *w, const char *path, uint32_t magic, 
     w->f = fopen(w->tmp, "wb");
     if (!w->f) return wn_fail(err, WN_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
     static const char zero[WN_SHARD_HEADER_BYTES];
-    if (fwrite(zero, 1, sizeof zero, w->f) != sizeof zero)
+    if (header && fwrite(zero, 1, sizeof zero, w->f) != sizeof zero)
         return wn_fail(err, WN_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
     return WN_OK;
 }
@@ -51,14 +55,56 @@ wn_err wn_shard_writer_open(wn_shard_writer *w, const char *path, int token_byte
                             wn_errbuf *err)
 {
     WN_CHECK(token_bytes == 2 || token_bytes == 4);
-    return open_common(w, path, WN_SHARD_MAGIC, token_bytes == 2 ? 1 : 2, token_bytes, resume_count, err);
+    return open_common(w, path, WN_SHARD_MAGIC, token_bytes == 2 ? 1 : 2, token_bytes, resume_count, 0, err);
+}
+
+wn_err wn_megatron_writer_open(wn_shard_writer *w, const char *path, int token_bytes, uint64_t resume_count,
+                               wn_errbuf *err)
+{
+    WN_CHECK(token_bytes == 2 || token_bytes == 4);
+    return open_common(w, path, 0, 0, token_bytes, resume_count, 1, err);
+}
+
+/* Layout (Megatron-LM megatron/core/datasets/indexed_dataset.py, _IndexWriter):
+ * "MMIDIDX\0\0", u64 version 1, u8 dtype code (8 uint16, 4 int32), u64
+ * sequence count, u64 document-index count, int32 sequence lengths, int64
+ * byte offsets of the sequences in the .bin, int64 document indices
+ * (0, then the sequence count after each document). */
+wn_err wn_megatron_write_index(const char *path, int token_bytes, const uint64_t *starts, uint64_t n, uint64_t ntok,
+                               wn_errbuf *err)
+{
+    wn_buf b = {0};
+    uint64_t version = 1, docs = n + 1;
+    uint8_t code = token_bytes == 2 ? 8 : 4;
+    wn_buf_append(&b, "MMIDIDX\0\0", 9);
+    wn_buf_append(&b, &version, 8);
+    wn_buf_append(&b, &code, 1);
+    wn_buf_append(&b, &n, 8);
+    wn_buf_append(&b, &docs, 8);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t end = i + 1 < n ? starts[i + 1] : ntok;
+        WN_CHECK(end - starts[i] < (1ull << 31));
+        int32_t len = (int32_t)(end - starts[i]);
+        wn_buf_append(&b, &len, 4);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t ptr = (int64_t)(starts[i] * (uint64_t)token_bytes);
+        wn_buf_append(&b, &ptr, 8);
+    }
+    for (uint64_t i = 0; i <= n; i++) {
+        int64_t d = (int64_t)i;
+        wn_buf_append(&b, &d, 8);
+    }
+    wn_err e = b.p ? wn_write_atomic(path, b.p, b.len, err) : WN_ERR_NOMEM;
+    wn_buf_free(&b);
+    return e;
 }
 
 wn_err wn_sidecar_writer_open(wn_shard_writer *w, const char *path, uint32_t magic, uint64_t resume_count,
                               wn_errbuf *err)
 {
     int item = magic == WN_SHARD_DOCS_MAGIC ? 8 : 4;
-    return open_common(w, path, magic, 1, item, resume_count, err);
+    return open_common(w, path, magic, 1, item, resume_count, 0, err);
 }
 
 wn_err wn_shard_writer_put(wn_shard_writer *w, const uint32_t *tokens, size_t n, wn_errbuf *err)
@@ -108,6 +154,13 @@ wn_err wn_shard_writer_sync(wn_shard_writer *w, wn_errbuf *err)
 
 wn_err wn_shard_writer_close(wn_shard_writer *w, wn_errbuf *err)
 {
+    if (w->headerless) {
+        wn_err e = wn_shard_writer_sync(w, err);
+        if (fclose(w->f) && !e) e = wn_fail(err, WN_ERR_IO, "%s: close failed: %s", w->tmp, strerror(errno));
+        w->f = NULL;
+        if (!e && rename(w->tmp, w->path)) e = wn_fail(err, WN_ERR_IO, "%s: rename failed: %s", w->path, strerror(errno));
+        return e;
+    }
     int32_t header[256] = {0};
     header[0] = (int32_t)w->magic;
     header[1] = (int32_t)w->version;

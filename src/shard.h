@@ -39,12 +39,22 @@ typedef struct {
     uint64_t count;  /* items written */
     int item_bytes;  /* bytes per item */
     uint64_t extra;  /* header [3] (docs sidecar: token count) */
+    int headerless;  /* Megatron .bin: raw tokens, no header */
 } wn_shard_writer;
 
 /* Token shard writer: token_bytes 2 (version 1) or 4 (version 2). resume_count
  * > 0 reopens NAME.tmp and keeps its first resume_count tokens. */
 wn_err wn_shard_writer_open(wn_shard_writer *w, const char *path, int token_bytes, uint64_t resume_count,
                             wn_errbuf *err);
+/* Megatron-LM's data file (NAME.bin: raw little-endian tokens, no header;
+ * token_bytes 2 = uint16, 4 = int32), resumable the same way. */
+wn_err wn_megatron_writer_open(wn_shard_writer *w, const char *path, int token_bytes, uint64_t resume_count,
+                               wn_errbuf *err);
+/* Megatron-LM's index (NAME.idx, "MMIDIDX" version 1) for sequences starting
+ * at starts[0..n) in a data file of ntok tokens; one document per sequence. */
+wn_err wn_megatron_write_index(const char *path, int token_bytes, const uint64_t *starts, uint64_t n, uint64_t ntok,
+                               wn_errbuf *err);
+
 /* Sidecar writers (weights: float32 per token; docs: uint64 per document). */
 wn_err wn_sidecar_writer_open(wn_shard_writer *w, const char *path, uint32_t magic, uint64_t resume_count,
                               wn_errbuf *err);

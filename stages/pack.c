@@ -33,6 +33,8 @@
 
 static const wn_param_def params[] = {
     {"method", WN_P_ENUM, "concat", 0, 0, "concat|best_fit", "concat (llm.c stream) or best_fit sequences"},
+    {"format", WN_P_ENUM, "llmc", 0, 0, "llmc|megatron",
+     "llmc: .bin with llm.c's header; megatron: Megatron-LM .bin (raw tokens) + .idx, a document per sequence"},
     {"seq_len", WN_P_INT, "1024", 8, 1 << 20, NULL, "context length T; best_fit sequences hold T + 1 tokens"},
     {"shard_tokens", WN_P_INT, "100000000", 1024, 2000000000, NULL, "tokens per shard (llm.c: 1e8)"},
     {"val_fraction", WN_P_FLOAT, "0", 0, 1, NULL, "share of documents (by id hash) in the validation split"},
@@ -64,7 +66,7 @@ typedef struct {
 } split;
 
 typedef struct {
-    int best_fit;
+    int best_fit, megatron;
     int64_t seq_len, shard_tokens, window;
     double val_fraction;
     uint64_t seed;
@@ -81,6 +83,7 @@ static wn_err pk_open(wn_stage *st)
 {
     pack *s = st->state;
     s->best_fit = !strcmp(wn_param(st, "method")->s, "best_fit");
+    s->megatron = !strcmp(wn_param(st, "format")->s, "megatron");
     s->seq_len = wn_param(st, "seq_len")->i;
     s->shard_tokens = wn_param(st, "shard_tokens")->i;
     s->val_fraction = wn_param(st, "val_fraction")->f;
@@ -110,7 +113,8 @@ static wn_err split_open(wn_stage *st, pack *s, int k, uint64_t tok, uint64_t do
     split *p = &s->sp[k];
     char path[4400];
     shard_path(s, k, p->number, ".bin", path, sizeof path);
-    wn_err e = wn_shard_writer_open(&p->tok, path, s->token_bytes, tok, &st->err);
+    wn_err e = s->megatron ? wn_megatron_writer_open(&p->tok, path, s->token_bytes, tok, &st->err)
+                           : wn_shard_writer_open(&p->tok, path, s->token_bytes, tok, &st->err);
     shard_path(s, k, p->number, ".docs.bin", path, sizeof path);
     if (!e) e = wn_sidecar_writer_open(&p->docs, path, WN_SHARD_DOCS_MAGIC, docs, &st->err);
     if (!e && s->best_fit) {
@@ -130,6 +134,25 @@ static wn_err checksum(const char *path, XXH128_hash_t *sum, wn_errbuf *err)
     return e;
 }
 
+/* NAME.idx from the document starts in NAME.docs.bin. */
+static wn_err megatron_index(wn_stage *st, pack *s, int k)
+{
+    char path[4400];
+    wn_buf d = {0};
+    shard_path(s, k, s->sp[k].number, ".docs.bin", path, sizeof path);
+    wn_err e = wn_read_file(path, &d, &st->err);
+    if (!e && d.len < WN_SHARD_HEADER_BYTES) e = wn_fail(&st->err, WN_ERR_INTERNAL, "%s: too short", path);
+    if (!e) {
+        int32_t h[4];
+        memcpy(h, d.p, sizeof h);
+        shard_path(s, k, s->sp[k].number, ".idx", path, sizeof path);
+        e = wn_megatron_write_index(path, s->token_bytes, (const uint64_t *)(d.p + WN_SHARD_HEADER_BYTES),
+                                    (uint64_t)h[2], (uint64_t)h[3], &st->err);
+    }
+    wn_buf_free(&d);
+    return e;
+}
+
 static wn_err split_close(wn_stage *st, pack *s, int k)
 {
     split *p = &s->sp[k];
@@ -141,6 +164,7 @@ static wn_err split_close(wn_stage *st, pack *s, int k)
     if (!e) e = wn_shard_writer_close(&p->docs, &st->err);
     if (!e && s->best_fit) e = wn_shard_writer_close(&p->weights, &st->err);
     if (!e) e = checksum(p->tok.path, &info.sum, &st->err);
+    if (!e && s->megatron) e = megatron_index(st, s, k);
     if (e) return e;
     shard_info *d = wn_realloc(s->done, (size_t)(s->n_done + 1) * sizeof *d);
     if (!d) return WN_ERR_NOMEM;
@@ -302,7 +326,9 @@ static wn_err write_index(wn_stage *st, pack *s)
     char hex[40];
     wn_jw_init(&w, &out, 1);
     wn_jw_obj_begin(&w);
-    wn_jw_key(&w, "format"); wn_jw_str(&w, s->token_bytes == 2 ? "llm.c v1 (uint16)" : "llm.c v2 (uint32)");
+    wn_jw_key(&w, "format");
+    wn_jw_str(&w, s->megatron ? (s->token_bytes == 2 ? "megatron (uint16)" : "megatron (int32)")
+                              : s->token_bytes == 2 ? "llm.c v1 (uint16)" : "llm.c v2 (uint32)");
     wn_jw_key(&w, "method"); wn_jw_str(&w, s->best_fit ? "best_fit" : "concat");
     wn_jw_key(&w, "seq_len"); wn_jw_i64(&w, s->seq_len);
     wn_jw_key(&w, "sequence_tokens"); wn_jw_i64(&w, s->best_fit ? s->seq_len + 1 : 0);
