@@ -11,8 +11,12 @@
  *             Best-Fit-Decreasing into sequences of exactly seq_len + 1 tokens
  *             (inputs seq_len, targets shifted by one), padded with EOT at
  *             weight 0. BFD runs over a window of `window` sequences' worth of
- *             chunks at a time (streaming, memory-bounded); a count per free
- *             capacity finds the best bin in O(seq_len) worst case.
+ *             chunks at a time (streaming, memory-bounded), scanning the open
+ *             bins for the one with the least room that fits (lowest index on
+ *             ties), so the packing depends on the input alone.
+ * shuffle: true emits each window's sequences (best_fit) or documents
+ * (concat) in a seeded random order: a memory-bounded, windowed shuffle; the
+ * trainer reshuffles its sequences every epoch on top.
  * A document goes to the validation split when xxh3-64(id, seed) / 2^64 <
  * val_fraction, else to train; splits have their own shards
  * (train_000000.bin, val_000000.bin, ...). A shard closes after shard_tokens
@@ -41,7 +45,8 @@ static const wn_param_def params[] = {
     {"seed", WN_P_INT, "0", 0, 9e18, NULL, "seed of the split hash"},
     {"dtype", WN_P_ENUM, "auto", 0, 0, "auto|uint16|uint32",
      "token width: auto = uint16 when the tokenizer has at most 65,536 tokens"},
-    {"window", WN_P_INT, "1024", 1, 1 << 20, NULL, "best_fit: sequences' worth of chunks packed together"},
+    {"window", WN_P_INT, "1024", 1, 1 << 20, NULL, "best_fit / shuffle: sequences' worth of tokens handled together"},
+    {"shuffle", WN_P_BOOL, "false", 0, 0, NULL, "emit each window's sequences or documents in a seeded random order"},
 };
 
 enum { SPLIT_TRAIN, SPLIT_VAL, N_SPLITS };
@@ -63,10 +68,11 @@ typedef struct {
     size_t buf_n, buf_cap;
     uint32_t *chunk_len;
     size_t n_chunks, chunk_cap;
+    uint64_t windows; /* windows flushed: seeds the shuffle */
 } split;
 
 typedef struct {
-    int best_fit, megatron;
+    int best_fit, megatron, shuffle;
     int64_t seq_len, shard_tokens, window;
     double val_fraction;
     uint64_t seed;
@@ -84,6 +90,7 @@ static wn_err pk_open(wn_stage *st)
     pack *s = st->state;
     s->best_fit = !strcmp(wn_param(st, "method")->s, "best_fit");
     s->megatron = !strcmp(wn_param(st, "format")->s, "megatron");
+    s->shuffle = wn_param(st, "shuffle")->b;
     s->seq_len = wn_param(st, "seq_len")->i;
     s->shard_tokens = wn_param(st, "shard_tokens")->i;
     s->val_fraction = wn_param(st, "val_fraction")->f;
@@ -236,38 +243,67 @@ static wn_err flush_window(wn_stage *st, pack *s, int k)
     split *p = &s->sp[k];
     if (!p->n_chunks) return WN_OK;
     size_t cap = (size_t)s->seq_len + 1, n = p->n_chunks;
+    size_t seq_cap = cap; /* a unit's most tokens: a sequence, or (concat) the longest document */
+    for (size_t i = 0; i < n; i++) if (p->chunk_len[i] > seq_cap) seq_cap = p->chunk_len[i];
     chunk_ref *c = wn_malloc(n * sizeof *c);
     size_t *bin_of = wn_malloc(n * sizeof *bin_of);
     size_t *free_cap = wn_malloc(n * sizeof *free_cap);
-    uint32_t *seq = wn_malloc(cap * sizeof *seq);
-    float *w = wn_malloc(cap * sizeof *w);
-    size_t *starts = wn_malloc(cap * sizeof *starts);
+    size_t *order = wn_malloc(n * sizeof *order);
+    uint32_t *seq = wn_malloc(seq_cap * sizeof *seq);
+    float *w = wn_malloc(seq_cap * sizeof *w);
+    size_t *starts = wn_malloc(seq_cap * sizeof *starts);
     wn_err e = WN_OK;
-    if (!c || !bin_of || !free_cap || !seq || !w || !starts) { e = WN_ERR_NOMEM; goto done; }
+    if (!c || !bin_of || !free_cap || !order || !seq || !w || !starts) { e = WN_ERR_NOMEM; goto done; }
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         c[i] = (chunk_ref){p->chunk_len[i], off, i};
         off += p->chunk_len[i];
     }
-    qsort(c, n, sizeof *c, by_length_desc);
     size_t bins = 0;
-    for (size_t i = 0; i < n; i++) { /* the open bin with the least room that fits */
-        size_t best = bins;
-        for (size_t b = 0; b < bins; b++)
-            if (free_cap[b] >= c[i].len && (best == bins || free_cap[b] < free_cap[best])) best = b;
-        if (best == bins) free_cap[bins++] = cap;
-        free_cap[best] -= c[i].len;
-        bin_of[i] = best;
+    if (s->best_fit) {
+        qsort(c, n, sizeof *c, by_length_desc);
+        for (size_t i = 0; i < n; i++) { /* the open bin with the least room that fits */
+            size_t best = bins;
+            for (size_t b = 0; b < bins; b++)
+                if (free_cap[b] >= c[i].len && (best == bins || free_cap[b] < free_cap[best])) best = b;
+            if (best == bins) free_cap[bins++] = cap;
+            free_cap[best] -= c[i].len;
+            bin_of[i] = best;
+        }
+    } else { /* concat + shuffle: every document is its own unit */
+        for (size_t i = 0; i < n; i++) bin_of[i] = bins++;
     }
-    /* emit bins in order; chunks inside a bin in packing order */
-    for (size_t b = 0; b < bins && !e; b++) {
-        size_t len = 0, n_starts = 0;
+    /* the order bins go out in: as packed, or a seeded permutation */
+    for (size_t b = 0; b < bins; b++) order[b] = b;
+    if (s->shuffle) {
+        uint64_t x = s->seed ^ (0x9E3779B97F4A7C15ull * (p->windows * 2 + (uint64_t)k + 1));
+        for (size_t b = bins; b > 1; b--) {
+            x += 0x9E3779B97F4A7C15ull; /* splitmix64 */
+            uint64_t z = x;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            size_t j = (size_t)(z % b), t = order[b - 1];
+            order[b - 1] = order[j];
+            order[j] = t;
+        }
+    }
+    p->windows++;
+    /* chunks inside a bin in packing order */
+    for (size_t ob = 0; ob < bins && !e; ob++) {
+        size_t b = order[ob], len = 0, n_starts = 0;
         for (size_t i = 0; i < n; i++) {
             if (bin_of[i] != b) continue;
+            if (len + c[i].len > seq_cap) { e = WN_ERR_INTERNAL; break; }
             starts[n_starts++] = len;
             memcpy(seq + len, p->buf + c[i].off, c[i].len * sizeof *seq);
             for (size_t j = 0; j < c[i].len; j++) w[len + j] = 1.0f;
             len += c[i].len;
+        }
+        if (e) break;
+        if (!s->best_fit) {
+            e = emit(st, s, k, seq, len, NULL, starts, n_starts);
+            continue;
         }
         for (; len < cap; len++) { seq[len] = s->eot; w[len] = 0.0f; p->pad_tokens++; }
         s->bins++;
@@ -280,6 +316,7 @@ done:
     wn_free(c);
     wn_free(bin_of);
     wn_free(free_cap);
+    wn_free(order);
     wn_free(seq);
     wn_free(w);
     wn_free(starts);
@@ -303,12 +340,17 @@ static wn_err pk_process(wn_stage *st, wn_batch *b)
                     return wn_fail(&st->err, WN_ERR_INPUT, "token %u does not fit uint16 shards (dtype: uint32)",
                                    d->tokens.p[t]);
         wn_err e;
-        if (!s->best_fit) {
+        size_t cap = (size_t)s->seq_len + 1;
+        if (!s->best_fit && !s->shuffle) {
             size_t zero = 0;
             if ((e = emit(st, s, k, d->tokens.p, d->tokens.n, NULL, &zero, 1))) return e;
             continue;
         }
-        size_t cap = (size_t)s->seq_len + 1;
+        if (!s->best_fit) { /* concat + shuffle: whole documents wait in the window */
+            if ((e = add_chunk(p, d->tokens.p, d->tokens.n))) return wn_fail(&st->err, e, "out of memory");
+            if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
+            continue;
+        }
         if (d->tokens.n > cap) p->truncated_docs++;
         for (size_t off = 0; off < d->tokens.n; off += cap) {
             size_t n = d->tokens.n - off < cap ? d->tokens.n - off : cap;
@@ -367,7 +409,7 @@ static wn_err pk_finish(wn_stage *st, wn_batch *out)
     pack *s = st->state;
     wn_err e = WN_OK;
     for (int k = 0; k < N_SPLITS && !e; k++) {
-        if (s->best_fit) e = flush_window(st, s, k);
+        if (s->best_fit || s->shuffle) e = flush_window(st, s, k);
         if (!e) e = split_close(st, s, k);
     }
     return e ? e : write_index(st, s);
@@ -378,7 +420,8 @@ static wn_err pk_finish(wn_stage *st, wn_batch *out)
 typedef struct {
     uint64_t magic, n_done, bins, bin_tokens;
     struct {
-        uint64_t open, number, tok, docs, weights, ndocs_total, ntok_total, pad_tokens, truncated, buf_n, n_chunks;
+        uint64_t open, number, tok, docs, weights, ndocs_total, ntok_total, pad_tokens, truncated, buf_n, n_chunks,
+            windows;
     } sp[N_SPLITS];
 } pack_ckpt;
 
@@ -403,6 +446,7 @@ static wn_err pk_save(wn_stage *st, FILE *f)
         c.sp[k].truncated = p->truncated_docs;
         c.sp[k].buf_n = p->buf_n;
         c.sp[k].n_chunks = p->n_chunks;
+        c.sp[k].windows = p->windows;
     }
     int bad = fwrite(&c, sizeof c, 1, f) != 1;
     bad |= s->n_done && fwrite(s->done, sizeof *s->done, (size_t)s->n_done, f) != (size_t)s->n_done;
@@ -434,6 +478,7 @@ static wn_err pk_load(wn_stage *st, FILE *f)
         p->ntok_total = c.sp[k].ntok_total;
         p->pad_tokens = c.sp[k].pad_tokens;
         p->truncated_docs = c.sp[k].truncated;
+        p->windows = c.sp[k].windows;
         size_t bn = c.sp[k].buf_n, nc = c.sp[k].n_chunks;
         p->buf = wn_malloc((bn ? bn : 1) * sizeof *p->buf);
         p->chunk_len = wn_malloc((nc ? nc : 1) * sizeof *p->chunk_len);

@@ -98,4 +98,24 @@ for sh in idx["shards"]:
 assert n_docs == sum(1 for _ in want) or not tok or sum(want.values()) == 0
 print(f"megatron: {len(idx['shards'])} .bin/.idx pairs, {n_docs} sequences" + (", all output documents once" if tok else ""))
 PY
+# concat + shuffle: the same documents, each once, in another order
+manifest "$T/cs" "shuffle: true, window: 4, seed: 3" >"$T/cs.yaml"
+manifest "$T/c0" "" >"$T/c0.yaml"
+check "concat shuffle run" "$WINNOW" run "$T/cs.yaml" --no-progress 2>/dev/null
+check "concat run" "$WINNOW" run "$T/c0.yaml" --no-progress 2>/dev/null
+python3 - "$T/cs" "$T/c0" <<'PY' || fails=$((fails + 1))
+import struct, sys
+def docs(run):
+    d = open(f"{run}/shards/train_000000.bin", "rb").read()
+    n = struct.unpack("<3i", d[:12])[2]
+    toks = struct.unpack(f"<{n}H", d[1024:])
+    s = open(f"{run}/shards/train_000000.docs.bin", "rb").read()
+    m = struct.unpack("<3i", s[:12])[2]
+    starts = list(struct.unpack(f"<{m}Q", s[1024:])) + [n]
+    return [toks[a:b] for a, b in zip(starts, starts[1:])]
+a, b = docs(sys.argv[1]), docs(sys.argv[2])
+assert sorted(a) == sorted(b), "shuffled shards hold other documents"
+assert a != b, "shuffle changed nothing"
+print(f"shuffle: {len(a)} documents, same multiset, new order")
+PY
 finish

@@ -21,7 +21,7 @@ stages:
   - exact_dedup: {memory: 16KiB}
   - sample: {rate: 0.9}
   - tokenize: {tokenizer: samples/tokenizer.json}
-  - pack: {method: best_fit, seq_len: 128, shard_tokens: 60000, window: 8, val_fraction: 0.05}
+  - pack: {method: best_fit, seq_len: 128, shard_tokens: 60000, window: 8, val_fraction: 0.05, shuffle: true}
 outputs:
   documents: {shard_bytes: 512KiB}
 YAML
