@@ -65,7 +65,10 @@ int wn_gpt_tensors(wn_gpt *m, wn_tensor **out);
 /* Forward over B sequences of T tokens (T <= context). targets (B*T) may be
  * NULL (no loss). weights (B*T) may be NULL (every token weight 1): the loss
  * is sum(w * nll) / sum(w) over the batch (0 when all weights are 0).
- * Writes the loss to *loss when targets are given. */
+ * Writes the loss to *loss when targets are given. Errors (codes only, no
+ * message): WN_ERR_USAGE for B < 1, T < 1 or T > context; WN_ERR_INPUT for an
+ * input or target id >= vocab or a negative or non-finite weight;
+ * WN_ERR_NOMEM. A failed forward leaves no valid forward behind. */
 wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets, const float *weights, int B,
                       int T, float *loss);
 /* After a forward: logits (B, T, V) and, with targets, per-token negative
@@ -74,7 +77,8 @@ const float *wn_gpt_logits(const wn_gpt *m);
 const float *wn_gpt_token_nll(const wn_gpt *m);
 
 void wn_gpt_zero_grad(wn_gpt *m);
-/* Gradients of the last forward's loss, accumulated into the tensors' grad. */
+/* Gradients of the last forward's loss, accumulated into the tensors' grad.
+ * WN_ERR_STATE when the last forward failed or had no targets. */
 wn_err wn_gpt_backward(wn_gpt *m);
 /* Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it,
  * gradients are scaled down to max_norm. Returns the norm before clipping. */
