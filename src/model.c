@@ -250,22 +250,14 @@ typedef struct {
     double spare;
 } normal_rng;
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static double normal_next(normal_rng *r)
 {
     if (r->have) {
         r->have = 0;
         return r->spare;
     }
-    double u1 = ((double)(splitmix64(&r->s) >> 11) + 0.5) * 0x1.0p-53; /* (0, 1) */
-    double u2 = ((double)(splitmix64(&r->s) >> 11) + 0.5) * 0x1.0p-53;
+    double u1 = ((double)(wn_splitmix64(&r->s) >> 11) + 0.5) * 0x1.0p-53; /* (0, 1) */
+    double u2 = ((double)(wn_splitmix64(&r->s) >> 11) + 0.5) * 0x1.0p-53;
     double rad = sqrt(-2.0 * log(u1)), th = 2.0 * 3.14159265358979323846 * u2;
     r->spare = rad * sin(th);
     r->have = 1;

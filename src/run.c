@@ -69,20 +69,6 @@ typedef struct {
     wn_doc scratch;
 } run;
 
-static double now_wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double now_cpu(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* ---- counters ------------------------------------------------------------ */
 
 static drop_stat *drop_slot(stats *s, const char *reason)
@@ -296,7 +282,7 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
 static void progress(run *r, int final)
 {
     if (!r->progress) return;
-    double t = now_wall();
+    double t = wn_now();
     if (!final && t - r->last_progress < 0.5) return;
     r->last_progress = t;
     double el = t - r->t0;
@@ -524,10 +510,10 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
         s->docs_in += b->n;
         s->bytes_in += wn_batch_text_bytes(b);
         count_tokens(s, b, &s->tokens_in);
-        double w0 = now_wall(), c0 = now_cpu();
+        double w0 = wn_now(), c0 = wn_cpu_now();
         wn_err e = st->def->process(st, b);
-        s->wall += now_wall() - w0;
-        s->cpu += now_cpu() - c0;
+        s->wall += wn_now() - w0;
+        s->cpu += wn_cpu_now() - c0;
         if (e) return wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
         for (size_t k = 0; k < b->n; k++) {
             wn_doc *d = &b->docs[k];
@@ -553,7 +539,7 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
 static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
 {
     stats *s = &r->stats[r->n + 1];
-    double w0 = now_wall(), c0 = now_cpu();
+    double w0 = wn_now(), c0 = wn_cpu_now();
     uint64_t before = wn_writer_bytes(r->w);
     for (size_t k = 0; k < b->n; k++) {
         const wn_doc *d = &b->docs[k];
@@ -568,8 +554,8 @@ static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
     count_tokens(s, b, &s->tokens_in);
     count_tokens(s, b, &s->tokens_out);
     s->bytes_out += wn_writer_bytes(r->w) - before;
-    s->wall += now_wall() - w0;
-    s->cpu += now_cpu() - c0;
+    s->wall += wn_now() - w0;
+    s->cpu += wn_cpu_now() - c0;
     return WN_OK;
 }
 
@@ -579,10 +565,10 @@ static wn_err pipeline(run *r, wn_errbuf *err)
     wn_err e = WN_OK;
     int eof = 0;
     while (!eof) {
-        double w0 = now_wall(), c0 = now_cpu();
+        double w0 = wn_now(), c0 = wn_cpu_now();
         e = fill_batch(r, &b, &eof, err);
-        r->stats[0].wall += now_wall() - w0;
-        r->stats[0].cpu += now_cpu() - c0;
+        r->stats[0].wall += wn_now() - w0;
+        r->stats[0].cpu += wn_cpu_now() - c0;
         if (e) goto cleanup;
         if ((e = run_stages(r, &b, 0, err)) || (e = write_batch(r, &b, err))) goto cleanup;
         if (!eof && wn_writer_full(r->w)) {
@@ -692,7 +678,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     r.m = m;
     r.o = o;
     r.n = m->n_stages;
-    r.t0 = now_wall();
+    r.t0 = wn_now();
     r.progress = o->progress < 0 ? isatty(2) : o->progress;
     snprintf(r.dir, sizeof r.dir, "%s", m->workdir);
     int threads = o->threads ? o->threads : m->threads;
@@ -759,7 +745,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     if ((e = pipeline(&r, err))) goto cleanup;
     for (int k = 0; k < r.n + 2; k++)
         if ((e = write_report(&r, k, err))) goto cleanup;
-    if ((e = write_summary(&r, now_wall() - r.t0, err))) goto cleanup;
+    if ((e = write_summary(&r, wn_now() - r.t0, err))) goto cleanup;
     if (!o->keep_state) {
         snprintf(path, sizeof path, "%s/state", r.dir);
         wn_rm_tree(path, NULL);

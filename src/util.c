@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const err_names[WN_ERR__COUNT] = {
     [WN_OK] = "ok",
@@ -133,4 +134,18 @@ void wn_ids_free(wn_ids *v)
 {
     wn_free(v->p);
     memset(v, 0, sizeof *v);
+}
+
+double wn_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+double wn_cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

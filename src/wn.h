@@ -86,4 +86,19 @@ typedef struct {
 
 #define WN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* splitmix64: the project's one seeded generator (initialisation, shuffles,
+ * sampling seeds). Advances *s and returns the next 64 random bits. */
+static inline uint64_t wn_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Seconds on a monotonic clock, and CPU seconds of the whole process (all
+ * threads). */
+double wn_now(void);
+double wn_cpu_now(void);
+
 #endif

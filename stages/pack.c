@@ -278,12 +278,7 @@ static wn_err flush_window(wn_stage *st, pack *s, int k)
     if (s->shuffle) {
         uint64_t x = s->seed ^ (0x9E3779B97F4A7C15ull * (p->windows * 2 + (uint64_t)k + 1));
         for (size_t b = bins; b > 1; b--) {
-            x += 0x9E3779B97F4A7C15ull; /* splitmix64 */
-            uint64_t z = x;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            z ^= z >> 31;
-            size_t j = (size_t)(z % b), t = order[b - 1];
+            size_t j = (size_t)(wn_splitmix64(&x) % b), t = order[b - 1];
             order[b - 1] = order[j];
             order[j] = t;
         }
