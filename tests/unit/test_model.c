@@ -22,7 +22,7 @@
 #undef WN_MODEL_DOUBLE
 
 /* Reproducible test data: uniforms in [0, 1) and normals. */
-static double urand(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1.0p-53; }
+static double urand(uint64_t *s) { return (double)(wn_splitmix64(s) >> 11) * 0x1.0p-53; }
 static double nrand(uint64_t *s)
 {
     double u1 = urand(s) + 0x1.0p-54, u2 = urand(s);
