@@ -6,6 +6,7 @@
 #   make fuzz       libFuzzer runs (clang), FUZZ_SECONDS each
 #   make deps       install the Debian packages the build needs (apt-get)
 #   make cuda-check compile the CUDA sources with nvcc (no GPU needed)
+#   make test-cuda  GPU kernels against their CPU references (needs a GPU to run them)
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -66,6 +67,29 @@ build/cuda/kernels/%.o: kernels/%.cu kernels/device.h
 cuda-check: $(CU_OBJ)
 	@echo "cuda-check: compiled $(CU_SRC) with $(NVCC)"
 
+# ---- GPU kernels against their CPU references --------------------------------
+# build/cuda/test_kernels runs the references' own checks on the host, then
+# (with a GPU) compares every kernel of kernels/gpt_kernels.cu with them; it
+# prints a SKIP line and exits 0 when there is no GPU. cuda-check compiles it.
+# cuBLAS is not linked: gpt_kernels.cu opens it with dlopen at first use.
+.PHONY: test-cuda
+build/cuda/kernels/gpt_kernels.o: kernels/gpt_kernels.h
+
+build/cuda/host/gpt_ref.o: src/gpt_ref.c src/gpt_ref.h kernels/gpt_kernels.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) -std=c11 -O2 -g $(WARN) -c $< -o $@
+
+build/cuda/test_kernels: tests/cuda/test_kernels.cu $(CU_OBJ) build/cuda/host/gpt_ref.o src/gpt_ref.h \
+                         kernels/gpt_kernels.h kernels/device.h
+	@echo "  NVCC    $<"
+	@$(NVCC) -O2 -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $< $(CU_OBJ) build/cuda/host/gpt_ref.o -ldl -lm
+
+cuda-check: build/cuda/test_kernels
+
+test-cuda: build/cuda/test_kernels
+	./build/cuda/test_kernels
+
 # ---- tests (sanitized, CPU-only) --------------------------------------------
 build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h
 	@mkdir -p $(dir $@)
@@ -122,3 +146,6 @@ deps:
 
 clean:
 	rm -rf build winnow
+
+# test_model.c compiles src/model.c a second time in double precision
+build/san/tests/unit/test_model.o: src/model.c
