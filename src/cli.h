@@ -6,6 +6,7 @@
 #define WN_CLI_H
 
 int wn_cmd_tokenizer(int argc, char **argv);
+int wn_cmd_train(int argc, char **argv);
 int wn_cmd_inspect(int argc, char **argv);
 
 #endif

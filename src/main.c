@@ -25,6 +25,7 @@ static const char *const usage_main =
     "  inspect FILE            a shard, shards/index.json (--verify), or a tokenizer, in human form\n"
     "  tokenizer encode|decode|train|info ...\n"
     "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
+    "  train --data GLOB --out DIR [...]   train the bundled GPT-2 model on token shards\n"
     "  --help, --version\n"
     "\n"
     "Every command takes --help. Manual: README.md.\n";
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "stages")) return cmd_stages(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return wn_cmd_tokenizer(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return wn_cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return wn_cmd_inspect(argc - 2, argv + 2);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

@@ -1,0 +1,906 @@
+/*
+ * cmd_train.c - `winnow train`: trains the bundled GPT-2 model (model.h) on
+ * token shards (dataloader.h) and writes OUT/model.safetensors,
+ * OUT/optimizer.bin and OUT/train.json.
+ *
+ * One step: the next B sequences, forward with per-token weights, backward,
+ * gradient clipping to --grad-clip, AdamW at the step's learning rate
+ * (linear warmup, cosine decay to --min-lr at --steps). Validation loss
+ * (--val, first --val-batches batches in order) at step 0, every
+ * --val-every steps and at the last step. A checkpoint every
+ * --checkpoint-every steps and at the end; --resume continues from the
+ * last one so that the result is byte-identical to an uninterrupted run.
+ *
+ * optimizer.bin (all little-endian) holds everything a resume needs beside
+ * model.safetensors:
+ *   bytes 0..127   header: u32 magic 20261120, u32 version 1, then u64
+ *                  [1] step (completed optimizer steps), [2] n_params,
+ *                  [3] data epoch, [4] next sequence in that epoch's order,
+ *                  [5] sampling RNG state, [6] tokens trained on,
+ *                  [7] n_val (validation points), [8] options JSON bytes,
+ *                  [9] wall seconds so far (f64 bits); the rest zero
+ *   options JSON   the run's resolved options (data, model shape, batch,
+ *                  schedule, seed, ...), restored by --resume
+ *   f32 train_loss[step]; n_val x (u32 step, f32 loss)
+ *   f32 m[n_params], f32 v[n_params]   AdamW moments in model.h tensor order
+ * The file size must equal the sum of those parts. model.safetensors carries
+ * the same step in its metadata ("winnow_step"). A checkpoint writes
+ * optimizer.bin.tmp (fsynced), then model.safetensors (atomically), then
+ * renames optimizer.bin.tmp: a crash between the two renames leaves a
+ * complete optimizer.bin.tmp whose step matches the model, which --resume
+ * then takes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cli.h"
+#include "dataloader.h"
+#include "fs.h"
+#include "json.h"
+#include "model.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+#define OPT_MAGIC 20261120u
+#define OPT_VERSION 1u
+#define OPT_HEADER 128
+#define SAMPLE_TOKENS 64
+
+static const char *const usage =
+    "usage: winnow train --data GLOB [--val GLOB] --out DIR [options]\n"
+    "\n"
+    "Trains the bundled GPT-2 model on token shards (llm.c .bin layout) and writes DIR/model.safetensors\n"
+    "(HF GPT-2 names), DIR/optimizer.bin (state for --resume) and DIR/train.json (losses, figures).\n"
+    "\n"
+    "model (ignored shapes come from --init when given):\n"
+    "  --layers N          transformer blocks (default 4)\n"
+    "  --heads N           attention heads; must divide --dim (default 4)\n"
+    "  --dim N             width C (default 256)\n"
+    "  --context N         sequence length T, and the model's maximum (default 256)\n"
+    "  --init CKPT         start from a safetensors GPT-2 checkpoint (winnow's or HF's)\n"
+    "training:\n"
+    "  --batch N           sequences per step B (default 8)\n"
+    "  --steps N           optimizer steps; the schedule ends here (default 1000)\n"
+    "  --lr X              peak learning rate (default 1e-3)\n"
+    "  --min-lr X          learning rate at the end of the cosine decay (default lr / 10)\n"
+    "  --warmup N          linear warmup steps (default min(100, steps / 10))\n"
+    "  --weight-decay X    AdamW decoupled weight decay on 2-D tensors (default 0.1)\n"
+    "  --grad-clip X       clip the global gradient norm to X; 0 = off (default 1.0)\n"
+    "  --seed N            initialisation and data order (default 1337)\n"
+    "validation, checkpoints, samples:\n"
+    "  --val GLOB          validation shards; loss every --val-every steps (default 100)\n"
+    "  --val-batches N     batches per validation (default 10)\n"
+    "  --checkpoint-every N  steps between checkpoints; 0 = only at the end (default 500)\n"
+    "  --resume            continue the run in DIR from its last checkpoint\n"
+    "  --stop-after N      stop (with a checkpoint) once step N is done, as if interrupted\n"
+    "  --tokenizer PATH    tokenizer.json or GPT-2 directory: vocabulary size, and samples\n"
+    "  --prompt TEXT       with --tokenizer: print a sampled continuation at the end\n"
+    "  --sample-every N    ... and every N steps (default 0: only at the end)\n"
+    "runtime:\n"
+    "  --threads N         OpenMP threads (results do not depend on it)\n"
+    "  --device D          cpu | cuda | auto (auto = cpu: the CUDA trainer is not built yet)\n"
+    "\n"
+    "Vocabulary: from --init, else --tokenizer, else the shards' index.json vocab_size, else the\n"
+    "largest token id + 1. On a terminal, one progress line per step. See README \"Training\".\n";
+
+/* ---- options ------------------------------------------------------------------ */
+
+typedef struct {
+    char *data, *val, *out, *init, *tokenizer, *prompt, *device;
+    int layers, heads, dim, context, batch, steps, warmup, val_every, val_batches, checkpoint_every,
+        sample_every, threads, stop_after, resume;
+    double lr, min_lr, weight_decay, grad_clip;
+    int64_t seed;
+} opts;
+
+enum { F_STR, F_INT, F_F64, F_I64, F_FLAG };
+/* lock: a resumed run cannot change it; save: kept in optimizer.bin and
+ * restored by --resume (and shown in train.json's config). */
+static const struct {
+    const char *flag;
+    int type;
+    size_t off;
+    int lock, save;
+    double lo, hi;
+} flags[] = {
+    {"--data", F_STR, offsetof(opts, data), 1, 1, 0, 0},
+    {"--val", F_STR, offsetof(opts, val), 1, 1, 0, 0},
+    {"--out", F_STR, offsetof(opts, out), 0, 0, 0, 0},
+    {"--init", F_STR, offsetof(opts, init), 1, 1, 0, 0},
+    {"--layers", F_INT, offsetof(opts, layers), 1, 1, 1, 1000},
+    {"--heads", F_INT, offsetof(opts, heads), 1, 1, 1, 4096},
+    {"--dim", F_INT, offsetof(opts, dim), 1, 1, 1, 1 << 16},
+    {"--context", F_INT, offsetof(opts, context), 1, 1, 1, 1 << 20},
+    {"--batch", F_INT, offsetof(opts, batch), 1, 1, 1, 1 << 20},
+    {"--seed", F_I64, offsetof(opts, seed), 1, 1, 0, 9e18},
+    {"--steps", F_INT, offsetof(opts, steps), 0, 1, 0, 1e9},
+    {"--lr", F_F64, offsetof(opts, lr), 0, 1, 1e-12, 10},
+    {"--min-lr", F_F64, offsetof(opts, min_lr), 0, 1, 0, 10},
+    {"--warmup", F_INT, offsetof(opts, warmup), 0, 1, 0, 1e9},
+    {"--weight-decay", F_F64, offsetof(opts, weight_decay), 0, 1, 0, 100},
+    {"--grad-clip", F_F64, offsetof(opts, grad_clip), 0, 1, 0, 1e9},
+    {"--val-every", F_INT, offsetof(opts, val_every), 0, 1, 1, 1e9},
+    {"--val-batches", F_INT, offsetof(opts, val_batches), 0, 1, 1, 1e9},
+    {"--checkpoint-every", F_INT, offsetof(opts, checkpoint_every), 0, 1, 0, 1e9},
+    {"--sample-every", F_INT, offsetof(opts, sample_every), 0, 1, 0, 1e9},
+    {"--tokenizer", F_STR, offsetof(opts, tokenizer), 0, 1, 0, 0},
+    {"--prompt", F_STR, offsetof(opts, prompt), 0, 1, 0, 0},
+    {"--threads", F_INT, offsetof(opts, threads), 0, 0, 1, 4096},
+    {"--device", F_STR, offsetof(opts, device), 0, 0, 0, 0},
+    {"--stop-after", F_INT, offsetof(opts, stop_after), 0, 0, 0, 1e9},
+    {"--resume", F_FLAG, offsetof(opts, resume), 0, 0, 0, 0},
+};
+#define N_FLAGS ((int)WN_ARRAY_LEN(flags))
+
+static int flag_idx(const char *flag)
+{
+    int k = 0;
+    while (k < N_FLAGS - 1 && strcmp(flags[k].flag, flag)) k++;
+    return k;
+}
+
+static void opts_defaults(opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->layers = 4;
+    o->heads = 4;
+    o->dim = 256;
+    o->context = 256;
+    o->batch = 8;
+    o->steps = 1000;
+    o->warmup = -1;
+    o->val_every = 100;
+    o->val_batches = 10;
+    o->checkpoint_every = 500;
+    o->lr = 1e-3;
+    o->min_lr = -1;
+    o->weight_decay = 0.1;
+    o->grad_clip = 1.0;
+    o->seed = 1337;
+}
+
+static void opts_free(opts *o)
+{
+    for (int i = 0; i < N_FLAGS; i++)
+        if (flags[i].type == F_STR) {
+            char **s = (char **)((char *)o + flags[i].off);
+            wn_free(*s);
+            *s = NULL;
+        }
+}
+
+/* "--min-lr" -> "min_lr" */
+static void json_key(const char *flag, char *key)
+{
+    const char *p = flag + 2;
+    while (*p) { *key++ = *p == '-' ? '_' : *p; p++; }
+    *key = 0;
+}
+
+/* Sets flag i from text; returns 0 or fills err. */
+static wn_err set_flag(opts *o, int i, const char *text, wn_errbuf *err)
+{
+    void *f = (char *)o + flags[i].off;
+    char *end;
+    errno = 0;
+    switch (flags[i].type) {
+    case F_STR:
+        wn_free(*(char **)f);
+        if (!(*(char **)f = wn_strdup(text))) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+        return WN_OK;
+    case F_INT:
+    case F_I64: {
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno || v < flags[i].lo || (double)v > flags[i].hi)
+            return wn_fail(err, WN_ERR_USAGE, "%s: expected an integer in [%.0f, %.0f], got '%s'", flags[i].flag,
+                           flags[i].lo, flags[i].hi, text);
+        if (flags[i].type == F_INT) *(int *)f = (int)v;
+        else *(int64_t *)f = v;
+        return WN_OK;
+    }
+    case F_F64: {
+        double v = strtod(text, &end);
+        if (!*text || *end || errno || !(v >= flags[i].lo && v <= flags[i].hi))
+            return wn_fail(err, WN_ERR_USAGE, "%s: expected a number in [%g, %g], got '%s'", flags[i].flag, flags[i].lo,
+                           flags[i].hi, text);
+        *(double *)f = v;
+        return WN_OK;
+    }
+    }
+    return WN_OK;
+}
+
+static void opts_json(const opts *o, wn_jw *w)
+{
+    char key[32];
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < N_FLAGS; i++) {
+        if (!flags[i].save) continue;
+        const void *f = (const char *)o + flags[i].off;
+        json_key(flags[i].flag, key);
+        wn_jw_key(w, key);
+        switch (flags[i].type) {
+        case F_STR: if (*(char *const *)f) wn_jw_str(w, *(char *const *)f); else wn_jw_null(w); break;
+        case F_INT: wn_jw_i64(w, *(const int *)f); break;
+        case F_I64: wn_jw_i64(w, *(const int64_t *)f); break;
+        case F_F64: wn_jw_f64(w, *(const double *)f); break;
+        }
+    }
+    wn_jw_obj_end(w);
+}
+
+/* Restores the saved options from their JSON (optimizer.bin). */
+static wn_err opts_from_json(opts *o, const char *js, size_t n, const char *path, wn_errbuf *err)
+{
+    if (wn_json_check_object(js, n, NULL, NULL)) return wn_fail(err, WN_ERR_STATE, "%s: options are not JSON", path);
+    char key[32];
+    for (int i = 0; i < N_FLAGS; i++) {
+        if (!flags[i].save) continue;
+        json_key(flags[i].flag, key);
+        wn_span v;
+        if (!wn_json_get(js, n, key, &v)) return wn_fail(err, WN_ERR_STATE, "%s: options lack '%s'", path, key);
+        void *f = (char *)o + flags[i].off;
+        int64_t iv;
+        double dv;
+        int ok = 1;
+        switch (flags[i].type) {
+        case F_STR:
+            wn_free(*(char **)f);
+            *(char **)f = NULL;
+            if (v.p[0] == '"') {
+                wn_buf b = {0};
+                ok = !wn_json_decode_string(v, &b) && (*(char **)f = wn_strdup(b.p ? b.p : "")) != NULL;
+                wn_buf_free(&b);
+            } else ok = v.n == 4 && !memcmp(v.p, "null", 4);
+            break;
+        case F_INT: ok = wn_json_to_i64(v, &iv) && iv >= INT32_MIN && iv <= INT32_MAX; if (ok) *(int *)f = (int)iv; break;
+        case F_I64: ok = wn_json_to_i64(v, &iv); if (ok) *(int64_t *)f = iv; break;
+        case F_F64: ok = wn_json_to_double(v, &dv); if (ok) *(double *)f = dv; break;
+        }
+        if (!ok) return wn_fail(err, WN_ERR_STATE, "%s: option '%s' is unreadable", path, key);
+    }
+    return WN_OK;
+}
+
+/* Is flag i's value the same in a and b? */
+static int same_value(const opts *a, const opts *b, int i)
+{
+    const void *x = (const char *)a + flags[i].off, *y = (const char *)b + flags[i].off;
+    switch (flags[i].type) {
+    case F_STR: {
+        const char *s = *(char *const *)x, *t = *(char *const *)y;
+        return s == t || (s && t && !strcmp(s, t));
+    }
+    case F_INT: return *(const int *)x == *(const int *)y;
+    case F_I64: return *(const int64_t *)x == *(const int64_t *)y;
+    case F_F64: return *(const double *)x == *(const double *)y;
+    }
+    return 1;
+}
+
+/* ---- the run -------------------------------------------------------------------- */
+
+typedef struct {
+    opts o;
+    char path_model[4200], path_opt[4200], path_json[4200];
+    wn_gpt *m;
+    wn_loader *train, *val;
+    wn_tokenizer *tok;
+    wn_gpt_config cfg;
+    int T, B;
+    uint64_t step, tokens, rng;
+    float *train_loss; /* steps entries */
+    struct { uint32_t step; float loss; } *vals;
+    uint64_t n_val, cap_val;
+    uint32_t *in, *tg;
+    float *w;
+    double entropy_bits, wall_before, wall_start, tok_per_s;
+    int progress;
+} run;
+
+/* The shortest decimal that reads back as the same float. */
+static void jw_float(wn_jw *w, float x)
+{
+    if (!isfinite(x)) { wn_jw_null(w); return; }
+    char s[32];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(s, sizeof s, "%.*g", p, (double)x);
+        if (strtof(s, NULL) == x) break;
+    }
+    wn_jw_raw(w, s, strlen(s));
+}
+
+static wn_err validation(run *r, float *loss, wn_errbuf *err)
+{
+    double sum = 0, wsum = 0;
+    wn_loader_rewind(r->val);
+    for (int b = 0; b < r->o.val_batches; b++) {
+        int n = wn_loader_next(r->val, r->B, r->in, r->tg, r->w);
+        if (!n) break;
+        float l;
+        wn_err e = wn_gpt_forward(r->m, r->in, r->tg, r->w, n, r->T, &l);
+        if (e) return wn_fail(err, e, "validation forward failed");
+        double ws = 0;
+        for (size_t i = 0; i < (size_t)n * (size_t)r->T; i++) ws += r->w[i];
+        sum += (double)l * ws;
+        wsum += ws;
+    }
+    *loss = wsum > 0 ? (float)(sum / wsum) : 0.0f;
+    return WN_OK;
+}
+
+static wn_err add_val(run *r, uint32_t step, float loss, wn_errbuf *err)
+{
+    if (r->n_val == r->cap_val) {
+        uint64_t nc = r->cap_val ? 2 * r->cap_val : 64;
+        void *p = wn_realloc(r->vals, nc * sizeof *r->vals);
+        if (!p) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+        r->vals = p;
+        r->cap_val = nc;
+    }
+    r->vals[r->n_val].step = step;
+    r->vals[r->n_val].loss = loss;
+    r->n_val++;
+    return WN_OK;
+}
+
+/* Prints PROMPT + a sampled continuation of SAMPLE_TOKENS tokens (stdout). */
+static wn_err sample(run *r, const char *when, wn_errbuf *err)
+{
+    wn_tok_ctx *c = wn_tok_ctx_new(r->tok);
+    wn_ids ids = {0};
+    wn_buf text = {0};
+    wn_err e = c ? wn_tokenizer_encode(c, r->o.prompt, strlen(r->o.prompt), 0, &ids) : WN_ERR_NOMEM;
+    if (!e && !ids.n) {
+        int64_t eot = wn_tokenizer_special(r->tok, "<|endoftext|>");
+        e = wn_ids_push(&ids, eot >= 0 ? (uint32_t)eot : 0);
+    }
+    size_t n_prompt = ids.n;
+    for (size_t i = 0; !e && i < ids.n; i++)
+        if (ids.p[i] >= (uint32_t)r->cfg.vocab) e = WN_ERR_INPUT;
+    for (int k = 0; !e && k < SAMPLE_TOKENS; k++) {
+        size_t n = ids.n < (size_t)r->cfg.context ? ids.n : (size_t)r->cfg.context;
+        if ((e = wn_gpt_forward(r->m, ids.p + ids.n - n, NULL, NULL, 1, (int)n, NULL))) break;
+        e = wn_ids_push(&ids, wn_gpt_sample(r->m, 0, (int)n, 1.0f, 40, &r->rng));
+    }
+    if (!e) {
+        wn_buf_puts(&text, r->o.prompt);
+        if (wn_tokenizer_decode(r->tok, ids.p + n_prompt, ids.n - n_prompt, &text))
+            wn_buf_puts(&text, " [ids outside the tokenizer's vocabulary]");
+        printf("sample (%s): %s\n", when, text.p ? text.p : "");
+        fflush(stdout);
+    }
+    if (e == WN_ERR_INPUT) e = wn_fail(err, e, "--prompt: a token id is outside the model's vocabulary of %d", r->cfg.vocab);
+    else if (e) wn_fail(err, e, "sampling failed: %s", wn_err_name(e));
+    wn_ids_free(&ids);
+    wn_buf_free(&text);
+    wn_tok_ctx_free(c);
+    return e;
+}
+
+static int sink_file(void *arg, const void *p, size_t n) { return fwrite(p, 1, n, arg) != n; }
+
+static void put64(uint8_t *h, int i, uint64_t v)
+{
+    for (int k = 0; k < 8; k++) h[8 * i + k] = (uint8_t)(v >> (8 * k));
+}
+static uint64_t get64(const uint8_t *h, int i)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--) v = v << 8 | h[8 * i + k];
+    return v;
+}
+
+/* Writes optimizer.bin.tmp (fsynced; renamed by the caller). */
+static wn_err write_optimizer(run *r, const char *tmp, wn_errbuf *err)
+{
+    wn_buf js = {0};
+    wn_jw w;
+    wn_jw_init(&w, &js, 0);
+    opts_json(&r->o, &w);
+    if (!js.p) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    size_t np = wn_gpt_num_params(r->m);
+    wn_loader_pos pos = wn_loader_tell(r->train);
+    double wall = r->wall_before + (wn_now() - r->wall_start);
+    uint64_t wall_bits;
+    memcpy(&wall_bits, &wall, 8);
+    uint8_t h[OPT_HEADER] = {0};
+    uint32_t mv[2] = {OPT_MAGIC, OPT_VERSION};
+    memcpy(h, mv, 8);
+    put64(h, 1, r->step);
+    put64(h, 2, np);
+    put64(h, 3, pos.epoch);
+    put64(h, 4, pos.next);
+    put64(h, 5, r->rng);
+    put64(h, 6, r->tokens);
+    put64(h, 7, r->n_val);
+    put64(h, 8, js.len);
+    put64(h, 9, wall_bits);
+    FILE *f = fopen(tmp, "wb");
+    wn_err e = WN_OK;
+    if (!f) {
+        e = wn_fail(err, WN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    int bad = sink_file(f, h, sizeof h) || sink_file(f, js.p, js.len) ||
+              sink_file(f, r->train_loss, r->step * sizeof(float));
+    for (uint64_t i = 0; i < r->n_val && !bad; i++) {
+        uint32_t s = r->vals[i].step;
+        float l = r->vals[i].loss;
+        bad = sink_file(f, &s, 4) || sink_file(f, &l, 4);
+    }
+    bad = bad || sink_file(f, wn_gpt_adam_m(r->m), np * sizeof(float)) ||
+          sink_file(f, wn_gpt_adam_v(r->m), np * sizeof(float));
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        e = wn_fail(err, WN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        remove(tmp);
+    }
+done:
+    wn_buf_free(&js);
+    return e;
+}
+
+/* Reads an optimizer.bin: fills the run's step, history, moments, options
+ * (into *saved) and data position. Needs r->m for the sizes when load_state
+ * (else reads the header and options only: *step and saved). */
+static wn_err read_optimizer(run *r, const char *path, int load_state, opts *saved, uint64_t *step,
+                             wn_loader_pos *pos, wn_errbuf *err)
+{
+    wn_buf b = {0};
+    wn_err e = wn_read_file(path, &b, err);
+    if (e) return e;
+    const uint8_t *h = (const uint8_t *)b.p;
+    uint32_t mv[2] = {0, 0};
+    if (b.len >= OPT_HEADER) memcpy(mv, h, 8);
+    if (b.len < OPT_HEADER || mv[0] != OPT_MAGIC || mv[1] != OPT_VERSION) {
+        e = wn_fail(err, WN_ERR_STATE, "%s: not a winnow optimizer state (magic %u version %u, %zu bytes)", path, mv[0],
+                    mv[1], b.len);
+        goto done;
+    }
+    uint64_t st = get64(h, 1), np = get64(h, 2), nval = get64(h, 7), jl = get64(h, 8);
+    /* every count is bounded by the size before anything is sized by it */
+    uint64_t avail = b.len - OPT_HEADER;
+    if (jl > avail || st > (avail - jl) / 4 || nval > (avail - jl - 4 * st) / 8 ||
+        np > (avail - jl - 4 * st - 8 * nval) / 8 || avail != jl + 4 * st + 8 * nval + 8 * np) {
+        e = wn_fail(err, WN_ERR_STATE, "%s: %zu bytes do not match its header (step %llu, %llu parameters): truncated?",
+                    path, b.len, (unsigned long long)st, (unsigned long long)np);
+        goto done;
+    }
+    *step = st;
+    const char *js = b.p + OPT_HEADER;
+    if ((e = opts_from_json(saved, js, jl, path, err))) goto done;
+    if (!load_state) goto done;
+    if (np != wn_gpt_num_params(r->m)) {
+        e = wn_fail(err, WN_ERR_STATE, "%s: %llu parameters, the model has %zu", path, (unsigned long long)np,
+                    wn_gpt_num_params(r->m));
+        goto done;
+    }
+    pos->epoch = get64(h, 3);
+    pos->next = get64(h, 4);
+    r->rng = get64(h, 5);
+    r->tokens = get64(h, 6);
+    uint64_t wb = get64(h, 9);
+    memcpy(&r->wall_before, &wb, 8);
+    const uint8_t *p = (const uint8_t *)js + jl;
+    memcpy(r->train_loss, p, st * 4);
+    p += st * 4;
+    for (uint64_t i = 0; i < nval && !e; i++, p += 8) {
+        uint32_t s;
+        float l;
+        memcpy(&s, p, 4);
+        memcpy(&l, p + 4, 4);
+        e = add_val(r, s, l, err);
+    }
+    memcpy(wn_gpt_adam_m(r->m), p, np * 4);
+    memcpy(wn_gpt_adam_v(r->m), p + np * 4, np * 4);
+done:
+    wn_buf_free(&b);
+    return e;
+}
+
+static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
+{
+    wn_buf b = {0};
+    wn_jw w;
+    wn_jw_init(&w, &b, 1);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "steps"); wn_jw_u64(&w, r->step);
+    wn_jw_key(&w, "tokens"); wn_jw_u64(&w, r->tokens);
+    wn_jw_key(&w, "train_loss");
+    wn_jw_arr_begin(&w);
+    for (uint64_t i = 0; i < r->step; i++) jw_float(&w, r->train_loss[i]);
+    wn_jw_arr_end(&w);
+    wn_jw_key(&w, "val_loss");
+    wn_jw_arr_begin(&w);
+    for (uint64_t i = 0; i < r->n_val; i++) {
+        wn_jw_arr_begin(&w);
+        wn_jw_u64(&w, r->vals[i].step);
+        jw_float(&w, r->vals[i].loss);
+        wn_jw_arr_end(&w);
+    }
+    wn_jw_arr_end(&w);
+    wn_jw_key(&w, "final_val_loss");
+    if (r->n_val && r->vals[r->n_val - 1].step == r->step) jw_float(&w, r->vals[r->n_val - 1].loss);
+    else wn_jw_null(&w);
+    wn_jw_key(&w, "complete"); wn_jw_bool(&w, complete);
+    wn_jw_key(&w, "final_train_loss");
+    if (r->step) jw_float(&w, r->train_loss[r->step - 1]);
+    else wn_jw_null(&w);
+    wn_jw_key(&w, "tokens_per_second"); wn_jw_f64(&w, round(r->tok_per_s * 10) / 10);
+    wn_jw_key(&w, "wall_seconds"); wn_jw_f64(&w, round((r->wall_before + wn_now() - r->wall_start) * 1000) / 1000);
+    wn_jw_key(&w, "unigram_entropy_bits"); wn_jw_f64(&w, round(r->entropy_bits * 1e6) / 1e6);
+    wn_jw_key(&w, "unigram_entropy_nats"); wn_jw_f64(&w, round(r->entropy_bits * M_LN2 * 1e6) / 1e6);
+    wn_jw_key(&w, "model");
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "vocab"); wn_jw_i64(&w, r->cfg.vocab);
+    wn_jw_key(&w, "context"); wn_jw_i64(&w, r->cfg.context);
+    wn_jw_key(&w, "layers"); wn_jw_i64(&w, r->cfg.layers);
+    wn_jw_key(&w, "heads"); wn_jw_i64(&w, r->cfg.heads);
+    wn_jw_key(&w, "dim"); wn_jw_i64(&w, r->cfg.dim);
+    wn_jw_key(&w, "params"); wn_jw_u64(&w, wn_gpt_num_params(r->m));
+    wn_jw_key(&w, "flops_per_step"); wn_jw_f64(&w, wn_gpt_flops_per_step(r->m, r->B, r->T));
+    wn_jw_obj_end(&w);
+    wn_jw_key(&w, "data");
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "shards"); wn_jw_i64(&w, wn_loader_num_shards(r->train));
+    wn_jw_key(&w, "tokens"); wn_jw_u64(&w, wn_loader_num_tokens(r->train));
+    wn_jw_key(&w, "sequences"); wn_jw_u64(&w, wn_loader_num_sequences(r->train));
+    wn_jw_key(&w, "token_weights"); wn_jw_bool(&w, wn_loader_has_weights(r->train));
+    wn_jw_key(&w, "epochs"); wn_jw_f64(&w, round((double)r->tokens / (double)r->T / (double)wn_loader_num_sequences(r->train) * 1000) / 1000);
+    if (r->val) {
+        wn_jw_key(&w, "val_tokens"); wn_jw_u64(&w, wn_loader_num_tokens(r->val));
+    }
+    wn_jw_obj_end(&w);
+    wn_jw_key(&w, "device"); wn_jw_str(&w, "cpu");
+#ifdef _OPENMP
+    wn_jw_key(&w, "threads"); wn_jw_i64(&w, omp_get_max_threads());
+#endif
+    wn_jw_key(&w, "config");
+    opts_json(&r->o, &w);
+    wn_jw_obj_end(&w);
+    wn_err e = wn_buf_putc(&b, '\n');
+    if (e) e = wn_fail(err, e, "out of memory");
+    else e = wn_write_atomic(r->path_json, b.p, b.len, err);
+    wn_buf_free(&b);
+    return e;
+}
+
+static wn_err checkpoint(run *r, int complete, wn_errbuf *err)
+{
+    char tmp[4300], stepbuf[32];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->path_opt);
+    snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)r->step);
+    const char *meta[] = {"winnow_step", stepbuf};
+    wn_err e = write_optimizer(r, tmp, err);
+    if (!e) e = wn_st_gpt_save(r->m, r->path_model, meta, 1, err);
+    if (!e && rename(tmp, r->path_opt)) e = wn_fail(err, WN_ERR_IO, "%s: rename failed: %s", tmp, strerror(errno));
+    if (!e) e = write_train_json(r, complete, err);
+    return e;
+}
+
+/* Makes DIR's optimizer.bin the state that goes with its model.safetensors
+ * (both at the same step), finishing a checkpoint that a crash interrupted
+ * between its two renames (see the top comment); sets r->step. */
+static wn_err settle_checkpoint(run *r, wn_errbuf *err)
+{
+    if (!wn_exists(r->path_model))
+        return wn_fail(err, WN_ERR_STATE, "%s: no checkpoint to resume (model.safetensors and optimizer.bin)", r->o.out);
+    wn_st_file f;
+    wn_err e = wn_st_open(&f, r->path_model, err);
+    if (e) return e;
+    wn_buf sb = {0};
+    unsigned long long model_step = 0;
+    int ok = wn_st_meta(&f, "winnow_step", &sb) && sscanf(sb.p, "%llu", &model_step) == 1;
+    wn_buf_free(&sb);
+    wn_st_close(&f);
+    if (!ok)
+        return wn_fail(err, WN_ERR_STATE, "%s: no winnow_step in its metadata: not a checkpoint of `winnow train`",
+                       r->path_model);
+    opts scratch;
+    opts_defaults(&scratch);
+    uint64_t st = 0, st2 = 0;
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->path_opt);
+    wn_errbuf ignored;
+    int have = wn_exists(r->path_opt);
+    if (have && (e = read_optimizer(r, r->path_opt, 0, &scratch, &st, NULL, err))) goto done;
+    if (have && st == model_step) goto done;
+    if (wn_exists(tmp) && !read_optimizer(r, tmp, 0, &scratch, &st2, NULL, &ignored) && st2 == model_step) {
+        if (rename(tmp, r->path_opt)) e = wn_fail(err, WN_ERR_IO, "%s: rename failed: %s", tmp, strerror(errno));
+        st = st2;
+    } else if (!have) {
+        e = wn_fail(err, WN_ERR_STATE, "%s: no optimizer.bin beside model.safetensors: nothing to resume", r->o.out);
+    } else {
+        e = wn_fail(err, WN_ERR_STATE, "%s is at step %llu but %s at step %llu: the checkpoint is inconsistent",
+                    r->path_model, model_step, r->path_opt, (unsigned long long)st);
+    }
+done:
+    opts_free(&scratch);
+    r->step = st;
+    return e;
+}
+
+static int fail(wn_err e, const wn_errbuf *err)
+{
+    fprintf(stderr, "winnow train: %s\n", err->msg[0] ? err->msg : wn_err_name(e));
+    return e == WN_ERR_USAGE ? 2 : 1;
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "winnow train: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(`winnow train --help` lists the options)\n");
+    return 2;
+}
+
+int wn_cmd_train(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
+
+    run r;
+    memset(&r, 0, sizeof r);
+    opts_defaults(&r.o);
+    wn_errbuf err = {{0}};
+    wn_err e = WN_OK;
+    int given[N_FLAGS] = {0};
+    for (int i = 0; i < argc; i++) {
+        int k = 0;
+        while (k < N_FLAGS && strcmp(argv[i], flags[k].flag)) k++;
+        if (k == N_FLAGS) {
+            opts_free(&r.o);
+            return bad_usage(argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", argv[i]);
+        }
+        given[k] = 1;
+        if (flags[k].type == F_FLAG) { r.o.resume = 1; continue; }
+        if (i + 1 >= argc) {
+            opts_free(&r.o);
+            return bad_usage("%s needs a value", argv[i]);
+        }
+        if ((e = set_flag(&r.o, k, argv[++i], &err))) { opts_free(&r.o); return fail(e, &err); }
+    }
+    opts *o = &r.o;
+    const char *device = o->device ? o->device : "auto";
+    if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda")) {
+        opts_free(o);
+        return bad_usage("--device: expected cpu, cuda or auto, got '%s'", device);
+    }
+    if (!strcmp(device, "cuda")) {
+        opts_free(o);
+        fprintf(stderr, "winnow train: --device cuda: the CUDA trainer is not built yet; use --device cpu (or auto, "
+                        "which means cpu for now)\n");
+        return 2;
+    }
+    if (!o->out) { opts_free(o); return bad_usage("%s", "--out DIR is required"); }
+    snprintf(r.path_model, sizeof r.path_model, "%s/model.safetensors", o->out);
+    snprintf(r.path_opt, sizeof r.path_opt, "%s/optimizer.bin", o->out);
+    snprintf(r.path_json, sizeof r.path_json, "%s/train.json", o->out);
+#ifdef _OPENMP
+    if (o->threads) omp_set_num_threads(o->threads);
+#endif
+
+    wn_loader_pos pos = {0, 0};
+    if (o->resume) {
+        /* The saved options first, then the command line over them; what
+         * fixes the model or the data order cannot change. */
+        if ((e = settle_checkpoint(&r, &err))) goto out;
+        opts saved;
+        opts_defaults(&saved);
+        uint64_t st;
+        if ((e = read_optimizer(&r, r.path_opt, 0, &saved, &st, NULL, &err))) { opts_free(&saved); goto out; }
+        for (int k = 0; k < N_FLAGS && !e; k++) {
+            if (!flags[k].save) continue;
+            if (given[k] && flags[k].lock && !same_value(&saved, o, k))
+                e = wn_fail(&err, WN_ERR_USAGE, "%s differs from the run in %s: a resumed run keeps its data, model, "
+                            "batch and seed", flags[k].flag, o->out);
+            if (!given[k]) { /* move the saved value over */
+                void *dst = (char *)o + flags[k].off, *src = (char *)&saved + flags[k].off;
+                size_t sz = flags[k].type == F_STR ? sizeof(char *) : flags[k].type == F_F64 ? sizeof(double)
+                          : flags[k].type == F_I64 ? sizeof(int64_t) : sizeof(int);
+                if (flags[k].type == F_STR) wn_free(*(char **)dst);
+                memcpy(dst, src, sz);
+                if (flags[k].type == F_STR) *(char **)src = NULL;
+            }
+        }
+        opts_free(&saved);
+        if (e) goto out;
+    }
+    if (!o->data) { e = wn_fail(&err, WN_ERR_USAGE, "--data GLOB is required"); goto out; }
+    if (o->prompt && !o->tokenizer) { e = wn_fail(&err, WN_ERR_USAGE, "--prompt needs --tokenizer"); goto out; }
+    if (!o->resume) {
+        if (o->warmup < 0) o->warmup = o->steps / 10 < 100 ? o->steps / 10 : 100;
+        if (o->min_lr < 0) o->min_lr = o->lr / 10;
+        if (wn_exists(r.path_model) || wn_exists(r.path_opt)) {
+            e = wn_fail(&err, WN_ERR_USAGE, "%s already holds a training run: --resume continues it; or choose another --out",
+                        o->out);
+            goto out;
+        }
+    }
+    if (o->warmup < 0) o->warmup = 0;
+    if (o->min_lr < 0) o->min_lr = 0;
+    if ((e = wn_mkdir_p(o->out, &err))) goto out;
+
+    if (o->tokenizer && (e = wn_tokenizer_load(&r.tok, o->tokenizer, &err))) goto out;
+
+    /* The model: resumed, from --init, or new. */
+    if (o->resume) {
+        if ((e = wn_st_gpt_load_file(&r.m, r.path_model, 0, &err))) goto out;
+        r.cfg = *wn_gpt_cfg(r.m);
+        if ((uint64_t)o->steps < r.step) {
+            e = wn_fail(&err, WN_ERR_USAGE, "--steps %d: the run in %s is already at step %llu", o->steps, o->out,
+                        (unsigned long long)r.step);
+            goto out;
+        }
+        r.T = o->context;
+    } else if (o->init) {
+        if ((e = wn_st_gpt_load_file(&r.m, o->init, given[flag_idx("--heads")] ? o->heads : 0, &err))) goto out;
+        r.cfg = *wn_gpt_cfg(r.m);
+        const int shape_flags[] = {flag_idx("--layers"), flag_idx("--heads"), flag_idx("--dim")};
+        const int have[] = {r.cfg.layers, r.cfg.heads, r.cfg.dim};
+        for (int k = 0; k < 3; k++)
+            if (given[shape_flags[k]] && *(int *)((char *)o + flags[shape_flags[k]].off) != have[k]) {
+                e = wn_fail(&err, WN_ERR_USAGE, "%s %d differs from --init %s (%d)", flags[shape_flags[k]].flag,
+                            *(int *)((char *)o + flags[shape_flags[k]].off), o->init, have[k]);
+                goto out;
+            }
+        o->layers = r.cfg.layers;
+        o->heads = r.cfg.heads;
+        o->dim = r.cfg.dim;
+        if (!given[flag_idx("--context")]) o->context = r.cfg.context < o->context ? r.cfg.context : o->context;
+        if (o->context > r.cfg.context) {
+            e = wn_fail(&err, WN_ERR_USAGE, "--context %d: %s holds at most %d positions", o->context, o->init, r.cfg.context);
+            goto out;
+        }
+        r.T = o->context;
+    } else {
+        if (o->dim % o->heads) {
+            e = wn_fail(&err, WN_ERR_USAGE, "--heads %d does not divide --dim %d", o->heads, o->dim);
+            goto out;
+        }
+        r.T = o->context;
+    }
+    r.B = o->batch;
+
+    /* Data: shards, vocabulary, token statistics. */
+    if ((e = wn_loader_open(&r.train, o->data, r.T, 1, (uint64_t)o->seed, &err))) goto out;
+    if (o->val && (e = wn_loader_open(&r.val, o->val, r.T, 0, 0, &err))) goto out;
+    uint32_t max_id;
+    uint32_t vocab = r.m ? (uint32_t)r.cfg.vocab : 0;
+    if ((e = wn_loader_scan(r.train, vocab, &max_id, &r.entropy_bits, &err))) goto out;
+    if (!r.m) {
+        const char *from = "the largest token id + 1";
+        vocab = max_id + 1;
+        if (r.tok) vocab = (uint32_t)wn_tokenizer_vocab_size(r.tok), from = "--tokenizer";
+        else if (wn_loader_index_vocab(r.train)) vocab = (uint32_t)wn_loader_index_vocab(r.train), from = "index.json";
+        if (max_id >= vocab) {
+            e = wn_fail(&err, WN_ERR_INPUT, "%s: token id %u in the data is outside the vocabulary of %u (from %s)", o->data,
+                        max_id, vocab, from);
+            goto out;
+        }
+        r.cfg = (wn_gpt_config){(int)vocab, o->context, o->layers, o->heads, o->dim};
+        if ((e = wn_gpt_new(&r.m, &r.cfg, (uint64_t)o->seed, &err))) goto out;
+    }
+    if (r.val) {
+        double ignored;
+        if ((e = wn_loader_scan(r.val, (uint32_t)r.cfg.vocab, &max_id, &ignored, &err))) goto out;
+    }
+    if (!o->resume) r.rng = (uint64_t)o->seed * 0x9E3779B97F4A7C15ULL + 1;
+
+    size_t bt = (size_t)r.B * (size_t)r.T;
+    r.in = wn_malloc(bt * sizeof *r.in);
+    r.tg = wn_malloc(bt * sizeof *r.tg);
+    r.w = wn_malloc(bt * sizeof *r.w);
+    r.train_loss = wn_malloc(((size_t)o->steps + 1) * sizeof *r.train_loss);
+    if (!r.in || !r.tg || !r.w || !r.train_loss) { e = wn_fail(&err, WN_ERR_NOMEM, "out of memory"); goto out; }
+    if (o->resume) { /* history, moments, data position, RNG */
+        opts scratch;
+        opts_defaults(&scratch);
+        uint64_t st;
+        e = read_optimizer(&r, r.path_opt, 1, &scratch, &st, &pos, &err);
+        opts_free(&scratch);
+        if (!e && st != r.step) e = wn_fail(&err, WN_ERR_STATE, "%s changed while being read", r.path_opt);
+        if (!e) e = wn_loader_seek(r.train, pos, &err);
+        if (e) goto out;
+    }
+
+    fprintf(stderr,
+            "winnow train: model L=%d H=%d C=%d T=%d V=%d (%.2f M parameters); data %llu tokens in %d shard%s, "
+            "unigram entropy %.3f bits (%.3f nats); B=%d, %d steps%s\n",
+            r.cfg.layers, r.cfg.heads, r.cfg.dim, r.T, r.cfg.vocab, (double)wn_gpt_num_params(r.m) / 1e6,
+            (unsigned long long)wn_loader_num_tokens(r.train), wn_loader_num_shards(r.train),
+            wn_loader_num_shards(r.train) == 1 ? "" : "s", r.entropy_bits, r.entropy_bits * M_LN2, r.B, o->steps,
+            o->resume ? " (resumed)" : "");
+
+    r.progress = isatty(2);
+    r.wall_start = wn_now();
+    if (r.val && !o->resume) {
+        float vl;
+        if ((e = validation(&r, &vl, &err)) || (e = add_val(&r, 0, vl, &err))) goto out;
+        fprintf(stderr, "step %d/%d: val loss %.4f\n", 0, o->steps, (double)vl);
+    }
+    uint64_t end = o->stop_after > 0 && (uint64_t)o->stop_after < (uint64_t)o->steps ? (uint64_t)o->stop_after
+                                                                                      : (uint64_t)o->steps;
+    double t_train = 0;
+    uint64_t tok_run = 0;
+    int has_w = wn_loader_has_weights(r.train);
+    wn_adamw adam = {0, 0.9f, 0.95f, 1e-8f, (float)o->weight_decay};
+    while (r.step < end) {
+        double t0 = wn_now();
+        adam.lr = wn_lr_schedule((int)r.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
+        wn_loader_next(r.train, r.B, r.in, r.tg, r.w);
+        float loss;
+        wn_gpt_zero_grad(r.m);
+        if ((e = wn_gpt_forward(r.m, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss))) goto out;
+        if ((e = wn_gpt_backward(r.m))) goto out;
+        float norm = wn_gpt_clip_grad(r.m, (float)o->grad_clip);
+        wn_gpt_adamw(r.m, &adam, (int)r.step + 1);
+        r.train_loss[r.step++] = loss;
+        r.tokens += bt;
+        double dt = wn_now() - t0;
+        t_train += dt;
+        tok_run += bt;
+        r.tok_per_s = (double)tok_run / t_train;
+        if (!isfinite(loss)) {
+            e = wn_fail(&err, WN_ERR_INPUT, "step %llu: the loss is %f: training diverged (lower --lr?)",
+                        (unsigned long long)r.step, (double)loss);
+            goto out;
+        }
+        int at_val = r.val && (r.step % (uint64_t)o->val_every == 0 || r.step == (uint64_t)o->steps);
+        float vl = 0;
+        if (at_val && ((e = validation(&r, &vl, &err)) || (e = add_val(&r, (uint32_t)r.step, vl, &err)))) goto out;
+        if (r.progress)
+            fprintf(stderr, "step %llu/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms\n",
+                    (unsigned long long)r.step, o->steps, (double)loss, (double)adam.lr, (double)norm, (double)bt / dt,
+                    dt * 1e3);
+        if (at_val || (!r.progress && !r.val && r.step % (uint64_t)(o->steps / 10 ? o->steps / 10 : 1) == 0)) {
+            char vs[48] = "";
+            if (at_val) snprintf(vs, sizeof vs, ", val loss %.4f", (double)vl);
+            fprintf(stderr, "step %llu/%d: train loss %.4f%s, %.0f tok/s\n", (unsigned long long)r.step, o->steps,
+                    (double)loss, vs, r.tok_per_s);
+        }
+        if (r.tok && o->prompt && o->sample_every && r.step % (uint64_t)o->sample_every == 0 && r.step != (uint64_t)o->steps) {
+            char when[64];
+            snprintf(when, sizeof when, "step %llu", (unsigned long long)r.step);
+            if ((e = sample(&r, when, &err))) goto out;
+        }
+        if (o->checkpoint_every && r.step % (uint64_t)o->checkpoint_every == 0 && r.step < end &&
+            (e = checkpoint(&r, 0, &err)))
+            goto out;
+    }
+    int complete = r.step == (uint64_t)o->steps;
+    if ((e = checkpoint(&r, complete, &err))) goto out;
+    if (complete && r.tok && o->prompt) {
+        char when[64];
+        snprintf(when, sizeof when, "step %llu, end", (unsigned long long)r.step);
+        if ((e = sample(&r, when, &err))) goto out;
+    }
+    fprintf(stderr, "winnow train: %s at step %llu/%d", complete ? "done" : "stopped", (unsigned long long)r.step,
+            o->steps);
+    if (r.step) fprintf(stderr, ": train loss %.4f", (double)r.train_loss[r.step - 1]);
+    if (r.n_val) fprintf(stderr, "%s val loss %.4f", r.step ? "," : ":", (double)r.vals[r.n_val - 1].loss);
+    fprintf(stderr, "; %.0f tokens/s; wrote %s\n", r.tok_per_s, o->out);
+out:
+    wn_loader_free(r.train);
+    wn_loader_free(r.val);
+    wn_gpt_free(r.m);
+    wn_tokenizer_free(r.tok);
+    wn_free(r.in);
+    wn_free(r.tg);
+    wn_free(r.w);
+    wn_free(r.train_loss);
+    wn_free(r.vals);
+    opts_free(&r.o);
+    return e ? fail(e, &err) : 0;
+}
