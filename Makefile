@@ -120,6 +120,7 @@ unit: build/san/unit
 bench: winnow build/gen_corpus
 	./tests/bench/bench.sh
 	./tests/bench/bench_tokenizer.sh
+	./tests/bench/bench_train.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build
