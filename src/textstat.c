@@ -138,34 +138,54 @@ wn_span wn_ts_strip(const char *s, size_t n)
 
 /* ---- words ---------------------------------------------------------------- */
 
-static int cat(int32_t c) { return c < 0 ? UTF8PROC_CATEGORY_CN : (int)utf8proc_category(c); }
-static int is_upper(int32_t c) { return c < 0x80 ? (c >= 'A' && c <= 'Z') : cat(c) == UTF8PROC_CATEGORY_LU; }
-static int is_lower(int32_t c) { return c < 0x80 ? (c >= 'a' && c <= 'z') : cat(c) == UTF8PROC_CATEGORY_LL; }
-static int is_digit(int32_t c) { return c < 0x80 ? (c >= '0' && c <= '9') : cat(c) == UTF8PROC_CATEGORY_ND; }
-static int is_alnum(int32_t c) { return wn_ts_is_alpha(c) || is_digit(c); }
-static int is_uni_punct(int32_t c)
-{
-    int k = cat(c);
-    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
-}
-static int is_icon(int32_t c) { return c >= 0x80 && cat(c) == UTF8PROC_CATEGORY_SO; }
-static int is_currency(int32_t c) { return c == '$' || (c >= 0x80 && cat(c) == UTF8PROC_CATEGORY_SC); }
+/* Character classes. ASCII code points come from a table generated from the
+ * Unicode definitions in kind_u() and the lists below, so the fast path gives
+ * exactly their answers; other code points go through utf8proc. */
+enum {
+    K_SPACE = 1 << 0,    /* the splitter's whitespace: ' ' and \t..\r (ASCII table only) */
+    K_ALNUM = 1 << 1,    /* is_alnum */
+    K_PREFIX = 1 << 2,   /* is_prefix_char, '+' aside (it depends on the next character) */
+    K_SUFFIX = 1 << 3,   /* is_suffix_char */
+    K_QUOTE = 1 << 4,    /* spaCy's LIST_QUOTES */
+    K_UPUNCT = 1 << 5,   /* Unicode P* */
+    K_DIGIT = 1 << 6,    /* Nd */
+    K_UPPER = 1 << 7,    /* Lu */
+    K_LOWER = 1 << 8,    /* Ll */
+    K_ALPHA = 1 << 9,    /* L* */
+    K_CURRENCY = 1 << 10, /* '$' and Sc */
+    K_ICON = 1 << 11,    /* So outside ASCII */
+    K_PUNCT = 1 << 12,   /* datatrove's PUNCTUATION_SET (ASCII table only) */
+    K_LOWUNC = 1 << 13,  /* Ll or Lo */
+    K_HYPHEN = 1 << 14,  /* - – — ~ */
+};
 
-/* spaCy's LIST_QUOTES */
-static int is_quote(int32_t c)
+static const uint16_t ascii_k[128] = {
+    0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1, 0x1, 0x1001,
+    0x1001, 0x1001, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000,
+    0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1, 0x102c, 0x103c, 0x102c,
+    0x1404, 0x1024, 0x102c, 0x103c, 0x102c, 0x102c, 0x102c, 0x1000, 0x102c, 0x5020, 0x1020, 0x1020,
+    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x102c, 0x102c,
+    0x100c, 0x1004, 0x100c, 0x102c, 0x1020, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282,
+    0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282,
+    0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x282, 0x102c, 0x1020, 0x102c, 0x1000, 0x102c,
+    0x101c, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302,
+    0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302, 0x2302,
+    0x2302, 0x2302, 0x2302, 0x102c, 0x1000, 0x102c, 0x5000, 0x1000};
+
+/* spaCy's LIST_QUOTES outside ASCII (ASCII: ' " `) */
+static int is_quote_u(int32_t c)
 {
-    static const int32_t q[] = {'\'', '"', '`', 0xB4, 0xAB, 0xBB, 0x2018, 0x2019, 0x201A, 0x201C, 0x201D,
-                                0x201E, 0x27E6, 0x27E7, 0x3008, 0x3009, 0x300A, 0x300B, 0x300C, 0x300D,
-                                0x300E, 0x300F, 0x3010, 0x3011, 0x3014, 0x3015, 0x2329, 0x232A, 0xFF08, 0xFF09};
+    static const int32_t q[] = {0xB4, 0xAB, 0xBB, 0x2018, 0x2019, 0x201A, 0x201C, 0x201D, 0x201E, 0x27E6, 0x27E7,
+                                0x3008, 0x3009, 0x300A, 0x300B, 0x300C, 0x300D, 0x300E, 0x300F, 0x3010, 0x3011,
+                                0x3014, 0x3015, 0x2329, 0x232A, 0xFF08, 0xFF09};
     for (size_t i = 0; i < WN_ARRAY_LEN(q); i++)
         if (q[i] == c) return 1;
     return 0;
 }
 
-/* spaCy's LIST_PUNCT (single characters) */
-static int is_list_punct(int32_t c)
+/* spaCy's LIST_PUNCT (single characters) outside ASCII (ASCII: ,:;!?()[]{}<>_#*&) */
+static int is_list_punct_u(int32_t c)
 {
-    if (c < 0x80) return c && strchr(",:;!?()[]{}<>_#*&", c) != NULL;
     static const int32_t p[] = {0xBF, 0xA1, 0x61F, 0x3002, 0xFF1F, 0xFF01, 0xFF0C, 0x3001, 0xFF1B, 0xFF1A,
                                 0xFF5E, 0xB7, 0x964, 0x60C, 0x6D4, 0x61B, 0x66A};
     for (size_t i = 0; i < WN_ARRAY_LEN(p); i++)
@@ -173,23 +193,69 @@ static int is_list_punct(int32_t c)
     return 0;
 }
 
-static int is_prefix_char(int32_t c, int32_t next)
+/* The classes of a code point >= 0x80 (K_SPACE and K_PUNCT left out). */
+static uint16_t kind_u(int32_t c)
 {
-    if (c == '+') return !is_digit(next);
-    return is_list_punct(c) || is_quote(c) || is_currency(c) || is_icon(c) || c == 0xA7 || c == '%' || c == '=' ||
-           c == 0x2014 || c == 0x2013;
+    int k = (int)utf8proc_category(c);
+    uint16_t v = 0;
+    if (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) v |= K_ALPHA | K_ALNUM;
+    if (k == UTF8PROC_CATEGORY_LU) v |= K_UPPER;
+    if (k == UTF8PROC_CATEGORY_LL) v |= K_LOWER | K_LOWUNC;
+    if (k == UTF8PROC_CATEGORY_LO) v |= K_LOWUNC;
+    if (k == UTF8PROC_CATEGORY_ND) v |= K_DIGIT | K_ALNUM;
+    if (k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO) v |= K_UPUNCT;
+    if (k == UTF8PROC_CATEGORY_SO) v |= K_ICON;
+    if (k == UTF8PROC_CATEGORY_SC) v |= K_CURRENCY;
+    if (is_quote_u(c)) v |= K_QUOTE;
+    int lp = is_list_punct_u(c), dash = c == 0x2014 || c == 0x2013;
+    if (lp || (v & (K_QUOTE | K_ICON)) || dash) v |= K_SUFFIX;
+    if (lp || (v & (K_QUOTE | K_ICON | K_CURRENCY)) || dash || c == 0xA7) v |= K_PREFIX;
+    if (dash) v |= K_HYPHEN;
+    return v;
 }
 
-static int is_suffix_char(int32_t c) { return is_list_punct(c) || is_quote(c) || is_icon(c) || c == 0x2014 || c == 0x2013; }
+static inline uint16_t kind(int32_t c)
+{
+    if ((uint32_t)c < 0x80) return ascii_k[c];
+    return c < 0 ? 0 : kind_u(c);
+}
 
-static wn_err push_tok(wn_ts_tok **a, size_t *n, size_t *cap, wn_ts_tok t)
+static inline int is_upper(int32_t c) { return (kind(c) & K_UPPER) != 0; }
+static inline int is_lower(int32_t c) { return (kind(c) & K_LOWER) != 0; }
+static inline int is_digit(int32_t c) { return (kind(c) & K_DIGIT) != 0; }
+static inline int is_alpha(int32_t c) { return (kind(c) & K_ALPHA) != 0; }
+static inline int is_alnum(int32_t c) { return (kind(c) & K_ALNUM) != 0; }
+static inline int is_uni_punct(int32_t c) { return (kind(c) & K_UPUNCT) != 0; }
+static inline int is_icon(int32_t c) { return (kind(c) & K_ICON) != 0; }
+static inline int is_currency(int32_t c) { return (kind(c) & K_CURRENCY) != 0; }
+static inline int is_quote(int32_t c) { return (kind(c) & K_QUOTE) != 0; }
+/* spaCy's ALPHA_LOWER: lowercase letters and letters of uncased scripts */
+static inline int is_lower_or_uncased(int32_t c) { return (kind(c) & K_LOWUNC) != 0; }
+static inline int is_hyphen(int32_t c) { return (kind(c) & K_HYPHEN) != 0; }
+
+static inline int is_prefix_char(int32_t c, int32_t next)
+{
+    if (c == '+') return !is_digit(next);
+    return (kind(c) & K_PREFIX) != 0;
+}
+
+static inline int is_suffix_char(int32_t c) { return (kind(c) & K_SUFFIX) != 0; }
+
+static wn_err grow_tok(wn_ts_tok **a, size_t *cap)
+{
+    size_t nc = *cap ? *cap * 2 : 256;
+    wn_ts_tok *p = wn_realloc(*a, nc * sizeof *p);
+    if (!p) return WN_ERR_NOMEM;
+    *a = p;
+    *cap = nc;
+    return WN_OK;
+}
+
+static inline wn_err push_tok(wn_ts_tok **a, size_t *n, size_t *cap, wn_ts_tok t)
 {
     if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        wn_ts_tok *p = wn_realloc(*a, nc * sizeof *p);
-        if (!p) return WN_ERR_NOMEM;
-        *a = p;
-        *cap = nc;
+        wn_err e = grow_tok(a, cap);
+        if (e) return e;
     }
     (*a)[(*n)++] = t;
     return WN_OK;
@@ -201,27 +267,34 @@ typedef struct {
     const uint32_t *o; /* byte offset of each code point; o[m] = end */
 } chunk;
 
-static wn_err emit(const chunk *k, size_t a, size_t b)
+static inline wn_err emit(const chunk *k, size_t a, size_t b)
 {
     if (a >= b) return WN_OK;
     return push_tok(&k->sc->tok, &k->sc->n_tok, &k->sc->cap_tok,
                     (wn_ts_tok){k->o[a], k->o[b] - k->o[a], (uint32_t)(b - a)});
 }
 
-static size_t dot_run(const int32_t *c, size_t i, size_t hi)
+static inline size_t dot_run(const int32_t *c, size_t i, size_t hi)
 {
     size_t j = i;
     while (j < hi && c[j] == '.') j++;
     return j - i;
 }
 
-static int ascii_ieq(const int32_t *c, size_t n, const char *w)
+typedef struct {
+    const char *s;
+    size_t n;
+} word;
+#define W(x) {x, sizeof x - 1}
+
+/* c[0..n) equals w, ASCII case-insensitively, with ’ read as ' */
+static inline int ascii_ieq(const int32_t *c, size_t n, word w)
 {
-    if (strlen(w) != n) return 0;
+    if (w.n != n) return 0;
     for (size_t i = 0; i < n; i++) {
         int32_t x = c[i] == 0x2019 ? '\'' : c[i];
         if (x >= 'A' && x <= 'Z') x += 32;
-        if (x != w[i]) return 0;
+        if (x != w.s[i]) return 0;
     }
     return 1;
 }
@@ -230,26 +303,23 @@ static int ascii_ieq(const int32_t *c, size_t n, const char *w)
  * stay whole. */
 static int is_special(const int32_t *c, size_t lo, size_t hi)
 {
-    static const char *const sp[] = {":)", ":(", "):", "(:", ":P", ":p", ":D", ";)", "(=", "=)", ":-)", ":-(",
-                                     ":/", "<3", ":O", ":o", ";-)", "=D", ":3", "and/or"};
+    static const word sp[] = {W(":)"), W(":("), W("):"), W("(:"), W(":P"), W(":p"), W(":D"), W(";)"), W("(="),
+                              W("=)"), W(":-)"), W(":-("), W(":/"), W("<3"), W(":O"), W(":o"), W(";-)"), W("=D"),
+                              W(":3"), W("and/or")};
     size_t m = hi - lo;
-    if (m > 6) return 0;
+    if (m > 6 || m < 2) return 0;
+    int32_t f = c[lo];
+    if (f != ':' && f != ';' && f != '(' && f != ')' && f != '=' && f != '<' && f != 'a') return 0;
     for (size_t i = 0; i < WN_ARRAY_LEN(sp); i++) {
-        size_t k = strlen(sp[i]), j = 0;
+        size_t k = sp[i].n, j = 0;
         if (k != m) continue;
-        while (j < k && c[lo + j] == sp[i][j]) j++;
+        while (j < k && c[lo + j] == sp[i].s[j]) j++;
         if (j == k) return 1;
     }
     return 0;
 }
 
-/* spaCy's ALPHA_LOWER: lowercase letters and letters of uncased scripts */
-static int is_lower_or_uncased(int32_t c)
-{
-    return c < 0x80 ? (c >= 'a' && c <= 'z') : (cat(c) == UTF8PROC_CATEGORY_LL || cat(c) == UTF8PROC_CATEGORY_LO);
-}
-
-static size_t prefix_len(const int32_t *c, size_t lo, size_t hi)
+static inline size_t prefix_len(const int32_t *c, size_t lo, size_t hi)
 {
     size_t d = dot_run(c, lo, hi);
     if (d >= 2) return d;
@@ -261,17 +331,24 @@ static size_t prefix_len(const int32_t *c, size_t lo, size_t hi)
 /* Abbreviations that keep their final '.' (from spaCy's English exceptions). */
 static int is_abbrev(const int32_t *c, size_t lo, size_t hi)
 {
-    static const char *const ab[] = {"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "co.", "inc.", "ltd.",
-                                     "corp.", "vs.", "mt.", "gen.", "gov.", "rep.", "sen.", "jan.", "feb.",
-                                     "mar.", "apr.", "jun.", "jul.", "aug.", "sep.", "sept.", "oct.", "nov.",
-                                     "dec.", "calif.", "fla.", "mass.", "wash."};
+    static const word ab[] = {W("mr."),   W("mrs."),  W("ms."),   W("dr."),    W("st."),   W("jr."),   W("sr."),
+                              W("co."),   W("inc."),  W("ltd."),  W("corp."),  W("vs."),   W("mt."),   W("gen."),
+                              W("gov."),  W("rep."),  W("sen."),  W("jan."),   W("feb."),  W("mar."),  W("apr."),
+                              W("jun."),  W("jul."),  W("aug."),  W("sep."),   W("sept."), W("oct."),  W("nov."),
+                              W("dec."),  W("calif."), W("fla."), W("mass."),  W("wash.")};
     size_t m = hi - lo;
-    if (m == 2 && wn_ts_is_alpha(c[lo])) return 1; /* "p." */
-    if (m >= 4 && c[hi - 3] == '.' && wn_ts_is_alpha(c[hi - 2])) return 1; /* "e.g." "a.m." */
+    if (m == 2 && is_alpha(c[lo])) return 1; /* "p." */
+    if (m >= 4 && c[hi - 3] == '.' && is_alpha(c[hi - 2])) return 1; /* "e.g." "a.m." */
+    if (m < 3 || m > 6) return 0;
     for (size_t i = 0; i < WN_ARRAY_LEN(ab); i++)
         if (ascii_ieq(c + lo, m, ab[i])) return 1;
     return 0;
 }
+
+/* x is ' or ’ */
+static inline int apos(int32_t x) { return x == '\'' || x == 0x2019; }
+/* ASCII lowercase of x (others unchanged) */
+static inline int32_t lc(int32_t x) { return x >= 'A' && x <= 'Z' ? x + 32 : x; }
 
 static size_t suffix_len(const int32_t *c, size_t lo, size_t hi)
 {
@@ -284,12 +361,15 @@ static size_t suffix_len(const int32_t *c, size_t lo, size_t hi)
     }
     if (z == '\'' && y == '\'') return 2;
     if (z == 0x2026 || is_suffix_char(z)) return 1;
-    if (m > 2 && (z == 's' || z == 'S') && (y == '\'' || y == 0x2019)) return 2;
-    if (m > 3 && ascii_ieq(c + hi - 3, 3, "n't") && wn_ts_is_alpha(c[hi - 4])) return 3;
-    if (m > 3 && (ascii_ieq(c + hi - 3, 3, "'ll") || ascii_ieq(c + hi - 3, 3, "'re") || ascii_ieq(c + hi - 3, 3, "'ve")) &&
-        wn_ts_is_alpha(c[hi - 4]))
-        return 3;
-    if (m > 2 && (ascii_ieq(c + hi - 2, 2, "'m") || ascii_ieq(c + hi - 2, 2, "'d")) && wn_ts_is_alpha(c[hi - 3])) return 2;
+    if (m > 2 && (z == 's' || z == 'S') && apos(y)) return 2;
+    if (m > 3 && apos(c[hi - 3])) {
+        /* n't needs ' in the middle: here it would be ' first, so only 'll 're 've */
+        int32_t a = lc(y), b = lc(z);
+        if (((a == 'l' && b == 'l') || (a == 'r' && b == 'e') || (a == 'v' && b == 'e')) && is_alpha(c[hi - 4]))
+            return 3;
+    }
+    if (m > 3 && lc(c[hi - 3]) == 'n' && apos(y) && lc(z) == 't' && is_alpha(c[hi - 4])) return 3;
+    if (m > 2 && apos(y) && (lc(z) == 'm' || lc(z) == 'd') && is_alpha(c[hi - 3])) return 2;
     if (m >= 2 && (z == '+' || z == '%' || is_currency(z)) && is_digit(y)) return 1;
     if (z == '.' && m >= 2 && !is_abbrev(c, lo, hi)) {
         if (is_digit(y) || is_lower_or_uncased(y) || y == '%' || y == 0xB2 || y == '-' || y == '+' ||
@@ -330,8 +410,6 @@ static int url_like(const int32_t *c, size_t lo, size_t hi)
     return dots > 0 && label >= 2 && last_alpha;
 }
 
-static int is_hyphen(int32_t c) { return c == '-' || c == 0x2013 || c == 0x2014 || c == '~'; }
-
 /* Splits c[lo..hi) at infixes and emits the pieces. */
 static wn_err infixes(const chunk *k, size_t lo, size_t hi)
 {
@@ -341,17 +419,21 @@ static wn_err infixes(const chunk *k, size_t lo, size_t hi)
     for (size_t i = lo + 1; i + 1 < hi;) {
         size_t len = 0;
         int32_t p = c[i - 1], x = c[i], nx = c[i + 1];
+        if ((uint32_t)x < 0x80 && (ascii_k[x] & K_ALNUM)) { /* no infix starts at a letter or digit */
+            i++;
+            continue;
+        }
         size_t d = dot_run(c, i, hi);
         if (d >= 2 && i + d < hi) len = d;
         else if (x == 0x2026 || is_icon(x)) len = 1;
         else if ((x == '+' || x == '-' || x == '*' || x == '^') && is_digit(p) && (is_digit(nx) || nx == '-')) len = 1;
         else if (x == '.' && (is_lower(p) || is_quote(p)) && (is_upper(nx) || is_quote(nx))) len = 1;
-        else if (x == ',' && wn_ts_is_alpha(p) && wn_ts_is_alpha(nx)) len = 1;
+        else if (x == ',' && is_alpha(p) && is_alpha(nx)) len = 1;
         else if (is_hyphen(x) && is_alnum(p)) {
             size_t j = i;
             while (j < hi && is_hyphen(c[j]) && j - i < 3) j++;
-            if (j < hi && wn_ts_is_alpha(c[j])) len = j - i;
-        } else if ((x == ':' || x == '<' || x == '>' || x == '=' || x == '/') && is_alnum(p) && wn_ts_is_alpha(nx)) {
+            if (j < hi && is_alpha(c[j])) len = j - i;
+        } else if ((x == ':' || x == '<' || x == '>' || x == '=' || x == '/') && is_alnum(p) && is_alpha(nx)) {
             len = 1;
         }
         if (!len) {
@@ -365,7 +447,7 @@ static wn_err infixes(const chunk *k, size_t lo, size_t hi)
     return emit(k, start, hi);
 }
 
-static wn_err split_chunk(wn_ts_scratch *sc, const char *s, size_t a, size_t b)
+static wn_err split_chunk(wn_ts_scratch *sc, const char *s, size_t a, size_t b, int ascii)
 {
     /* decode */
     size_t m = 0;
@@ -379,10 +461,17 @@ static wn_err split_chunk(wn_ts_scratch *sc, const char *s, size_t a, size_t b)
         sc->cp_off = o;
         sc->cap_cp = cap;
     }
-    for (size_t i = a; i < b;) {
-        sc->cp_off[m] = (uint32_t)i;
-        unsigned char u = (unsigned char)s[i];
-        sc->cp[m++] = u < 0x80 ? (int32_t)s[i++] : wn_utf8_next(s, b, &i);
+    if (ascii) {
+        for (size_t i = a; i < b; i++) {
+            sc->cp_off[m] = (uint32_t)i;
+            sc->cp[m++] = (unsigned char)s[i];
+        }
+    } else {
+        for (size_t i = a; i < b;) {
+            sc->cp_off[m] = (uint32_t)i;
+            unsigned char u = (unsigned char)s[i];
+            sc->cp[m++] = u < 0x80 ? (int32_t)s[i++] : wn_utf8_next(s, b, &i);
+        }
     }
     sc->cp_off[m] = (uint32_t)b;
     chunk k = {sc, sc->cp, sc->cp_off};
@@ -427,7 +516,7 @@ static void merge_specials(wn_ts_scratch *sc, const char *s, size_t from)
                 int32_t c[3];
                 size_t m = 0, j = p->off;
                 while (j < t.off + t.len && m < 3) c[m++] = wn_utf8_next(s, t.off + t.len, &j);
-                merge = is_special(c, 0, m) || (m == 2 && c[1] == '.' && p->cps == 1 && wn_ts_is_alpha(c[0]));
+                merge = is_special(c, 0, m) || (m == 2 && c[1] == '.' && p->cps == 1 && is_alpha(c[0]));
             }
             if (merge) {
                 p->len += t.len;
@@ -440,21 +529,60 @@ static void merge_specials(wn_ts_scratch *sc, const char *s, size_t from)
     sc->n_tok = k;
 }
 
+/* Whitespace at s[i], i < n, for a byte >= 0x80; *len = its length. */
+static int is_space_u(const char *s, size_t n, size_t i, size_t *len)
+{
+    size_t j = i;
+    int32_t cp = wn_utf8_next(s, n, &j);
+    *len = j - i;
+    return cp >= 0 && wn_is_space(cp);
+}
+
 wn_err wn_ts_words(wn_ts_scratch *sc, const char *s, size_t n)
 {
     WN_CHECK(n < UINT32_MAX);
     sc->n_tok = 0;
+    const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, k;
     while (i < n) {
-        while (i < n && is_space_at(s, n, i, &k)) i += k;
-        size_t a = i;
-        while (i < n && !is_space_at(s, n, i, &k)) i += k;
-        if (i > a) {
-            size_t from = sc->n_tok;
-            wn_err e = split_chunk(sc, s, a, i);
-            if (e) return e;
-            if (sc->n_tok - from > 1) merge_specials(sc, s, from);
+        /* skip whitespace */
+        while (i < n) {
+            if (u[i] < 0x80) {
+                if (!(ascii_k[u[i]] & K_SPACE)) break;
+                i++;
+            } else {
+                if (!is_space_u(s, n, i, &k)) break;
+                i += k;
+            }
         }
+        /* the chunk up to the next whitespace; note whether it is ASCII and
+         * whether it is only letters and digits */
+        size_t a = i;
+        unsigned all = K_ALNUM;
+        int ascii = 1;
+        while (i < n) {
+            if (u[i] < 0x80) {
+                unsigned t = ascii_k[u[i]];
+                if (t & K_SPACE) break;
+                all &= t;
+                i++;
+            } else {
+                if (is_space_u(s, n, i, &k)) break;
+                ascii = 0;
+                i += k;
+            }
+        }
+        if (i == a) continue;
+        if (ascii && (all & K_ALNUM)) {
+            /* [A-Za-z0-9]+: no prefix, suffix, infix or special case applies */
+            if (sc->n_tok == sc->cap_tok && grow_tok(&sc->tok, &sc->cap_tok)) return WN_ERR_NOMEM;
+            sc->tok[sc->n_tok++] = (wn_ts_tok){(uint32_t)a, (uint32_t)(i - a), (uint32_t)(i - a)};
+            continue;
+        }
+        size_t from = sc->n_tok;
+        wn_err e = split_chunk(sc, s, a, i, ascii);
+        if (e) return e;
+        if (sc->n_tok - from > 1) merge_specials(sc, s, from);
     }
     return WN_OK;
 }
@@ -465,13 +593,23 @@ long wn_ts_sentences(wn_ts_scratch *sc, const char *s, size_t n)
     if (!sc->n_tok) return 0;
     long count = 1;
     int seen = 0;
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < sc->n_tok; i++) {
         const wn_ts_tok *t = &sc->tok[i];
-        size_t j = t->off;
-        int32_t c = wn_utf8_next(s, n, &j);
-        int terminal = t->cps == 1 && wn_ts_is_terminal(c);
-        int all_punct = 1;
-        for (size_t k = t->off; k < t->off + t->len && all_punct;) all_punct = is_uni_punct(wn_utf8_next(s, n, &k));
+        int terminal, all_punct = 1;
+        if (t->cps == 1 && u[t->off] < 0x80) {
+            int32_t c = u[t->off];
+            terminal = c == '.' || c == '!' || c == '?';
+            all_punct = (ascii_k[c] & K_UPUNCT) != 0;
+        } else {
+            size_t j = t->off;
+            int32_t c = wn_utf8_next(s, n, &j);
+            terminal = t->cps == 1 && wn_ts_is_terminal(c);
+            for (size_t q = t->off; q < t->off + t->len && all_punct;) {
+                if (u[q] < 0x80) all_punct = (ascii_k[u[q++]] & K_UPUNCT) != 0;
+                else all_punct = is_uni_punct(wn_utf8_next(s, n, &q));
+            }
+        }
         if (seen && !all_punct && !terminal) {
             count++;
             seen = 0;
@@ -517,23 +655,4 @@ wn_err wn_ts_count_reset(wn_ts_scratch *sc, size_t expected)
     memset(sc->slot, 0, cap * sizeof *sc->slot);
     sc->n_slot = cap;
     return WN_OK;
-}
-
-uint32_t wn_ts_count_add(wn_ts_scratch *sc, uint64_t key, uint32_t idx, uint32_t *first)
-{
-    size_t mask = sc->n_slot - 1;
-    for (size_t i = (size_t)(key ^ (key >> 29)) & mask;; i = (i + 1) & mask) {
-        wn_ts_slot *s = &sc->slot[i];
-        if (s->key == key) {
-            if (first) *first = s->first;
-            return ++s->count;
-        }
-        if (!s->key) {
-            s->key = key;
-            s->count = 1;
-            s->first = idx;
-            if (first) *first = idx;
-            return 1;
-        }
-    }
 }

@@ -82,6 +82,25 @@ int wn_ts_is_alpha(int32_t c);
  * (0 when none). */
 size_t wn_ts_line_break(const char *s, size_t n, size_t i);
 
+/* The end of the line starting at s[a]: the first i >= a with a line break
+ * (as wn_ts_line_break) or n; *brk gets the break's length (0 at n). Skips
+ * bytes that cannot start a break without calling wn_ts_line_break. */
+static inline size_t wn_ts_line_end(const char *s, size_t n, size_t a, size_t *brk)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = a; i < n; i++) {
+        unsigned char c = u[i];
+        if (c > 0x1e && c != 0xc2 && c != 0xe2) continue;
+        size_t k = wn_ts_line_break(s, n, i);
+        if (k) {
+            *brk = k;
+            return i;
+        }
+    }
+    *brk = 0;
+    return n;
+}
+
 /* The last code point of s[0..n); -1 for "" or an invalid ending. */
 int32_t wn_ts_last_cp(const char *s, size_t n);
 
@@ -92,7 +111,24 @@ wn_span wn_ts_strip(const char *s, size_t n);
  * `expected` distinct keys. add returns the count after adding; *first gets
  * the `idx` given with the key's first occurrence. */
 wn_err wn_ts_count_reset(wn_ts_scratch *sc, size_t expected);
-uint32_t wn_ts_count_add(wn_ts_scratch *sc, uint64_t key, uint32_t idx, uint32_t *first);
+static inline uint32_t wn_ts_count_add(wn_ts_scratch *sc, uint64_t key, uint32_t idx, uint32_t *first)
+{
+    size_t mask = sc->n_slot - 1;
+    for (size_t i = (size_t)(key ^ (key >> 29)) & mask;; i = (i + 1) & mask) {
+        wn_ts_slot *s = &sc->slot[i];
+        if (s->key == key) {
+            if (first) *first = s->first;
+            return ++s->count;
+        }
+        if (!s->key) {
+            s->key = key;
+            s->count = 1;
+            s->first = idx;
+            if (first) *first = idx;
+            return 1;
+        }
+    }
+}
 
 /* xxh3-64 of a byte span, never 0. */
 uint64_t wn_ts_hash(const void *p, size_t n);

@@ -56,7 +56,7 @@ static const char *const count_name[N_COUNT] = {
 
 typedef struct {
     wn_ts_scratch sc;
-    wn_buf out, line;
+    wn_buf out, line, low; /* low: the current line, ASCII-lowercased */
     uint64_t count[N_COUNT];
     wn_err err;
     char pad[64];
@@ -89,21 +89,24 @@ static wn_err c4_open(wn_stage *st)
     return WN_OK;
 }
 
-/* ASCII case-insensitive search for a lowercase needle. */
-static int ci_contains(const char *h, size_t n, const char *needle)
+/* ASCII lowercase copy of p[0..n) into out (A-Z only; other bytes as they are). */
+static wn_err ascii_lower(wn_buf *out, const char *p, size_t n)
 {
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++) {
-        size_t j = 0;
-        while (j < k) {
-            char c = h[i + j];
-            if (c >= 'A' && c <= 'Z') c += 32;
-            if (c != needle[j]) break;
-            j++;
-        }
-        if (j == k) return 1;
+    wn_buf_clear(out);
+    wn_err e = wn_buf_append(out, p, n);
+    if (e) return e;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)out->p[i];
+        if (c >= 'A' && c <= 'Z') out->p[i] = (char)(c + 32);
     }
-    return 0;
+    return WN_OK;
+}
+
+/* Search in text already lowercased by ascii_lower: the same matches as an
+ * ASCII case-insensitive search for the lowercase needle. */
+static int contains(const wn_buf *low, const char *needle)
+{
+    return low->len && memmem(low->p, low->len, needle, strlen(needle)) != NULL;
 }
 
 /* Words (Python str.split()) and whether one is longer than max code points. */
@@ -112,10 +115,18 @@ static size_t words_of(const char *p, size_t n, int64_t max, int *too_long)
     size_t words = 0, i = 0;
     int64_t cps = -1; /* -1: between words */
     *too_long = 0;
-    while (i <= n) {
-        size_t j = i;
-        int32_t c = i < n ? wn_utf8_next(p, n, &j) : ' ';
-        if (c >= 0 && wn_is_space(c)) {
+    for (;;) {
+        int space;
+        if (i >= n) {
+            space = 1;
+        } else if ((unsigned char)p[i] < 0x80) {
+            unsigned char u = (unsigned char)p[i++];
+            space = u == ' ' || (u >= 0x09 && u <= 0x0D); /* wn_is_space on ASCII */
+        } else {
+            int32_t c = wn_utf8_next(p, n, &i);
+            space = c >= 0 && wn_is_space(c);
+        }
+        if (space) {
             if (cps >= 0) {
                 words++;
                 if (max && cps > max) *too_long = 1;
@@ -124,7 +135,7 @@ static size_t words_of(const char *p, size_t n, int64_t max, int *too_long)
         } else {
             cps = cps < 0 ? 1 : cps + 1;
         }
-        i = i < n ? j : n + 1;
+        if (i >= n && space) break;
     }
     return words;
 }
@@ -177,8 +188,7 @@ static const char *clean(const c4_filter *s, tls *t, const wn_buf *tx, result *r
     static const char *const policy[] = {"terms of use", "privacy policy", "cookie policy",
                                          "uses cookies", "use of cookies", "use cookies"};
     for (size_t a = 0; a < n;) {
-        size_t b = a, k = 0;
-        while (b < n && !(k = wn_ts_line_break(p, n, b))) b++;
+        size_t k, b = wn_ts_line_end(p, n, a, &k);
         wn_span l = wn_ts_strip(p + a, b - a);
         a = b + k;
         r->lines++;
@@ -199,12 +209,13 @@ static const char *clean(const c4_filter *s, tls *t, const wn_buf *tx, result *r
             if (!ok) { t->count[L_NO_PUNCT]++; r->removed++; continue; }
         }
         if ((int64_t)words < s->min_words) { t->count[L_FEW_WORDS]++; r->removed++; continue; }
-        if (s->lorem && ci_contains(lp, ln, "lorem ipsum")) return "lorem_ipsum";
-        if (s->javascript && ci_contains(lp, ln, "javascript")) { t->count[L_JAVASCRIPT]++; r->removed++; continue; }
+        if ((s->lorem || s->javascript || s->policy) && (*e = ascii_lower(&t->low, lp, ln))) return NULL;
+        if (s->lorem && contains(&t->low, "lorem ipsum")) return "lorem_ipsum";
+        if (s->javascript && contains(&t->low, "javascript")) { t->count[L_JAVASCRIPT]++; r->removed++; continue; }
         if (s->curly && memchr(lp, '{', ln)) return "curly_bracket";
         if (s->policy) {
             int hit = 0;
-            for (size_t i = 0; i < WN_ARRAY_LEN(policy) && !hit; i++) hit = ci_contains(lp, ln, policy[i]);
+            for (size_t i = 0; i < WN_ARRAY_LEN(policy) && !hit; i++) hit = contains(&t->low, policy[i]);
             if (hit) { t->count[L_POLICY]++; r->removed++; continue; }
         }
         if (s->min_sentences) {
@@ -296,6 +307,7 @@ static void c4_close(wn_stage *st)
         wn_ts_scratch_free(&s->t[i].sc);
         wn_buf_free(&s->t[i].out);
         wn_buf_free(&s->t[i].line);
+        wn_buf_free(&s->t[i].low);
     }
     wn_free(s->t);
 }

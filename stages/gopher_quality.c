@@ -97,18 +97,31 @@ static size_t count_sub(const char *p, size_t n, const char *needle, size_t k)
 
 static int stop_word(const char *w, size_t n)
 {
-    static const char *const sw[] = {"the", "be", "to", "of", "and", "that", "have", "with"};
-    for (int i = 0; i < 8; i++)
-        if (strlen(sw[i]) == n && !memcmp(sw[i], w, n)) return i;
-    return -1;
+    switch (n) {
+    case 2:
+        if (w[0] == 'b' && w[1] == 'e') return 1;
+        if (w[0] == 't' && w[1] == 'o') return 2;
+        if (w[0] == 'o' && w[1] == 'f') return 3;
+        return -1;
+    case 3:
+        if (!memcmp(w, "the", 3)) return 0;
+        if (!memcmp(w, "and", 3)) return 4;
+        return -1;
+    case 4:
+        if (!memcmp(w, "that", 4)) return 5;
+        if (!memcmp(w, "have", 4)) return 6;
+        if (!memcmp(w, "with", 4)) return 7;
+        return -1;
+    default:
+        return -1;
+    }
 }
 
 static void line_stats(const char *p, size_t n, stats *m)
 {
     size_t a = 0;
     while (a < n) {
-        size_t b = a, k = 0;
-        while (b < n && !(k = wn_ts_line_break(p, n, b))) b++;
+        size_t k, b = wn_ts_line_end(p, n, a, &k);
         wn_span l = wn_ts_strip(p + a, b - a);
         m->lines++;
         if (l.n && (l.p[0] == '-' || (l.n >= 3 && !memcmp(l.p, "\xe2\x80\xa2", 3)))) m->bullets++;
@@ -130,6 +143,14 @@ static const char *verdict(const gopher_quality *s, wn_ts_scratch *sc, const wn_
         const wn_ts_tok *w = &sc->tok[i];
         int symbol = 1, alpha = 0;
         for (size_t j = w->off; j < w->off + w->len;) {
+            unsigned char u = (unsigned char)p[j];
+            if (u < 0x80) { /* wn_ts_is_punct / wn_ts_is_alpha on ASCII */
+                int letter = (unsigned)((u | 0x20) - 'a') < 26;
+                if (letter || (unsigned)(u - '0') < 10 || u == ' ' || u == '\t' || u == '\n') symbol = 0;
+                alpha |= letter;
+                j++;
+                continue;
+            }
             int32_t c = wn_utf8_next(p, t->len, &j);
             if (!wn_ts_is_punct(c)) symbol = 0;
             if (wn_ts_is_alpha(c)) alpha = 1;

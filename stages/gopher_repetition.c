@@ -19,8 +19,9 @@
  *                           adds its length (words concatenated, no spaces) and
  *                           the scan jumps N words, else it is remembered and the
  *                           scan moves one word; total / L > 0.15 .. 0.10
- * Elements are compared by 64-bit hashes (xxh3 of the bytes; of the word
- * hashes for n-grams, so n-grams are equal when their words are equal).
+ * Elements are compared by 64-bit hashes: xxh3 of the bytes; for n-grams a
+ * polynomial hash of the word hashes rolled along the words (O(1) per
+ * position) and mixed, so n-grams are equal when their words are equal.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -55,7 +56,8 @@ static const char *const dup_reason[] = {"duplicated_5_n_grams", "duplicated_6_n
 typedef struct {
     wn_ts_scratch sc;
     uint64_t *cps_prefix; /* code points of words [0, i) */
-    size_t cap_prefix;
+    uint64_t *key;        /* n-gram keys by position */
+    size_t cap_prefix;    /* of cps_prefix and key */
     wn_err err;
     char pad[64];
 } tls;
@@ -105,14 +107,13 @@ static wn_err dup_pieces(wn_ts_scratch *sc, const char *p, size_t n, int min_run
         /* find the next separator at or after a */
         size_t b = a, run = 0;
         while (b < n) {
-            if (p[b] == '\n') {
-                size_t r = b;
-                while (r < n && p[r] == '\n') r++;
-                if ((int)(r - b) >= min_run) { run = r - b; break; }
-                b = r;
-            } else {
-                b++;
-            }
+            const char *q = memchr(p + b, '\n', n - b);
+            if (!q) { b = n; break; }
+            b = (size_t)(q - p);
+            size_t r = b;
+            while (r < n && p[r] == '\n') r++;
+            if ((int)(r - b) >= min_run) { run = r - b; break; }
+            b = r;
         }
         (*elems)++;
         if (wn_ts_count_add(sc, wn_ts_hash(p + a, b - a), 0, NULL) > 1) {
@@ -123,6 +124,39 @@ static wn_err dup_pieces(wn_ts_scratch *sc, const char *p, size_t n, int min_run
         a = b + run;
     }
     return WN_OK;
+}
+
+/* Rolling n-gram hash over 64-bit word hashes: v = sum h[i+j] * B^(g-1-j). */
+#define ROLL_B 0x9E3779B97F4A7C15ull
+typedef struct {
+    uint64_t v, top; /* top = B^(g-1) */
+} ngram_roll;
+
+static void roll_start(ngram_roll *r, const uint64_t *h, int g)
+{
+    r->v = 0;
+    r->top = 1;
+    for (int j = 0; j < g; j++) {
+        r->v = r->v * ROLL_B + h[j];
+        if (j) r->top *= ROLL_B;
+    }
+}
+
+/* from the n-gram at i - 1 to the one at i */
+static inline void roll_next(ngram_roll *r, const uint64_t *h, size_t i, int g)
+{
+    r->v = (r->v - h[i - 1] * r->top) * ROLL_B + h[i + (size_t)g - 1];
+}
+
+static inline uint64_t roll_key(const ngram_roll *r)
+{
+    uint64_t k = r->v;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k ? k : 1;
 }
 
 typedef struct {
@@ -163,6 +197,9 @@ static const char *verdict(const gopher_repetition *s, tls *t, const wn_buf *tx,
         uint64_t *c = wn_realloc(t->cps_prefix, cap * sizeof *c);
         if (!c) { *e = WN_ERR_NOMEM; return NULL; }
         t->cps_prefix = c;
+        uint64_t *k = wn_realloc(t->key, cap * sizeof *k);
+        if (!k) { *e = WN_ERR_NOMEM; return NULL; }
+        t->key = k;
         t->cap_prefix = cap;
     }
     const uint64_t *cp = t->cps_prefix;
@@ -171,14 +208,18 @@ static const char *verdict(const gopher_repetition *s, tls *t, const wn_buf *tx,
         sc->h[i] = wn_ts_hash(p + sc->tok[i].off, sc->tok[i].len);
         t->cps_prefix[i + 1] = cp[i] + sc->tok[i].cps;
     }
-    if ((*e = wn_ts_count_reset(sc, nw))) return NULL;
+    /* n-gram keys: a polynomial hash of the word hashes, rolled along the
+     * words (O(1) per position), then mixed */
     for (int g = 2; g <= 4; g++) {
         if (nw < (size_t)g) continue;
-        if (g > 2 && (*e = wn_ts_count_reset(sc, nw))) return NULL;
+        if ((*e = wn_ts_count_reset(sc, nw))) return NULL;
+        ngram_roll roll;
+        roll_start(&roll, sc->h, g);
         uint32_t best = 0, best_first = 0;
         for (size_t i = 0; i + g <= nw; i++) {
+            if (i) roll_next(&roll, sc->h, i, g);
             uint32_t first;
-            uint32_t c = wn_ts_count_add(sc, wn_ts_hash(sc->h + i, (size_t)g * 8), (uint32_t)i, &first);
+            uint32_t c = wn_ts_count_add(sc, roll_key(&roll), (uint32_t)i, &first);
             if (c > best || (c == best && first < best_first)) {
                 best = c;
                 best_first = first;
@@ -191,12 +232,23 @@ static const char *verdict(const gopher_repetition *s, tls *t, const wn_buf *tx,
     for (int g = 5; g <= 10; g++) {
         if ((*e = wn_ts_count_reset(sc, nw))) return NULL;
         uint64_t rep = 0;
-        for (size_t i = 0; i + g <= nw;) {
-            if (wn_ts_count_add(sc, wn_ts_hash(sc->h + i, (size_t)g * 8), 0, NULL) > 1) {
-                rep += cp[i + g] - cp[i];
-                i += (size_t)g;
-            } else {
-                i++;
+        if (nw >= (size_t)g) {
+            /* the keys of all positions first (the scan skips some), then the scan */
+            uint64_t *key = t->key;
+            ngram_roll roll;
+            roll_start(&roll, sc->h, g);
+            key[0] = roll_key(&roll);
+            for (size_t i = 1; i + g <= nw; i++) {
+                roll_next(&roll, sc->h, i, g);
+                key[i] = roll_key(&roll);
+            }
+            for (size_t i = 0; i + g <= nw;) {
+                if (wn_ts_count_add(sc, key[i], 0, NULL) > 1) {
+                    rep += cp[i + g] - cp[i];
+                    i += (size_t)g;
+                } else {
+                    i++;
+                }
             }
         }
         r->dup[g - 5] = (double)rep / L;
@@ -247,6 +299,7 @@ static void gr_close(wn_stage *st)
     for (int i = 0; s->t && i < s->n_t; i++) {
         wn_ts_scratch_free(&s->t[i].sc);
         wn_free(s->t[i].cps_prefix);
+        wn_free(s->t[i].key);
     }
     wn_free(s->t);
 }
