@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench_text_filters.sh - throughput of regex_filter (50 patterns) and pii_redact, each
-# alone in a pipeline, at --threads 1 and 2. See BENCHMARKS.md, "Regex, URL and PII filters".
+# bench_text_filters.sh - throughput of regex_filter (50 patterns), pii_redact and
+# fasttext_filter (when the `fasttext` tool is installed, to train the model), each alone in
+# a pipeline, at --threads 1 and 2. See BENCHMARKS.md, "Regex, URL and PII filters".
 #
 # Input: the first BENCH_TF_BYTES (default 100000000) of build/bench/corpus.jsonl.zst, whole
 # lines (generated with `build/gen_corpus build/bench/corpus.jsonl.zst 200000000` if missing).
@@ -99,14 +100,39 @@ EOF
 }
 manifest regex "regex_filter: {patterns_file: $T/patterns.txt}" >"$T/regex.yaml"
 manifest pii "pii_redact: {}" >"$T/pii.yaml"
+STAGES="regex pii"
+if command -v fasttext >/dev/null; then
+    # a small supervised model (dim 16, char 2-4-grams, word bigrams) trained by the reference tool
+    # on 20k documents of the input, labelled by a crude rule (length), as a classifier stand-in
+    python3 - "$T" <<'PY'
+import json, subprocess, sys
+T = sys.argv[1]
+out = open(f"{T}/ft-train.txt", "w")
+p = subprocess.Popen(["zstd", "-dc", f"{T}/input.jsonl.zst"], stdout=subprocess.PIPE, text=True)
+for i, line in enumerate(p.stdout):
+    if i == 20000: break
+    t = json.loads(line)["text"].replace("\n", " ")
+    out.write(("__label__long " if len(t) > 3000 else "__label__short ") + t + "\n")
+p.kill()
+PY
+    fasttext supervised -input "$T/ft-train.txt" -output "$T/ft" -dim 16 -epoch 1 -minn 2 -maxn 4 \
+        -wordNgrams 2 -bucket 200000 -thread 2 -verbose 0
+    manifest fasttext "fasttext_filter: {model: $T/ft.bin, mode: annotate}" >"$T/fasttext.yaml"
+    STAGES="regex pii fasttext"
+else
+    echo "SKIP: fasttext_filter (the fasttext tool is not installed to train a model)"
+fi
 
-python3 - "$T" "$REPEATS" <<'EOF'
+python3 - "$T" "$REPEATS" $STAGES <<'EOF'
 import glob, json, subprocess, sys
-T, repeats = sys.argv[1], int(sys.argv[2])
+T, repeats, stages = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"machine: {cpu}, nproc={subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}; best of {repeats}")
 print(f"{'stage':<28} {'threads':>7} {'docs':>7} {'MB in':>7} {'stage s':>8} {'MB/s':>8}  notes")
-for name, label in (("regex", "regex_filter (50 patterns)"), ("pii", "pii_redact (all kinds)")):
+labels = {"regex": "regex_filter (50 patterns)", "pii": "pii_redact (all kinds)",
+          "fasttext": "fasttext_filter (dim 16)"}
+for name in stages:
+    label = labels[name]
     for n in (1, 2):
         best = None
         for _ in range(repeats):
@@ -119,6 +145,8 @@ for name, label in (("regex", "regex_filter (50 patterns)"), ("pii", "pii_redact
         r = best
         if name == "regex":
             note = f"matched_docs={r['matched_docs']} limit_hits={r['limit_hits']}"
+        elif name == "fasttext":
+            note = "char 2-4-grams, word bigrams, annotate"
         else:
             note = " ".join(f"{k}={v}" for k, v in r["pii"].items() if v) + f" kept_reserved={r['ip_kept_reserved']}"
         print(f"{label:<28} {n:>7} {r['docs_in']:>7} {r['bytes_in']/1e6:>7.1f} {r['wall_seconds']:>8.3f}"
