@@ -21,6 +21,16 @@ ifeq ($(origin CUDA), undefined)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 
+# OpenBLAS for the CPU model's matrix products (src/model.c, mm_blas) when
+# cblas.h and -lopenblas are found; BLAS=0|1 overrides.
+ifeq ($(origin BLAS), undefined)
+  BLAS := $(shell echo 'int main(void){cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1,0,1,0,1,0,0,1);}' | \
+            $(CC) -include cblas.h -x c - -o /dev/null -lopenblas >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+CPPFLAGS += -DWN_BLAS=$(BLAS)
+LIBS     += $(if $(filter 1,$(BLAS)),-lopenblas)
+$(info winnow: matrix products: $(if $(filter 1,$(BLAS)),OpenBLAS (cblas_sgemm),hand-written loops$(if $(filter 0,$(BLAS)), (OpenBLAS not found or BLAS=0),)))
+
 ifeq ($(CUDA),1)
   B := build/cuda
 else
@@ -51,8 +61,11 @@ winnow: $(B)/src/main.o $(OBJ) $(BIN_EXTRA) build/config
 # Relink when the CUDA setting changes.
 build/config: FORCE
 	@mkdir -p build
-	@echo "CUDA=$(CUDA)" | cmp -s - $@ || echo "CUDA=$(CUDA)" >$@
+	@echo "CUDA=$(CUDA) BLAS=$(BLAS)" | cmp -s - $@ || echo "CUDA=$(CUDA) BLAS=$(BLAS)" >$@
+.PHONY: FORCE
 FORCE:
+# ... and rebuild the model when the BLAS setting changes.
+$(B)/src/model.o build/san/src/model.o build/san/tests/unit/test_model.o: build/config
 
 $(B)/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
 	@mkdir -p $(dir $@)
@@ -138,8 +151,8 @@ fuzz:
 	  ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$t || exit 1; \
 	done
 
-DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev \
-                libutf8proc-dev zstd xxhash python3 gzip bzip2 xz-utils tar
+DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev fasttext \
+                libutf8proc-dev libopenblas-dev zstd xxhash python3 gzip bzip2 xz-utils tar
 deps:
 	@if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "deps: all installed"; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -33,7 +33,11 @@
  * of the tile picked at load time); each element is still summed over k in
  * order, exactly like mm_naive(), the reference it is tested against, so
  * SSE2, AVX2 and the naive loop give the same bits. The LM head transposes
- * wte (V, C) into the scratch once per forward.
+ * wte (V, C) into the scratch once per forward. Built with WN_BLAS=1 (the
+ * Makefile's default when it finds OpenBLAS), the float products go to
+ * cblas_sgemm instead, on fixed output tiles (mm_blas(): also bit-identical
+ * for any thread count, and about 3x faster); this path stays the reference
+ * and the fallback, and the double build always uses it.
  *
  * Scalar type: the math is written on wn_real, float by default. Defining
  * WN_MODEL_DOUBLE before including this file (the unit test does this with
@@ -61,12 +65,17 @@
  */
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(WN_BLAS) && WN_BLAS
+#include <cblas.h>
+void openblas_set_num_threads(int); /* OpenBLAS's own; also in its cblas.h */
 #endif
 
 #ifdef WN_MODEL_DOUBLE
@@ -332,11 +341,59 @@ static void mm_tile(wn_real *restrict out, const wn_real *restrict a, size_t ars
         for (int j = 0; j < MM_CB; j++) out[(size_t)(n0 + r) * M + m0 + j] = t[r][j];
 }
 
+/* BLAS path (float build with WN_BLAS): cblas_sgemm, single-threaded
+ * (openblas_set_num_threads(1) in wn_gpt_new), called once per output tile of
+ * a fixed BL_RB x BL_CB grid, OpenMP across tiles. The grid does not depend on
+ * the thread count and one sgemm on one tile is a fixed sequence of
+ * operations, so the results are bit-identical for any OMP_NUM_THREADS, as on
+ * the hand-written path; they differ from it in the last bits (OpenBLAS's own
+ * blocking of k and FMA), and may differ between OpenBLAS builds or CPUs. */
+#if defined(WN_BLAS) && WN_BLAS && !defined(WN_MODEL_DOUBLE)
+#define MM_BLAS 1
+#define BL_RB 128
+#define BL_CB 256
+
+/* out (N, M) = [out if acc] + [bias] + op(A) @ op(B): A stored (N, K), or
+ * (K, N) when ta, with leading dimension lda; B stored (K, M), or (M, K)
+ * when tb, with leading dimension ldb. */
+static void mm_blas(float *out, const float *a, int ta, int lda, const float *b, int tb, int ldb,
+                    const float *bias, int acc, int N, int K, int M)
+{
+    int nrb = (N + BL_RB - 1) / BL_RB, ncb = (M + BL_CB - 1) / BL_CB;
+#pragma omp parallel for collapse(2) if ((size_t)N * K * M >= PAR_MIN) schedule(static)
+    for (int rb = 0; rb < nrb; rb++)
+        for (int cb = 0; cb < ncb; cb++) {
+            int n0 = rb * BL_RB, m0 = cb * BL_CB, rn = imin(BL_RB, N - n0), cn = imin(BL_CB, M - m0);
+            float *o = out + (size_t)n0 * M + m0;
+            if (bias)
+                for (int r = 0; r < rn; r++)
+                    for (int j = 0; j < cn; j++)
+                        o[(size_t)r * M + j] = (acc ? o[(size_t)r * M + j] : 0) + bias[m0 + j];
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, rn, cn, K,
+                        1.0f, ta ? a + n0 : a + (size_t)n0 * lda, lda, tb ? b + (size_t)m0 * ldb : b + m0, ldb,
+                        acc || bias ? 1.0f : 0.0f, o, M);
+        }
+}
+#else
+#define MM_BLAS 0
+#endif
+
 /* out (N, M) = [out if acc] + [bias] + A @ Bm, where A(i, k) = a[i*ars + k*aks]
- * and Bm is row-major (K, M). Each element sums k = 0..K-1 in order. */
+ * and Bm is row-major (K, M). Each element sums k = 0..K-1 in order (on the
+ * hand-written path; with BLAS, see mm_blas()). */
 static void mm(wn_real *restrict out, const wn_real *restrict a, size_t ars, size_t aks,
                const wn_real *restrict bm, const wn_real *restrict bias, int acc, int N, int K, int M)
 {
+#if MM_BLAS
+    if (aks == 1 && ars >= (size_t)K && ars <= INT_MAX) {
+        mm_blas(out, a, 0, (int)ars, bm, 0, M, bias, acc, N, K, M);
+        return;
+    }
+    if (ars == 1 && aks >= (size_t)N && aks <= INT_MAX) {
+        mm_blas(out, a, 1, (int)aks, bm, 0, M, bias, acc, N, K, M);
+        return;
+    }
+#endif
     int nrb = (N + MM_RB - 1) / MM_RB, ncb = (M + MM_CB - 1) / MM_CB;
     /* column blocks outside: consecutive tiles reuse one (K, MM_CB) panel of Bm */
 #pragma omp parallel for collapse(2) if ((size_t)N * K * M >= PAR_MIN) schedule(static)
@@ -362,6 +419,24 @@ static void mm(wn_real *restrict out, const wn_real *restrict a, size_t ars, siz
             for (int r = 0; r < rn; r++)
                 for (int j = 0; j < cn; j++) out[(size_t)(n0 + r) * M + m0 + j] = t[r][j];
         }
+}
+
+static void transpose(wn_real *restrict dst, const wn_real *restrict src, int rows, int cols);
+
+/* out (N, M) = [out] + [bias] + A @ Bt^T for A (N, K) with row stride ars and
+ * Bt row-major (M, K): with BLAS directly, else through a transposed copy of
+ * Bt in scratch (M K floats). */
+static void mm_bt(wn_real *restrict out, const wn_real *restrict a, size_t ars, const wn_real *restrict bt,
+                  wn_real *restrict scratch, const wn_real *restrict bias, int acc, int N, int K, int M)
+{
+#if MM_BLAS
+    if (ars >= (size_t)K && ars <= INT_MAX) {
+        mm_blas(out, a, 0, (int)ars, bt, 1, K, bias, acc, N, K, M);
+        return;
+    }
+#endif
+    transpose(scratch, bt, M, K); /* (K, M) */
+    mm(out, a, ars, 1, scratch, bias, acc, N, K, M);
 }
 
 /* The reference for mm(): same contract, one element at a time (used by
@@ -535,8 +610,7 @@ static void layernorm_backward(wn_real *restrict dinp, wn_real *restrict dw, wn_
 static void linear_backward(wn_real *dx, wn_real *dw, wn_real *db, const wn_real *dy, const wn_real *x,
                             const wn_real *w, wn_real *scratch, int N, int IN, int OUT)
 {
-    transpose(scratch, w, IN, OUT); /* (OUT, IN) */
-    mm(dx, dy, (size_t)OUT, 1, scratch, NULL, 0, N, OUT, IN);
+    mm_bt(dx, dy, (size_t)OUT, w, scratch, NULL, 0, N, OUT, IN); /* dx = dy @ W^T */
     mm(dw, x, 1, (size_t)IN, dy, NULL, 1, IN, N, OUT); /* A(i, k) = x[k][i] */
     enum { CHUNK = 64 };
     int nch = (OUT + CHUNK - 1) / CHUNK;
@@ -674,6 +748,9 @@ wn_err wn_gpt_new(wn_gpt **out, const wn_gpt_config *c, uint64_t seed, wn_errbuf
         return wn_fail(err, WN_ERR_USAGE, "model: dim %d is not a positive multiple of heads %d", c->dim, c->heads);
 
     int L = c->layers, C = c->dim, V = c->vocab;
+#if MM_BLAS
+    openblas_set_num_threads(1); /* threads come from OpenMP, over fixed tiles (mm_blas) */
+#endif
     wn_gpt *m = wn_calloc(1, sizeof *m);
     if (!m) return wn_fail(err, WN_ERR_NOMEM, "model: out of memory");
     m->cfg = *c;
@@ -800,8 +877,7 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
     wn_tensor *lnfw = &m->tensors[m->ntensors - 2], *lnfb = &m->tensors[m->ntensors - 1];
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->res3 + (size_t)(L - 1) * NC, lnfw->data, lnfb->data,
                       n, C);
-    transpose(m->scratch, m->tensors[0].data, V, C); /* wte^T (C, V) */
-    mm(a->logits, a->lnf, (size_t)C, 1, m->scratch, NULL, 0, n, C, V);
+    mm_bt(a->logits, a->lnf, (size_t)C, m->tensors[0].data, m->scratch, NULL, 0, n, C, V); /* lnf @ wte^T */
     crossentropy_forward(a->nll, a->lse, a->logits, targets, n, V);
 
     if (targets) {
