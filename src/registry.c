@@ -2,6 +2,7 @@
  * registry.c - the const table of stages, generated from stages/stages.def.
  * The core knows stages only through this table.
  */
+#include <omp.h>
 #include <string.h>
 
 #include "stage.h"
@@ -31,4 +32,27 @@ const wn_value *wn_param(const wn_stage *st, const char *name)
         if (!strcmp(st->def->params[i].name, name)) return &st->params[i];
     WN_CHECK(!"stage asked for a parameter it did not declare");
     return NULL;
+}
+
+wn_err wn_stage_each_doc(wn_stage *st, wn_batch *b, int n_threads, wn_doc_fn fn)
+{
+    size_t first_bad = b->n;
+    wn_err bad = WN_OK;
+    int stop = 0;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(n_threads > 0 ? n_threads : 1)
+    for (size_t i = 0; i < b->n; i++) {
+        int halt;
+#pragma omp atomic read
+        halt = stop;
+        if (halt || b->docs[i].drop) continue;
+        wn_err e = fn(st, omp_get_thread_num(), &b->docs[i]);
+        if (e) {
+#pragma omp critical(wn_each_doc)
+            if (i < first_bad) { first_bad = i; bad = e; }
+#pragma omp atomic write
+            stop = 1;
+        }
+    }
+    if (bad) return wn_fail(&st->err, bad, "%s: %s", st->def->name, wn_err_name(bad));
+    return WN_OK;
 }

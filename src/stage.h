@@ -99,6 +99,16 @@ struct wn_stage {
  * WN_CHECK on a name the stage did not declare: that is a bug. */
 const wn_value *wn_param(const wn_stage *st, const char *name);
 
+/* The per-document loop most stages need, written once: calls fn on every
+ * document of the batch not already dropped, in parallel over n_threads
+ * OpenMP threads (dynamic schedule), passing the thread index so fn can use
+ * that thread's scratch. fn must touch only its document and that scratch.
+ * After a failure no new document is started; the error returned is the one
+ * of the first failing document in batch order, with a message naming the
+ * stage. */
+typedef wn_err (*wn_doc_fn)(wn_stage *st, int thread, wn_doc *d);
+wn_err wn_stage_each_doc(wn_stage *st, wn_batch *b, int n_threads, wn_doc_fn fn);
+
 /* The registry: every stage, from the X-macro list in stages/stages.def. */
 extern const wn_stage_def *const wn_stage_registry[];
 extern const int wn_stage_count;

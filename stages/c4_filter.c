@@ -58,7 +58,6 @@ typedef struct {
     wn_ts_scratch sc;
     wn_buf out, line, low; /* low: the current line, ASCII-lowercased */
     uint64_t count[N_COUNT];
-    wn_err err;
     char pad[64];
 } tls;
 
@@ -230,51 +229,49 @@ static const char *clean(const c4_filter *s, tls *t, const wn_buf *tx, result *r
     return NULL;
 }
 
+static wn_err c4_doc(wn_stage *st, int thread, wn_doc *d)
+{
+    c4_filter *s = st->state;
+    tls *t = &s->t[thread];
+    result r;
+    wn_err e = WN_OK;
+    const char *why = clean(s, t, &d->text, &r, &e);
+    if (!e && s->annotate) {
+        char v[160];
+        snprintf(v, sizeof v, "\"%s\"", why ? why : "pass");
+        e = wn_doc_attr(d, "c4_filter", v);
+        snprintf(v, sizeof v, "{\"lines\":%llu,\"lines_removed\":%llu,\"sentences\":%ld}",
+                 (unsigned long long)r.lines, (unsigned long long)r.removed, r.sentences);
+        if (!e) e = wn_doc_attr(d, "c4_filter_stats", v);
+    } else if (!e && why) {
+        d->drop = why;
+    } else if (!e) {
+        wn_span kept = wn_ts_strip(t->out.p ? t->out.p : "", t->out.len);
+        if (kept.n != d->text.len || memcmp(kept.p, d->text.p, kept.n)) {
+            t->count[BYTES_REMOVED] += d->text.len - kept.n;
+            memmove(t->out.p, kept.p, kept.n);
+            t->out.len = kept.n;
+            t->out.p[kept.n] = 0;
+            wn_buf tmp = d->text; /* swap: the old text buffer becomes scratch */
+            d->text = t->out;
+            t->out = tmp;
+            d->modified = 1;
+        }
+    }
+    return e;
+}
+
 static wn_err c4_process(wn_stage *st, wn_batch *b)
 {
     c4_filter *s = st->state;
-    for (int i = 0; i < s->n_t; i++) s->t[i].err = WN_OK;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_t)
-    for (size_t i = 0; i < b->n; i++) {
-        tls *t = &s->t[omp_get_thread_num()];
-        wn_doc *d = &b->docs[i];
-        if (t->err || d->drop) continue;
-        result r;
-        wn_err e = WN_OK;
-        const char *why = clean(s, t, &d->text, &r, &e);
-        if (!e && s->annotate) {
-            char v[160];
-            snprintf(v, sizeof v, "\"%s\"", why ? why : "pass");
-            e = wn_doc_attr(d, "c4_filter", v);
-            snprintf(v, sizeof v, "{\"lines\":%llu,\"lines_removed\":%llu,\"sentences\":%ld}",
-                     (unsigned long long)r.lines, (unsigned long long)r.removed, r.sentences);
-            if (!e) e = wn_doc_attr(d, "c4_filter_stats", v);
-        } else if (!e && why) {
-            d->drop = why;
-        } else if (!e) {
-            wn_span kept = wn_ts_strip(t->out.p ? t->out.p : "", t->out.len);
-            if (kept.n != d->text.len || memcmp(kept.p, d->text.p, kept.n)) {
-                t->count[BYTES_REMOVED] += d->text.len - kept.n;
-                memmove(t->out.p, kept.p, kept.n);
-                t->out.len = kept.n;
-                t->out.p[kept.n] = 0;
-                wn_buf tmp = d->text; /* swap: the old text buffer becomes scratch */
-                d->text = t->out;
-                t->out = tmp;
-                d->modified = 1;
-            }
-        }
-        if (e) t->err = e;
-    }
+    wn_err e = wn_stage_each_doc(st, b, s->n_t, c4_doc);
     /* integer sums: the totals do not depend on how documents met threads */
     for (int i = 0; i < s->n_t; i++)
         for (int k = 0; k < N_COUNT; k++) {
             s->count[k] += s->t[i].count[k];
             s->t[i].count[k] = 0;
         }
-    for (int i = 0; i < s->n_t; i++)
-        if (s->t[i].err) return wn_fail(&st->err, s->t[i].err, "c4_filter: out of memory");
-    return WN_OK;
+    return e;
 }
 
 static void c4_report(wn_stage *st, wn_jw *w)

@@ -35,7 +35,6 @@ static const wn_param_def params[] = {
 
 typedef struct {
     wn_ts_scratch sc;
-    wn_err err;
     char pad[64];
 } tls;
 
@@ -111,25 +110,20 @@ static wn_err annotate(wn_doc *d, const char *reason, const ratios *r)
     return wn_doc_attr(d, "fineweb_quality_stats", v);
 }
 
-static wn_err fw_process(wn_stage *st, wn_batch *b)
+static wn_err fw_doc(wn_stage *st, int thread, wn_doc *d)
 {
     fineweb_quality *s = st->state;
-    for (int i = 0; i < s->n_t; i++) s->t[i].err = WN_OK;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_t)
-    for (size_t i = 0; i < b->n; i++) {
-        tls *t = &s->t[omp_get_thread_num()];
-        wn_doc *d = &b->docs[i];
-        if (t->err || d->drop) continue;
-        ratios r;
-        wn_err e = WN_OK;
-        const char *why = verdict(s, &t->sc, &d->text, &r, &e);
-        if (!e && s->annotate) e = annotate(d, why, &r);
-        else if (!e) d->drop = why;
-        if (e) t->err = e;
-    }
-    for (int i = 0; i < s->n_t; i++)
-        if (s->t[i].err) return wn_fail(&st->err, s->t[i].err, "fineweb_quality: out of memory");
-    return WN_OK;
+    ratios r;
+    wn_err e = WN_OK;
+    const char *why = verdict(s, &s->t[thread].sc, &d->text, &r, &e);
+    if (!e && s->annotate) e = annotate(d, why, &r);
+    else if (!e) d->drop = why;
+    return e;
+}
+
+static wn_err fw_process(wn_stage *st, wn_batch *b)
+{
+    return wn_stage_each_doc(st, b, ((fineweb_quality *)st->state)->n_t, fw_doc);
 }
 
 static void fw_close(wn_stage *st)

@@ -58,7 +58,6 @@ typedef struct {
     uint64_t *cps_prefix; /* code points of words [0, i) */
     uint64_t *key;        /* n-gram keys by position */
     size_t cap_prefix;    /* of cps_prefix and key */
-    wn_err err;
     char pad[64];
 } tls;
 
@@ -272,25 +271,20 @@ static wn_err annotate(wn_doc *d, const char *reason, const ratios *r)
     return wn_doc_attr(d, "gopher_repetition_stats", v);
 }
 
-static wn_err gr_process(wn_stage *st, wn_batch *b)
+static wn_err gr_doc(wn_stage *st, int thread, wn_doc *d)
 {
     gopher_repetition *s = st->state;
-    for (int i = 0; i < s->n_t; i++) s->t[i].err = WN_OK;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_t)
-    for (size_t i = 0; i < b->n; i++) {
-        tls *t = &s->t[omp_get_thread_num()];
-        wn_doc *d = &b->docs[i];
-        if (t->err || d->drop) continue;
-        ratios r;
-        wn_err e = WN_OK;
-        const char *why = verdict(s, t, &d->text, &r, &e);
-        if (!e && s->annotate) e = annotate(d, why, &r);
-        else if (!e) d->drop = why;
-        if (e) t->err = e;
-    }
-    for (int i = 0; i < s->n_t; i++)
-        if (s->t[i].err) return wn_fail(&st->err, s->t[i].err, "gopher_repetition: out of memory");
-    return WN_OK;
+    ratios r;
+    wn_err e = WN_OK;
+    const char *why = verdict(s, &s->t[thread], &d->text, &r, &e);
+    if (!e && s->annotate) e = annotate(d, why, &r);
+    else if (!e) d->drop = why;
+    return e;
+}
+
+static wn_err gr_process(wn_stage *st, wn_batch *b)
+{
+    return wn_stage_each_doc(st, b, ((gopher_repetition *)st->state)->n_t, gr_doc);
 }
 
 static void gr_close(wn_stage *st)
