@@ -26,7 +26,6 @@
  * document's drop, as datatrove's stats) and bytes removed from kept
  * documents.
  */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -15,7 +15,6 @@
  *                     > new_line_ratio (0.3)
  * A 0 threshold is off.
  */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 

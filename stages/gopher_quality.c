@@ -18,7 +18,6 @@
  *   gopher_enough_stop_words               distinct stop words present (case-sensitive
  *                                          exact tokens) < min_stop_words
  */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -23,7 +23,6 @@
  * polynomial hash of the word hashes rolled along the words (O(1) per
  * position) and mixed, so n-grams are equal when their words are equal.
  */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 

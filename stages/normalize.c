@@ -9,7 +9,6 @@
  * change them). Each thread owns a scratch code-point buffer, allocated once
  * and grown as needed.
  */
-#include <omp.h>
 #include <string.h>
 #include <utf8proc.h>
 
@@ -167,28 +166,23 @@ static int norm_doc(const normalize *s, scratch *t, wn_doc *d, wn_err *e)
     return t->out.len != n || memcmp(t->out.p, p, n);
 }
 
-static wn_err norm_process(wn_stage *st, wn_batch *b)
+static wn_err norm_one(wn_stage *st, int thread, wn_doc *d)
 {
     normalize *s = st->state;
-    wn_err err = WN_OK;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_tls)
-    for (size_t i = 0; i < b->n; i++) {
-        scratch *t = &s->tls[omp_get_thread_num()];
-        wn_doc *d = &b->docs[i];
-        wn_err e = WN_OK;
-        if (norm_doc(s, t, d, &e)) { /* swap: the doc takes the new text */
-            wn_buf tmp = d->text;
-            d->text = t->out;
-            t->out = tmp;
-            d->modified = 1;
-        }
-        if (e) {
-#pragma omp atomic write
-            err = e;
-        }
+    scratch *t = &s->tls[thread];
+    wn_err e = WN_OK;
+    if (norm_doc(s, t, d, &e)) { /* swap: the doc takes the new text */
+        wn_buf tmp = d->text;
+        d->text = t->out;
+        t->out = tmp;
+        d->modified = 1;
     }
-    if (err) return wn_fail(&st->err, err, "%s", err == WN_ERR_NOMEM ? "out of memory" : "utf8proc failed");
-    return WN_OK;
+    return e;
+}
+
+static wn_err norm_process(wn_stage *st, wn_batch *b)
+{
+    return wn_stage_each_doc(st, b, ((normalize *)st->state)->n_tls, norm_one);
 }
 
 static void norm_close(wn_stage *st)

@@ -10,7 +10,6 @@
  * packing); the output record gets "winnow": {"n_tokens": N} and, with
  * emit: ids, "tokens": [...]. Reports gain tokens_in / tokens_out.
  */
-#include <omp.h>
 #include <string.h>
 
 #include "../src/stage.h"
@@ -85,21 +84,15 @@ static wn_err tok_doc(const tokenize *s, wn_tok_ctx *c, wn_buf *attr, wn_doc *d)
     return e;
 }
 
-static wn_err tok_process(wn_stage *st, wn_batch *b)
+static wn_err tok_one(wn_stage *st, int thread, wn_doc *d)
 {
     tokenize *s = st->state;
-    wn_err err = WN_OK;
-#pragma omp parallel for schedule(dynamic, 8) num_threads(s->n_ctx)
-    for (size_t i = 0; i < b->n; i++) {
-        int t = omp_get_thread_num();
-        wn_err e = tok_doc(s, s->ctx[t], &s->attr[t], &b->docs[i]);
-        if (e) {
-#pragma omp atomic write
-            err = e;
-        }
-    }
-    if (err) return wn_fail(&st->err, err, "tokenizing failed (%s)", wn_err_name(err));
-    return WN_OK;
+    return tok_doc(s, s->ctx[thread], &s->attr[thread], d);
+}
+
+static wn_err tok_process(wn_stage *st, wn_batch *b)
+{
+    return wn_stage_each_doc(st, b, ((tokenize *)st->state)->n_ctx, tok_one);
 }
 
 static void tok_report(wn_stage *st, wn_jw *w)
