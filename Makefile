@@ -104,7 +104,7 @@ test-cuda: build/cuda/test_kernels
 	./build/cuda/test_kernels
 
 # ---- tests (sanitized, CPU-only) --------------------------------------------
-build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h
+build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h tests/stage_harness.h
 	@mkdir -p $(dir $@)
 	@echo "  CC san  $<"
 	@$(CC) $(CPPFLAGS) -DWN_CUDA=0 -O1 -g $(SAN) $(WARN) -c $< -o $@

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../stage_harness.h"
 #include "../test.h"
 #include "fasttext.h"
 #include "manifest.h"
@@ -125,47 +126,15 @@ TEST(fasttext_load_errors)
     CHECK(load_fails(CORPUS "sub_bucket_big", "too few"));
 }
 
-/* The stage through its descriptor, with parameters from the real manifest
- * loader (the idea of test_stages.c's harness). */
-typedef struct {
-    wn_manifest *m;
-    wn_stage st;
-    char dir[64];
-} harness;
+typedef wn_test_stage harness;
 
 static int open_stage(harness *h, const char *params)
 {
     memset(h, 0, sizeof *h);
-    snprintf(h->dir, sizeof h->dir, "/tmp/wn-ft-XXXXXX");
-    if (!mkdtemp(h->dir)) return 0;
-    char path[128], yaml[1024];
-    snprintf(path, sizeof path, "%s/m.yaml", h->dir);
-    snprintf(yaml, sizeof yaml, "name: t\ninputs: [{path: x.jsonl}]\nstages:\n  - fasttext_filter: {%s}\n", params);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fputs(yaml, f);
-    fclose(f);
-    wn_errbuf err;
-    if (wn_manifest_load(&h->m, path, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    h->st.def = h->m->stages[0].def;
-    h->st.params = h->m->stages[0].values;
-    h->st.threads = 2;
-    h->st.memory_budget = 1 << 20;
-    h->st.state_dir = h->dir;
-    h->st.state = calloc(1, h->st.def->state_size);
-    return h->st.def->open(&h->st) == WN_OK;
+    return wn_test_stage_open(h, "fasttext_filter", params, 2) == WN_OK;
 }
 
-static void close_stage(harness *h)
-{
-    if (h->st.def && h->st.def->close) h->st.def->close(&h->st);
-    free(h->st.state);
-    wn_manifest_free(h->m);
-    wn_rm_tree(h->dir, NULL);
-}
+static void close_stage(harness *h) { wn_test_stage_close(h); }
 
 TEST(fasttext_filter_stage)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../stage_harness.h"
 #include "../test.h"
 #include "fs.h"
 #include "json.h"
@@ -19,46 +20,15 @@
 #include "stage.h"
 #include "textstat.h"
 
-typedef struct {
-    wn_manifest *m;
-    wn_stage st;
-    char dir[64];
-} harness;
+typedef wn_test_stage harness;
 
-/* Opens the single stage of "- NAME: {PARAMS}" (as tests/unit/test_stages.c). */
 static int open_stage(harness *h, const char *name, const char *params, int threads)
 {
     memset(h, 0, sizeof *h);
-    snprintf(h->dir, sizeof h->dir, "/tmp/wn-quality-XXXXXX");
-    if (!mkdtemp(h->dir)) return 0;
-    char path[128], yaml[2048];
-    snprintf(path, sizeof path, "%s/m.yaml", h->dir);
-    snprintf(yaml, sizeof yaml, "name: t\ninputs: [{path: x.jsonl}]\nstages:\n  - %s: {%s}\n", name, params);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fputs(yaml, f);
-    fclose(f);
-    wn_errbuf err;
-    if (wn_manifest_load(&h->m, path, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    h->st.def = h->m->stages[0].def;
-    h->st.params = h->m->stages[0].values;
-    h->st.threads = threads;
-    h->st.memory_budget = 1 << 20;
-    h->st.state_dir = h->dir;
-    h->st.state = calloc(1, h->st.def->state_size);
-    return !h->st.def->open || h->st.def->open(&h->st) == WN_OK;
+    return wn_test_stage_open(h, name, params, threads) == WN_OK;
 }
 
-static void close_stage(harness *h)
-{
-    if (h->st.def && h->st.def->close) h->st.def->close(&h->st);
-    free(h->st.state);
-    wn_manifest_free(h->m);
-    wn_rm_tree(h->dir, NULL);
-}
+static void close_stage(harness *h) { wn_test_stage_close(h); }
 
 /* The verdict of stage NAME {PARAMS} on one text: "pass" or the reason. */
 static const char *verdict(const char *name, const char *params, const char *text)

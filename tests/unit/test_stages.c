@@ -9,52 +9,23 @@
 #include <unistd.h>
 #include <utf8proc.h>
 
+#include "../stage_harness.h"
 #include "../test.h"
 #include "fs.h"
 #include "manifest.h"
 #include "stage.h"
 #include "text.h"
 
-typedef struct {
-    wn_manifest *m;
-    wn_stage st;
-    char dir[64];
-} harness;
+typedef wn_test_stage harness;
 
-/* Opens the single stage of "- NAME: {PARAMS}". */
+/* Opens the single stage of "- NAME: {PARAMS}" with two threads. */
 static int open_stage(harness *h, const char *name, const char *params)
 {
     memset(h, 0, sizeof *h);
-    snprintf(h->dir, sizeof h->dir, "/tmp/wn-stage-XXXXXX");
-    if (!mkdtemp(h->dir)) return 0;
-    char path[128], yaml[1024];
-    snprintf(path, sizeof path, "%s/m.yaml", h->dir);
-    snprintf(yaml, sizeof yaml, "name: t\ninputs: [{path: x.jsonl}]\nstages:\n  - %s: {%s}\n", name, params);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fputs(yaml, f);
-    fclose(f);
-    wn_errbuf err;
-    if (wn_manifest_load(&h->m, path, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    h->st.def = h->m->stages[0].def;
-    h->st.params = h->m->stages[0].values;
-    h->st.threads = 2;
-    h->st.memory_budget = 1 << 20;
-    h->st.state_dir = h->dir;
-    h->st.state = calloc(1, h->st.def->state_size);
-    return !h->st.def->open || h->st.def->open(&h->st) == WN_OK;
+    return wn_test_stage_open(h, name, params, 2) == WN_OK;
 }
 
-static void close_stage(harness *h)
-{
-    if (h->st.def && h->st.def->close) h->st.def->close(&h->st);
-    free(h->st.state);
-    wn_manifest_free(h->m);
-    wn_rm_tree(h->dir, NULL);
-}
+static void close_stage(harness *h) { wn_test_stage_close(h); }
 
 static wn_doc *push(wn_batch *b, const char *id, const char *text, size_t n)
 {

@@ -10,24 +10,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../stage_harness.h"
 #include "../test.h"
 #include "fs.h"
 #include "manifest.h"
 #include "stage.h"
 
-typedef struct {
-    wn_manifest *m;
-    wn_stage st;
-    char dir[64];
-    int opened;
-} harness;
+typedef wn_test_stage harness;
 
 /* A fresh directory for list files, before open_stage. */
 static int harness_init(harness *h)
 {
     memset(h, 0, sizeof *h);
-    snprintf(h->dir, sizeof h->dir, "/tmp/wn-tf-XXXXXX");
-    return mkdtemp(h->dir) != NULL;
+    return wn_test_stage_dir(h);
 }
 
 static void write_file(const harness *h, const char *name, const char *text)
@@ -40,36 +35,12 @@ static void write_file(const harness *h, const char *name, const char *text)
     fclose(f);
 }
 
-/* Opens the single stage of "- NAME: {PARAMS}" with `threads` threads;
- * returns open's result (or WN_ERR_MANIFEST when the manifest fails). */
 static wn_err open_stage(harness *h, const char *name, const char *params, int threads)
 {
-    char path[128], yaml[4096];
-    snprintf(path, sizeof path, "%s/m.yaml", h->dir);
-    snprintf(yaml, sizeof yaml, "name: t\ninputs: [{path: x.jsonl}]\nstages:\n  - %s: {%s}\n", name, params);
-    write_file(h, "m.yaml", yaml);
-    wn_errbuf err;
-    if (wn_manifest_load(&h->m, path, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return WN_ERR_MANIFEST;
-    }
-    h->st.def = h->m->stages[0].def;
-    h->st.params = h->m->stages[0].values;
-    h->st.threads = threads;
-    h->st.memory_budget = 1 << 20;
-    h->st.state_dir = h->dir;
-    h->st.state = calloc(1, h->st.def->state_size);
-    h->opened = 1;
-    return h->st.def->open ? h->st.def->open(&h->st) : WN_OK;
+    return wn_test_stage_open(h, name, params, threads);
 }
 
-static void close_stage(harness *h)
-{
-    if (h->opened && h->st.def->close) h->st.def->close(&h->st);
-    free(h->st.state);
-    wn_manifest_free(h->m);
-    wn_rm_tree(h->dir, NULL);
-}
+static void close_stage(harness *h) { wn_test_stage_close(h); }
 
 static wn_doc *push(wn_batch *b, const char *text)
 {
