@@ -25,6 +25,8 @@ wn_doc *wn_batch_push(wn_batch *b)
     d->modified = 0;
     d->dirty = 0;
     d->tokens.n = 0;
+    d->tscore.n = 0;
+    d->tweight.n = 0;
     d->has_tokens = 0;
     d->raw_text = 0;
     d->file = 0;
@@ -57,6 +59,8 @@ void wn_batch_free(wn_batch *b)
         wn_buf_free(&b->docs[i].raw);
         wn_buf_free(&b->docs[i].attrs);
         wn_ids_free(&b->docs[i].tokens);
+        wn_floats_free(&b->docs[i].tscore);
+        wn_floats_free(&b->docs[i].tweight);
     }
     wn_free(b->docs);
     memset(b, 0, sizeof *b);
@@ -76,4 +80,17 @@ uint64_t wn_batch_text_bytes(const wn_batch *b)
     for (size_t i = 0; i < b->n; i++)
         if (!b->docs[i].drop) n += b->docs[i].text.len;
     return n;
+}
+
+int wn_doc_attr_num(const wn_doc *d, const char *key, double *v)
+{
+    if (!d->attrs.len) return 0;
+    /* attrs are an object's members without the braces: iterate them as is;
+     * a key added twice reads as its last value */
+    wn_json_iter it = {d->attrs.p, d->attrs.p + d->attrs.len};
+    wn_span k, val;
+    int found = 0;
+    while (wn_json_iter_next(&it, &k, &val))
+        if (wn_json_key_eq(k, key) && wn_json_to_double(val, v)) found = 1;
+    return found;
 }

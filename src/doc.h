@@ -26,6 +26,10 @@ typedef struct {
     wn_buf attrs; /* winnow attributes: `"k":v,"k2":v2` */
     wn_ids tokens;  /* token ids, once a tokenize stage ran (has_tokens) */
     int has_tokens;
+    wn_floats tscore;  /* per-token value score (a score stage), n == tokens.n or 0 */
+    wn_floats tweight; /* per-token loss weight (token-level selection), n == tokens.n
+                          or 0 (= every token weight 1); the pack stage writes it
+                          to the shard's weights sidecar */
     const char *drop; /* NULL = kept; else a static reason string */
     int modified;     /* set by a stage that changed the text; the framework
                          counts it per stage and clears it */
@@ -50,6 +54,10 @@ void wn_batch_free(wn_batch *b);
 
 /* Adds `"key":<json value>` to the document's attributes. */
 wn_err wn_doc_attr(wn_doc *d, const char *key, const char *json_value);
+
+/* Reads the number attribute `key` a stage added (a document score).
+ * Returns 1 and sets *v when present and numeric, else 0. */
+int wn_doc_attr_num(const wn_doc *d, const char *key, double *v);
 
 /* Sum of text bytes of kept documents. */
 uint64_t wn_batch_text_bytes(const wn_batch *b);

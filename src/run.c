@@ -52,6 +52,7 @@ typedef struct {
     const wn_run_opts *o;
     char dir[4096];
     wn_run_info info;
+    const char **ds_names, **ds_paths; /* info's dataset lists */
     wn_stage *st;
     int n;
     stats *stats; /* n + 2 */
@@ -262,7 +263,7 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
     wn_jw_obj_end(&w);
     wn_stage *st = k >= 1 && k <= r->n ? &r->st[k - 1] : NULL;
     wn_jw_key(&w, "peak_memory_bytes"); wn_jw_u64(&w, st ? st->mem_peak : 0);
-    wn_jw_key(&w, "device"); wn_jw_str(&w, "cpu");
+    wn_jw_key(&w, "device"); wn_jw_str(&w, st && st->device_used[0] ? st->device_used : "cpu");
     wn_jw_key(&w, "params");
     wn_jw_obj_begin(&w);
     if (st)
@@ -581,13 +582,37 @@ static wn_err pipeline(run *r, wn_errbuf *err)
     for (int i = 0; i < r->n; i++) {
         wn_stage *st = &r->st[i];
         if (!st->def->finish) continue;
-        wn_batch_reset(&b);
-        if ((e = st->def->finish(st, &b))) {
-            e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
-            goto cleanup;
+        stats *s = &r->stats[i + 1];
+        for (;;) { /* a batch at a time, until the stage appends nothing */
+            wn_batch_reset(&b);
+            double w0 = wn_now(), c0 = wn_cpu_now();
+            e = st->def->finish(st, &b);
+            s->wall += wn_now() - w0;
+            s->cpu += wn_cpu_now() - c0;
+            if (e) {
+                e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
+                goto cleanup;
+            }
+            if (!b.n) break;
+            /* documents it held back and now rejects count as its drops */
+            for (size_t k = 0; k < b.n; k++) {
+                wn_doc *d = &b.docs[k];
+                if (d->drop && (e = count_drop(s, d->drop, d->id.p, d->id.len, 1))) goto cleanup;
+                if (!d->drop && d->modified) {
+                    s->modified++;
+                    d->dirty = 1;
+                    d->modified = 0;
+                }
+            }
+            wn_batch_compact(&b);
+            s->docs_out += b.n;
+            count_tokens(s, &b, &s->tokens_out);
+            for (size_t k = 0; k < b.n; k++) {
+                s->bytes_out += b.docs[k].text.len;
+                s->hist[hist_bucket(b.docs[k].text.len)]++;
+            }
+            if ((e = run_stages(r, &b, i + 1, err)) || (e = write_batch(r, &b, err))) goto cleanup;
         }
-        r->stats[i + 1].docs_out += b.n;
-        if ((e = run_stages(r, &b, i + 1, err)) || (e = write_batch(r, &b, err))) goto cleanup;
     }
     e = wn_writer_close_shard(r->w, err);
     progress(r, 1);
@@ -719,6 +744,17 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         r.info.manifest_hash = XXH3_64bits(h.p ? h.p : "", h.len);
         wn_buf_free(&h);
         r.info.eot_id = -1;
+        r.info.device = m->device;
+        r.info.n_datasets = m->n_datasets;
+        r.ds_names = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_names);
+        r.ds_paths = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_paths);
+        if (!r.ds_names || !r.ds_paths) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
+        for (int i = 0; i < m->n_datasets; i++) {
+            r.ds_names[i] = m->datasets[i].name;
+            r.ds_paths[i] = m->datasets[i].path;
+        }
+        r.info.dataset_names = r.ds_names;
+        r.info.dataset_paths = r.ds_paths;
         wn_buf_free(&fp);
     }
     for (int i = 0; i < r.n; i++) {
@@ -761,6 +797,8 @@ cleanup:
         for (int k = 0; k < r.n + 2; k++) stats_free(&r.stats[k]);
     wn_free(r.st);
     wn_free(r.stats);
+    wn_free(r.ds_names);
+    wn_free(r.ds_paths);
     wn_reader_close(r.rd);
     wn_writer_free(r.w);
     wn_buf_free(&r.scratch.id);

@@ -13,7 +13,11 @@
  *                     Work inside the batch may run in parallel (OpenMP);
  *                     results must not depend on the thread count.
  *   finish(st, out)   default none. For stages that hold documents back:
- *                     append what remains to `out` at end of stream.
+ *                     at end of stream, called again and again with an
+ *                     empty batch; each call appends the next documents
+ *                     (a batch's worth, to bound memory), and a call that
+ *                     appends nothing ends it. Appended documents may carry
+ *                     d->drop: they count as this stage's drops.
  *   save(st, f)/load(st, f)  default stateless. Checkpoint the stage's state
  *                     at a resume point / restore it.
  *   report(st, w)     default none. Add stage-specific keys to report.json
@@ -79,6 +83,12 @@ typedef struct {
     int64_t eot_id;          /* -1 when none */
     uint64_t tokenizer_hash;
     char tokenizer[4096];
+    int token_weights;       /* a stage before sets per-token loss weights (d->tweight) */
+    const char *device;      /* the manifest's device: auto | cpu | cuda */
+    /* the manifest's named datasets (never part of the stream) */
+    const char *const *dataset_names;
+    const char *const *dataset_paths;
+    int n_datasets;
 } wn_run_info;
 
 /* The run-time instance handed to every method. */
@@ -92,6 +102,7 @@ struct wn_stage {
     int64_t memory_budget;  /* bytes the stage's state may use before spilling */
     const char *state_dir;  /* a private directory for spills */
     uint64_t mem_peak;      /* the stage updates this: peak bytes of its state */
+    char device_used[16];   /* the stage sets "cuda" when it ran there (report) */
     wn_errbuf err;
 };
 

@@ -136,6 +136,25 @@ void wn_ids_free(wn_ids *v)
     memset(v, 0, sizeof *v);
 }
 
+wn_err wn_floats_resize(wn_floats *v, size_t n)
+{
+    if (n > v->cap) {
+        size_t cap = n < 64 ? 64 : n + n / 2;
+        float *p = wn_realloc(v->p, cap * sizeof *p);
+        if (!p) return WN_ERR_NOMEM;
+        v->p = p;
+        v->cap = cap;
+    }
+    v->n = n;
+    return WN_OK;
+}
+
+void wn_floats_free(wn_floats *v)
+{
+    wn_free(v->p);
+    memset(v, 0, sizeof *v);
+}
+
 double wn_now(void)
 {
     struct timespec t;

@@ -78,6 +78,15 @@ typedef struct {
 wn_err wn_ids_push(wn_ids *v, uint32_t id);
 void wn_ids_free(wn_ids *v);
 
+/* A growable array of floats (owned): per-token scores and loss weights. */
+typedef struct {
+    float *p;
+    size_t n, cap;
+} wn_floats;
+/* Sets the length to n (contents past the old length are undefined). */
+wn_err wn_floats_resize(wn_floats *v, size_t n);
+void wn_floats_free(wn_floats *v);
+
 /* A borrowed byte range. */
 typedef struct {
     const char *p;
