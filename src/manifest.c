@@ -249,7 +249,7 @@ static const wn_param_def doc_out_params[] = {
     {"level", WN_P_INT, "3", 1, 19, NULL, "zstd compression level"},
 };
 
-static wn_format format_from_name(const char *path)
+wn_format wn_format_from_name(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -557,7 +557,7 @@ wn_err wn_manifest_expand_inputs(wn_manifest *m, wn_errbuf *err)
             if (stat(g.gl_pathv[k], &sb) || !S_ISREG(sb.st_mode)) continue; /* directories */
             f->path = own_dup(&c, g.gl_pathv[k]);
             f->spec = i;
-            f->format = s->format != WN_FMT_AUTO ? s->format : format_from_name(f->path);
+            f->format = s->format != WN_FMT_AUTO ? s->format : wn_format_from_name(f->path);
             if (f->format == WN_FMT_AUTO) {
                 globfree(&g);
                 return wn_fail(err, WN_ERR_MANIFEST,

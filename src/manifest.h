@@ -83,5 +83,8 @@ void wn_manifest_free(wn_manifest *m);
 /* "4GiB", "256MB", "64k", "1000" -> bytes. Returns 0 on success. */
 int wn_parse_size(const char *s, int64_t *out);
 const char *wn_format_name(wn_format f);
+/* The format a file name implies (.jsonl[.gz|.zst|...], .txt, .wet, .tar,
+ * .zip, ...), WN_FMT_AUTO when it implies none. */
+wn_format wn_format_from_name(const char *path);
 
 #endif

@@ -585,6 +585,7 @@ static void layernorm_backward(wn_real *restrict dinp, wn_real *restrict dw, wn_
             di[c] += (w[c] * d[c] - dmean - norm * dnmean) * r;
         }
     }
+    if (!dw) return; /* input gradient only */
     enum { CHUNK = 16 };
     int nch = (C + CHUNK - 1) / CHUNK;
 #pragma omp parallel for if ((size_t)N * C >= PAR_MIN) schedule(static)
@@ -606,11 +607,12 @@ static void layernorm_backward(wn_real *restrict dinp, wn_real *restrict dw, wn_
 }
 
 /* For y = x @ W + b: dx = dy @ W^T (overwritten), dW += x^T @ dy,
- * db += column sums of dy. x (N, IN), W (IN, OUT), dy (N, OUT). */
+ * db += column sums of dy (both skipped when dw is NULL). x (N, IN), W (IN, OUT), dy (N, OUT). */
 static void linear_backward(wn_real *dx, wn_real *dw, wn_real *db, const wn_real *dy, const wn_real *x,
                             const wn_real *w, wn_real *scratch, int N, int IN, int OUT)
 {
     mm_bt(dx, dy, (size_t)OUT, w, scratch, NULL, 0, N, OUT, IN); /* dx = dy @ W^T */
+    if (!dw) return; /* activation gradients only */
     mm(dw, x, 1, (size_t)IN, dy, NULL, 1, IN, N, OUT); /* A(i, k) = x[k][i] */
     enum { CHUNK = 64 };
     int nch = (OUT + CHUNK - 1) / CHUNK;
@@ -947,6 +949,58 @@ wn_err wn_gpt_backward(wn_gpt *m)
     encoder_backward(wte->grad, wpe->grad, g->dres, inputs, B, T, C);
     return WN_OK;
 }
+
+#ifndef WN_MODEL_DOUBLE
+wn_err wn_gpt_backward_layers(wn_gpt *m, int blocks, wn_gpt_layer_fn fn, void *ctx)
+{
+    if (!m->B || !m->have_targets) return WN_ERR_STATE;
+    const wn_gpt_config *c = &m->cfg;
+    int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = m->B, T = m->T, n = B * T;
+    size_t N = (size_t)n, NC = N * C;
+    if (blocks < 0 || blocks > L) return WN_ERR_USAGE;
+    if (ensure(&m->gacts_mem, &m->gacts_cap, layout_gacts(&m->g, NULL, c, B, T))) return WN_ERR_NOMEM;
+    layout_gacts(&m->g, m->gacts_mem, c, B, T);
+    gpt_acts *a = &m->a;
+    gpt_gacts *g = &m->g;
+    const uint32_t *targets = m->tok + N;
+    wn_tensor *wte = &m->tensors[0], *lnfw = &m->tensors[m->ntensors - 2];
+    char name[64];
+
+    crossentropy_softmax_backward(g->dlogits, a->logits, a->lse, a->dloss, targets, n, V);
+    fn(ctx, "lm_head", a->lnf, g->dlogits, n, C, V);
+    if (!blocks) return WN_OK;
+    mm(g->dln, g->dlogits, (size_t)V, 1, wte->data, NULL, 0, n, V, C);
+    memset(g->dres, 0, NC * sizeof(wn_real));
+    layernorm_backward(g->dres, NULL, NULL, g->dln, a->res3 + (size_t)(L - 1) * NC, lnfw->data, a->lnf_mean,
+                       a->lnf_rstd, n, C);
+    for (int l = L - 1; l >= L - blocks; l--) {
+        const wn_real *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        const wn_real *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
+        const wn_real *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
+        const wn_real *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
+        snprintf(name, sizeof name, "h.%d.mlp.c_proj", l);
+        fn(ctx, name, fchg, g->dres, n, 4 * C, C);
+        linear_backward(g->dfch, NULL, NULL, g->dres, fchg, tparam(m, l, P_PRJW), m->scratch, n, 4 * C, C);
+        gelu_backward_inplace(g->dfch, fch, 4 * NC);
+        snprintf(name, sizeof name, "h.%d.mlp.c_fc", l);
+        fn(ctx, name, ln2, g->dfch, n, C, 4 * C);
+        linear_backward(g->dln, NULL, NULL, g->dfch, ln2, tparam(m, l, P_FCW), m->scratch, n, C, 4 * C);
+        layernorm_backward(g->dres, NULL, NULL, g->dln, res2, tparam(m, l, P_LN2W), a->ln2_mean + l * N,
+                           a->ln2_rstd + l * N, n, C);
+        snprintf(name, sizeof name, "h.%d.attn.c_proj", l);
+        fn(ctx, name, atty, g->dres, n, C, C);
+        linear_backward(g->datty, NULL, NULL, g->dres, atty, tparam(m, l, P_ATTW), m->scratch, n, C, C);
+        attention_backward(g->dqkv, g->datt, g->datty, qkv, att, B, T, C, NH);
+        snprintf(name, sizeof name, "h.%d.attn.c_attn", l);
+        fn(ctx, name, ln1, g->dqkv, n, C, 3 * C);
+        if (l == L - blocks) break; /* the gradient below is not needed */
+        linear_backward(g->dln, NULL, NULL, g->dqkv, ln1, tparam(m, l, P_QKVW), m->scratch, n, C, 3 * C);
+        layernorm_backward(g->dres, NULL, NULL, g->dln, x, tparam(m, l, P_LN1W), a->ln1_mean + l * N,
+                           a->ln1_rstd + l * N, n, C);
+    }
+    return WN_OK;
+}
+#endif
 
 wn_real wn_gpt_clip_grad(wn_gpt *m, wn_real max_norm)
 {

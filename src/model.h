@@ -80,6 +80,20 @@ void wn_gpt_zero_grad(wn_gpt *m);
 /* Gradients of the last forward's loss, accumulated into the tensors' grad.
  * WN_ERR_STATE when the last forward failed or had no targets. */
 wn_err wn_gpt_backward(wn_gpt *m);
+/* Per-example gradient features (the score stage): a backward through the
+ * LM head and the top `blocks` transformer blocks only (0 = LM head only),
+ * that leaves the model's parameter gradients untouched and instead hands
+ * each linear layer y = x W (W: in x out, dW = X^T G) to fn, from the top:
+ * "lm_head" (X = ln_f output, G = dlogits; the head tied to wte), then per
+ * block l, "h.l.mlp.c_proj", "h.l.mlp.c_fc", "h.l.attn.c_proj",
+ * "h.l.attn.c_attn". X (N x in) and G (N x out), N = B T rows, are borrowed
+ * for the call. G is the gradient of the last forward's weighted loss
+ * sum(w nll) / sum(w) (the caller rescales per sequence). Biases and
+ * LayerNorm parameters are left out. WN_ERR_STATE without a forward with
+ * targets, WN_ERR_USAGE for blocks outside [0, layers]. */
+typedef void (*wn_gpt_layer_fn)(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out);
+wn_err wn_gpt_backward_layers(wn_gpt *m, int blocks, wn_gpt_layer_fn fn, void *ctx);
+
 /* Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it,
  * gradients are scaled down to max_norm. Returns the norm before clipping. */
 float wn_gpt_clip_grad(wn_gpt *m, float max_norm);
