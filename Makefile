@@ -82,21 +82,34 @@ cuda-check: $(CU_OBJ)
 
 # ---- GPU kernels against their CPU references --------------------------------
 # build/cuda/test_kernels runs the references' own checks on the host, then
-# (with a GPU) compares every kernel of kernels/gpt_kernels.cu with them; it
-# prints a SKIP line and exits 0 when there is no GPU. cuda-check compiles it.
-# cuBLAS is not linked: gpt_kernels.cu opens it with dlopen at first use.
+# (with a GPU) compares every kernel of kernels/gpt_kernels.cu and
+# kernels/score_kernels.cu with them; it prints a SKIP line and exits 0 when
+# there is no GPU. cuda-check compiles it. Its second source,
+# tests/cuda/test_score_kernels.cu, tests the scoring kernels against
+# src/gradproj.c (built for the host with util.c, OpenMP and, with BLAS=1,
+# OpenBLAS, as in ./winnow). cuBLAS is not linked: gpt_kernels.cu and
+# score_kernels.cu open it with dlopen at first use.
 .PHONY: test-cuda
 build/cuda/kernels/gpt_kernels.o: kernels/gpt_kernels.h
+build/cuda/kernels/score_kernels.o: kernels/score_kernels.h kernels/gpt_kernels.h
 
 build/cuda/host/gpt_ref.o: src/gpt_ref.c src/gpt_ref.h kernels/gpt_kernels.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) -std=c11 -O2 -g $(WARN) -c $< -o $@
 
-build/cuda/test_kernels: tests/cuda/test_kernels.cu $(CU_OBJ) build/cuda/host/gpt_ref.o src/gpt_ref.h \
-                         kernels/gpt_kernels.h kernels/device.h
-	@echo "  NVCC    $<"
-	@$(NVCC) -O2 -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $< $(CU_OBJ) build/cuda/host/gpt_ref.o -ldl -lm
+build/cuda/host/gradproj.o build/cuda/host/util.o: build/cuda/host/%.o: src/%.c src/gradproj.h src/wn.h build/config
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) -std=c11 -D_GNU_SOURCE -fopenmp -DWN_BLAS=$(BLAS) -O2 -g $(WARN) -c $< -o $@
+
+CUDA_TEST_SRC  := tests/cuda/test_kernels.cu tests/cuda/test_score_kernels.cu
+CUDA_TEST_HOST := build/cuda/host/gpt_ref.o build/cuda/host/gradproj.o build/cuda/host/util.o
+build/cuda/test_kernels: $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) src/gpt_ref.h src/gradproj.h src/wn.h \
+                         kernels/gpt_kernels.h kernels/score_kernels.h kernels/device.h
+	@echo "  NVCC    $(CUDA_TEST_SRC)"
+	@$(NVCC) -O2 -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) \
+	    -ldl -lm -lgomp $(if $(filter 1,$(BLAS)),-lopenblas)
 
 cuda-check: build/cuda/test_kernels
 

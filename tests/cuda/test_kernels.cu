@@ -17,6 +17,9 @@
  * NH=12, V=50257).
  * Each part ends with "N passed, N failed"; the exit status is 1 if anything
  * failed.
+ * Before all this, main runs the scoring kernels' suite
+ * (tests/cuda/test_score_kernels.cu, linked into this binary) the same way:
+ * host part, then device part or its own SKIP line (--bench applies too).
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -674,6 +677,10 @@ static void bench(void)
     dfree_all();
 }
 
+/* tests/cuda/test_score_kernels.cu (linked in): the scoring kernels; returns
+ * the number of failures, prints its own SKIP line without a GPU. */
+int wn_test_score_kernels(int want_bench);
+
 int main(int argc, char **argv)
 {
     int want_bench = 0;
@@ -685,6 +692,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+
+    int score_failed = wn_test_score_kernels(want_bench) != 0;
 
     printf("part 1: references on the host\n");
     host_layernorm();
@@ -700,7 +709,7 @@ int main(int argc, char **argv)
 
     if (wn_cuda_device_count() == 0) {
         printf("SKIP: no CUDA device: GPU kernels compiled but not run\n");
-        return host_failed ? 1 : 0;
+        return host_failed || score_failed ? 1 : 0;
     }
     char desc[256];
     if (wn_cuda_device_describe(0, desc, sizeof desc) == 0) printf("part 2: kernels on %s\n", desc);
@@ -724,7 +733,7 @@ int main(int argc, char **argv)
         }
     }
     printf("%d passed, %d failed\n", g_pass, g_fail);
-    int failed = g_fail || host_failed;
+    int failed = g_fail || host_failed || score_failed;
     if (want_bench) bench();
     wn_cuda_gpt_shutdown();
     return failed ? 1 : 0;
