@@ -194,7 +194,7 @@ struct score {
     size_t cap_bt;
     /* statistics */
     uint64_t docs_scored, docs_unscored, tokens_scored, windows, bucket[3];
-    double flops, model_seconds;
+    double flops, model_seconds, target_seconds;
     summary stat[N_STATS];
 };
 
@@ -609,8 +609,12 @@ static wn_err target_features(wn_stage *st, score *s, const char *dataset)
     s->target_mean = wn_calloc((size_t)s->feat_dim, sizeof *s->target_mean);
     if (!s->target_mean) return WN_ERR_NOMEM;
     target_walk t = {st, s, {0}, WN_OK};
+    double model_seconds = s->model_seconds, windows = (double)s->windows, t0 = wn_now();
     wn_err e = wn_dataset_each(glob, target_doc, &t, &st->err);
     if (!e && t.b.n) e = target_flush(&t);
+    s->model_seconds = model_seconds; /* the report's rates are the stream's */
+    s->windows = (uint64_t)windows;
+    s->target_seconds = wn_now() - t0;
     wn_batch_free(&t.b);
     if (e) return e;
     if (!s->target_docs)
@@ -873,6 +877,7 @@ static void sc_report(wn_stage *st, wn_jw *w)
         wn_jw_key(w, "layers"); wn_jw_i64(w, s->n_layers);
         wn_jw_key(w, "features"); wn_jw_i64(w, s->feat_dim);
         wn_jw_key(w, "target_docs"); wn_jw_u64(w, s->target_docs);
+        wn_jw_key(w, "target_seconds"); wn_jw_f64(w, s->target_seconds);
         wn_jw_obj_end(w);
     }
     if (s->have_cuts) {
