@@ -147,6 +147,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench.sh
 	./tests/bench/bench_tokenizer.sh
 	./tests/bench/bench_train.sh
+	./tests/bench/bench_score.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build

@@ -1399,6 +1399,36 @@ def fill_plain(s, **kw):
     return SLOT_RE.sub(lambda m: kw[m.group(1)], s)
 
 
+TARGET_PAIRS = set()  # (short a, short b) of the target set's two-idea documents
+
+
+def pair_doc(rng, a, b):
+    field = a[0]
+    intro = fill_plain(rng.choice(T_PAIR_INTROS), field=field, a=a[3], b=b[3])
+    bridge = fill_plain(rng.choice(T_PAIR_BRIDGES), b=b[3])
+    bridge = bridge[0].upper() + bridge[1:]
+    na, nb = rng.randint(4, 6), rng.randint(4, 6)
+    closer = fill_plain(rng.choice(T_CLOSERS), field=field)
+    title = "Two Ideas from %s: %s and %s" % (field.capitalize(), a[1], b[1])
+    paras = [[intro] + a[5][:na], [bridge] + b[5][:nb], [closer]]
+    return title, render(title, paras), field
+
+
+def gen_heldout(rng, n=40):
+    """Evaluation documents of the target's kind that the target set does not contain: two-idea
+    explainers over subject pairs the target set does not use (call after gen_target)."""
+    pairs = [(a, b) for i, a in enumerate(SUBJECTS) for b in SUBJECTS[i + 1:]
+             if a[0] == b[0] and (a[1], b[1]) not in TARGET_PAIRS]
+    rng.shuffle(pairs)
+    records = []
+    for i, (a, b) in enumerate(pairs[:n]):
+        title, text, field = pair_doc(rng, a, b)
+        date = random_date(rng, (2021, 1, 1), (2024, 6, 30))
+        records.append({"id": "heldout-000-%05d" % i, "text": text,
+                        "url": "https://eval.example.org/%s/%s" % (field, slugify(title)), "date": date.isoformat()})
+    return records
+
+
 def gen_target(rng):
     docs = []
     for field, short, title, topic, q, facts in SUBJECTS:
@@ -1414,6 +1444,7 @@ def gen_target(rng):
             if a[0] == b[0]:
                 pairs.append((a, b))
     rng.shuffle(pairs)
+    TARGET_PAIRS.update((a[1], b[1]) for a, b in pairs[:36])
     for a, b in pairs[:36]:
         field = a[0]
         intro = fill_plain(rng.choice(T_PAIR_INTROS), field=field, a=a[3], b=b[3])
@@ -1601,6 +1632,9 @@ def main():
     target = gen_target(random.Random(20240502))
     write_bytes(os.path.join(out, "target", "target-000.jsonl.zst"), compress(jsonl(target), "zstd"))
 
+    heldout = gen_heldout(random.Random(20240504))
+    write_bytes(os.path.join(out, "heldout", "heldout-000.jsonl.zst"), compress(jsonl(heldout), "zstd"))
+
     arng = random.Random(20240503)
     docs_a = gen_archive_docs(arng, "reviews", "arc-a", 20)
     docs_b = gen_archive_docs(arng, "repairs", "arc-b", 20)
@@ -1619,6 +1653,7 @@ def main():
     print("  oddities:      " + ", ".join("%s %d" % kv for kv in sorted(detail["oddities"].items())))
     print("  records with extra metadata fields: %d" % extra)
     print("target: %d documents" % len(target))
+    print("heldout: %d documents (evaluation only: never for scoring)" % len(heldout))
     print("archive: docs-a.jsonl %d, docs-b.jsonl %d, notes.txt 1" % (len(docs_a), len(docs_b)))
     print("text: " + ", ".join(sorted(NOTES)))
     return 0
