@@ -69,7 +69,7 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
 static int cmd_run(int argc, char **argv)
 {
     if (wants_help(argc, argv)) { fputs(usage_run, stdout); return 0; }
-    wn_run_opts o = {0, 0, 0, -1};
+    wn_run_opts o = {0, 0, 0, -1, NULL};
     const char *manifest = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--resume")) o.resume = 1;

@@ -682,7 +682,8 @@ static wn_err prepare_dir(run *r, const char *resolved, wn_errbuf *err)
         return e;
     }
     /* A fresh run replaces what an earlier run of the same manifest left. */
-    static const char *const owned[] = {"documents", "stages", "state", "run.json", "manifest.resolved.yaml"};
+    static const char *const owned[] = {"documents", "stages", "state",     "shards",
+                                        "models",    "experiment", "run.json", "manifest.resolved.yaml"};
     for (size_t i = 0; i < WN_ARRAY_LEN(owned); i++) {
         snprintf(path, sizeof path, "%s/%s", r->dir, owned[i]);
         wn_err e = wn_rm_tree(path, err);
@@ -745,6 +746,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         wn_buf_free(&h);
         r.info.eot_id = -1;
         r.info.device = m->device;
+        r.info.cache_dir = o->cache_dir;
         r.info.n_datasets = m->n_datasets;
         r.ds_names = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_names);
         r.ds_paths = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_paths);

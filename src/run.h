@@ -27,6 +27,9 @@ typedef struct {
     int threads;    /* 0 = manifest / auto */
     int keep_state;
     int progress;   /* -1 = when stderr is a terminal */
+    const char *cache_dir; /* NULL, or a directory shared by related runs (an
+                              experiment's arms) where stages may keep
+                              deterministic, content-keyed artefacts */
 } wn_run_opts;
 
 wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err);

@@ -71,6 +71,15 @@ typedef struct wn_stage_def {
     wn_err (*load)(wn_stage *st, FILE *f);
     void (*report)(wn_stage *st, wn_jw *w);
     void (*close)(wn_stage *st);
+    /* How `winnow experiment` builds its uniformly random baseline from a
+     * pipeline: NULL keeps the stage as it is; "-" leaves it out (a stage
+     * whose work only the selection uses); otherwise parameter overrides in
+     * manifest syntax ("key: value, key: value") that turn the stage into
+     * a random selection of the same size, where "{tokens}" stands for the
+     * tokens the stage passed on in the experiment's selected run and
+     * "{docs}" for its documents. The stage with overrides is also the one
+     * whose parameters an experiment's extra arms override. */
+    const char *baseline;
 } wn_stage_def;
 
 /* Facts about the run shared by all stages through the core: where the run
@@ -85,6 +94,8 @@ typedef struct {
     char tokenizer[4096];
     int token_weights;       /* a stage before sets per-token loss weights (d->tweight) */
     const char *device;      /* the manifest's device: auto | cpu | cuda */
+    const char *cache_dir;   /* NULL, or a directory shared across related runs
+                                for artefacts keyed by their content (run.h) */
     /* the manifest's named datasets (never part of the stream) */
     const char *const *dataset_names;
     const char *const *dataset_paths;

@@ -39,7 +39,8 @@
  * HF GPT-2's); or `train_reference: DATASET` / `train_model: DATASET` train
  * them inside the run with the bundled trainer (fit.h) on a named dataset,
  * saved to RUN_DIR/models/{reference,base}.safetensors and reused on
- * --resume.
+ * --resume (and, in an experiment, shared across its arms through the
+ * run's cache directory, keyed by everything the model depends on).
  *
  * Device: the CPU path (OpenMP + OpenBLAS) computes everything here; the
  * CUDA kernels for the same steps (kernels/score_kernels.cu, checked
@@ -275,6 +276,28 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
     snprintf(cache, sizeof cache, "%s/models/%s.safetensors", st->run->run_dir, name);
     if (wn_exists(cache)) /* made by this run's manifest before an interruption */
         return wn_st_gpt_load_file(&ms->m, cache, 0, &st->err);
+    /* a run sharing a cache (an experiment's arms) may have trained it: the
+     * key is everything the model depends on */
+    char shared[4400] = "", key[8192];
+    if (st->run->cache_dir) {
+        snprintf(key, sizeof key, "%s|%s|%.17g|%lld|%lld|%lld|%lld|%lld|%lld|%.17g|%lld|%d|%016llx", name, glob,
+                 sample, (long long)wn_param(st, "train_steps")->i, (long long)wn_param(st, "train_layers")->i,
+                 (long long)wn_param(st, "train_dim")->i, (long long)wn_param(st, "train_heads")->i,
+                 (long long)wn_param(st, "train_context")->i, (long long)wn_param(st, "train_batch")->i,
+                 wn_param(st, "train_lr")->f, (long long)wn_param(st, "train_seed")->i, st->run->vocab_size,
+                 (unsigned long long)st->run->tokenizer_hash);
+        snprintf(shared, sizeof shared, "%s/model-%016llx.safetensors", st->run->cache_dir,
+                 (unsigned long long)XXH3_64bits(key, strlen(key)));
+        if (wn_exists(shared)) {
+            wn_err e = wn_st_gpt_load_file(&ms->m, shared, 0, &st->err);
+            char dir[4400];
+            snprintf(dir, sizeof dir, "%s/models", st->run->run_dir);
+            const char *meta[] = {"trained_on", dataset};
+            if (!e) e = wn_mkdir_p(dir, &st->err);
+            if (!e) e = wn_st_gpt_save(ms->m, cache, meta, 1, &st->err);
+            return e;
+        }
+    }
 
     token_collect c = {st, s, {0}, {0}, sample, 0};
     wn_err e = wn_dataset_each(glob, collect_doc, &c, &st->err);
@@ -303,6 +326,7 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
     if (!e) {
         const char *meta[] = {"trained_on", dataset};
         e = wn_st_gpt_save(ms->m, cache, meta, 1, &st->err);
+        if (!e && shared[0]) e = wn_st_gpt_save(ms->m, shared, meta, 1, &st->err);
     }
     wn_ids_free(&c.all);
     wn_ids_free(&c.one);
@@ -961,4 +985,5 @@ const wn_stage_def wn_stage_score = {
     .process = sc_process,
     .report = sc_report,
     .close = sc_close,
+    .baseline = "-", /* a random selection needs no scores */
 };
