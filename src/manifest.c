@@ -415,13 +415,126 @@ static wn_err load_outputs(mf_ctx *c, yaml_node_t *out)
     return WN_OK;
 }
 
+const wn_param_def wn_experiment_params[] = {
+    {"eval", WN_P_STRING, NULL, 0, 0, NULL, "dataset name: the held-out target set (never used for scoring)"},
+    {"seeds", WN_P_INT, "3", 1, 100, NULL, "training runs per arm (model initialisation and data order)"},
+    {"steps", WN_P_INT, "300", 1, 10000000, NULL, "optimizer steps per training run"},
+    {"batch", WN_P_INT, "8", 1, 4096, NULL, "sequences per step"},
+    {"context", WN_P_INT, "128", 8, 8192, NULL, "sequence length T (with best_fit packing, T + 1 <= seq_len + 1)"},
+    {"layers", WN_P_INT, "2", 1, 64, NULL, "model layers"},
+    {"dim", WN_P_INT, "64", 8, 4096, NULL, "model width C"},
+    {"heads", WN_P_INT, "4", 1, 64, NULL, "attention heads"},
+    {"lr", WN_P_FLOAT, "0.003", 0, 1, NULL, "peak learning rate (warmup 10%, cosine to lr/10)"},
+    {"eval_every", WN_P_INT, "25", 1, 10000000, NULL, "steps between held-out evaluations"},
+};
+const int wn_experiment_n_params = (int)WN_ARRAY_LEN(wn_experiment_params);
+
+/* The stage an experiment's arms and baseline modify: the first with
+ * parameter overrides for a random baseline (stage.h). -1 when none. */
+int wn_manifest_selecting_stage(const wn_manifest *m)
+{
+    for (int i = 0; i < m->n_stages; i++) {
+        const char *b = m->stages[i].def->baseline;
+        if (b && strcmp(b, "-")) return i;
+    }
+    return -1;
+}
+
+static wn_err load_experiment(mf_ctx *c, yaml_node_t *x)
+{
+    wn_manifest *m = c->m;
+    if (!x || is_null(x)) return WN_OK;
+    wn_err e = check_keys(c, x, "experiment", "eval|seeds|steps|batch|context|layers|dim|heads|lr|eval_every|arms");
+    if (e) return e;
+    m->experiment = wn_calloc((size_t)wn_experiment_n_params, sizeof *m->experiment);
+    if (!m->experiment) return WN_ERR_NOMEM;
+    for (int k = 0; k < wn_experiment_n_params; k++)
+        if ((e = get_value(c, x, "experiment", &wn_experiment_params[k], &m->experiment[k]))) return e;
+    for (int k = 0; k < wn_experiment_n_params; k++)
+        if (m->experiment[k].s) m->experiment[k].s = own_dup(c, m->experiment[k].s);
+    m->experiment_line = (int)x->start_mark.line + 1;
+    int sel = wn_manifest_selecting_stage(m);
+    if (sel < 0)
+        return bad(c, x, "experiment", "the pipeline has no selecting stage (one with a random baseline, e.g. select)");
+    yaml_node_t *arms = get(c, x, "arms");
+    if (!arms || is_null(arms)) return WN_OK;
+    if (arms->type != YAML_MAPPING_NODE) return bad(c, arms, "experiment.arms", "expected a mapping of name: {params}");
+    int n = (int)(arms->data.mapping.pairs.top - arms->data.mapping.pairs.start);
+    m->arms = wn_calloc((size_t)(n ? n : 1), sizeof *m->arms);
+    if (!m->arms) return WN_ERR_NOMEM;
+    const wn_stage_def *def = m->stages[sel].def;
+    for (int i = 0; i < n; i++) {
+        yaml_node_pair_t *p = &arms->data.mapping.pairs.start[i];
+        const char *name = scalar(node(c, p->key));
+        char where[300];
+        if (!name || !*name || strchr(name, '/') || !strcmp(name, "selected") || !strcmp(name, "random"))
+            return bad(c, node(c, p->key), "experiment.arms",
+                       "arm names must be plain strings without '/', other than selected and random");
+        snprintf(where, sizeof where, "experiment.arms.%s", name);
+        for (int k = 0; k < i; k++)
+            if (!strcmp(m->arms[k].name, name)) return bad(c, node(c, p->key), where, "duplicate arm name");
+        yaml_node_t *v = node(c, p->value);
+        if (v->type != YAML_MAPPING_NODE) return bad(c, v, where, "expected a mapping of %s parameters", def->name);
+        wn_exp_arm *a = &m->arms[m->n_arms];
+        a->name = own_dup(c, name);
+        a->line = (int)v->start_mark.line + 1;
+        int np = (int)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        a->keys = (char **)own(c, wn_calloc((size_t)(np ? np : 1), sizeof *a->keys));
+        a->vals = (char **)own(c, wn_calloc((size_t)(np ? np : 1), sizeof *a->vals));
+        if (!a->keys || !a->vals) return WN_ERR_NOMEM;
+        for (int j = 0; j < np; j++) {
+            yaml_node_pair_t *q = &v->data.mapping.pairs.start[j];
+            const char *key = scalar(node(c, q->key)), *val = scalar(node(c, q->value));
+            const wn_param_def *pd = NULL;
+            for (int k = 0; key && k < def->n_params; k++)
+                if (!strcmp(def->params[k].name, key)) pd = &def->params[k];
+            char kw[400], why[256];
+            snprintf(kw, sizeof kw, "%s.%s", where, key ? key : "?");
+            if (!pd) return bad(c, node(c, q->key), kw, "%s has no such parameter", def->name);
+            if (!val) return bad(c, node(c, q->value), kw, "expected a single value");
+            wn_value tmp;
+            const char *problem = param_value(pd, val, &tmp, why, sizeof why);
+            if (problem) return bad(c, node(c, q->value), kw, "%s, got '%s'", problem, val);
+            a->keys[a->n] = own_dup(c, key);
+            a->vals[a->n] = own_dup(c, val);
+            a->n++;
+        }
+        m->n_arms++;
+    }
+    return WN_OK;
+}
+
+wn_err wn_manifest_override(wn_manifest *m, int stage, const char *key, const char *value, wn_errbuf *err)
+{
+    mf_ctx c = {m, m->strings, m->file, err};
+    const wn_stage_def *def = m->stages[stage].def;
+    for (int k = 0; k < def->n_params; k++) {
+        if (strcmp(def->params[k].name, key)) continue;
+        char why[256];
+        wn_value v;
+        const char *problem = param_value(&def->params[k], value, &v, why, sizeof why);
+        if (problem) return wn_fail(err, WN_ERR_MANIFEST, "%s: %s.%s: %s, got '%s'", m->file, def->name, key, problem, value);
+        if (v.s && !(v.s = own_dup(&c, v.s))) return WN_ERR_NOMEM;
+        m->stages[stage].values[k] = v;
+        return WN_OK;
+    }
+    return wn_fail(err, WN_ERR_MANIFEST, "%s: %s has no parameter %s", m->file, def->name, key);
+}
+
+void wn_manifest_remove_stage(wn_manifest *m, int stage)
+{
+    memmove(&m->stages[stage], &m->stages[stage + 1], (size_t)(m->n_stages - stage - 1) * sizeof *m->stages);
+    m->n_stages--;
+}
+
 static wn_err load_tree(mf_ctx *c)
 {
     wn_manifest *m = c->m;
     yaml_node_t *root = yaml_document_get_root_node(&c->st->doc);
     if (!root) return wn_fail(c->err, WN_ERR_MANIFEST, "%s: the manifest is empty", c->file);
     wn_err e = check_keys(c, root, "(top level)",
-                          "name|workdir|on_error|threads|device|memory|batch_bytes|inputs|datasets|stages|outputs|resolved");
+                          "name|workdir|on_error|threads|device|memory|batch_bytes|inputs|datasets|stages|outputs|experiment|"
+                          "resolved");
     if (e) return e;
     wn_value v[WN_ARRAY_LEN(top_params)];
     for (size_t k = 0; k < WN_ARRAY_LEN(top_params); k++)
@@ -460,7 +573,8 @@ static wn_err load_tree(mf_ctx *c)
         for (int i = 0; i < n; i++)
             if ((e = load_stage(c, node(c, stages->data.sequence.items.start[i]), i))) return e;
     }
-    return load_outputs(c, get(c, root, "outputs"));
+    if ((e = load_outputs(c, get(c, root, "outputs")))) return e;
+    return load_experiment(c, get(c, root, "experiment"));
 }
 
 wn_err wn_manifest_load(wn_manifest **out, const char *path, wn_errbuf *err)
@@ -666,6 +780,8 @@ void wn_manifest_free(wn_manifest *m)
     wn_free(m->inputs);
     wn_free(m->files);
     wn_free(m->datasets);
+    wn_free(m->experiment);
+    wn_free(m->arms);
     if (st) {
         for (int i = 0; i < st->n_owned; i++) wn_free(st->owned[i]);
         wn_free(st->owned);

@@ -47,6 +47,15 @@ typedef struct {
     int line;
 } wn_stage_spec;
 
+/* One extra arm of an experiment: overrides of the selecting stage's
+ * parameters (validated against its table at load). */
+typedef struct {
+    char *name;
+    char **keys, **vals;
+    int n;
+    int line;
+} wn_exp_arm;
+
 typedef struct {
     char *file;       /* the manifest's path */
     char *name;
@@ -67,8 +76,28 @@ typedef struct {
     /* outputs.documents */
     int64_t shard_bytes;
     int zstd_level;
+    /* experiment: (`winnow experiment`); NULL when absent, else values in
+     * the order of wn_experiment_params */
+    wn_value *experiment;
+    int experiment_line;
+    wn_exp_arm *arms;
+    int n_arms;
     void *strings;    /* owned allocations */
 } wn_manifest;
+
+/* The experiment section's parameters (eval, seeds, steps, batch, context,
+ * layers, dim, heads, lr, eval_every), in this order. */
+extern const wn_param_def wn_experiment_params[];
+extern const int wn_experiment_n_params;
+enum { WN_EXP_EVAL, WN_EXP_SEEDS, WN_EXP_STEPS, WN_EXP_BATCH, WN_EXP_CONTEXT, WN_EXP_LAYERS, WN_EXP_DIM,
+       WN_EXP_HEADS, WN_EXP_LR, WN_EXP_EVAL_EVERY };
+/* The stage an experiment modifies (the first whose baseline overrides
+ * parameters, stage.h), or -1. */
+int wn_manifest_selecting_stage(const wn_manifest *m);
+/* Sets parameter `key` of stage `stage` from manifest text, validated. */
+wn_err wn_manifest_override(wn_manifest *m, int stage, const char *key, const char *value, wn_errbuf *err);
+/* Takes stage `stage` out of the pipeline. */
+void wn_manifest_remove_stage(wn_manifest *m, int stage);
 
 /* Parses and validates; paths in the manifest are relative to the current
  * directory. Does not touch input files. */
