@@ -53,6 +53,7 @@ typedef struct {
     char dir[4096];
     wn_run_info info;
     const char **ds_names, **ds_paths; /* info's dataset lists */
+    const char **file_inputs;          /* info's input spec of each file */
     wn_stage *st;
     int n;
     stats *stats; /* n + 2 */
@@ -759,6 +760,11 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         r.info.dataset_paths = r.ds_paths;
         wn_buf_free(&fp);
     }
+    r.file_inputs = wn_calloc((size_t)m->n_files + 1, sizeof *r.file_inputs);
+    if (!r.file_inputs) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
+    for (int i = 0; i < m->n_files; i++) r.file_inputs[i] = m->inputs[m->files[i].spec].path;
+    r.info.file_inputs = r.file_inputs;
+    r.info.n_files = m->n_files;
     for (int i = 0; i < r.n; i++) {
         wn_stage *st = &r.st[i];
         st->run = &r.info;
@@ -801,6 +807,7 @@ cleanup:
     wn_free(r.stats);
     wn_free(r.ds_names);
     wn_free(r.ds_paths);
+    wn_free(r.file_inputs);
     wn_reader_close(r.rd);
     wn_writer_free(r.w);
     wn_buf_free(&r.scratch.id);

@@ -100,6 +100,10 @@ typedef struct {
     const char *const *dataset_names;
     const char *const *dataset_paths;
     int n_datasets;
+    /* for each input file (wn_doc.file), the path of its manifest input
+     * spec as written (files of one spec share it) */
+    const char *const *file_inputs;
+    int n_files;
 } wn_run_info;
 
 /* The run-time instance handed to every method. */

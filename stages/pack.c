@@ -1,7 +1,8 @@
 /*
  * pack.c - packs tokenized documents into training shards (llm.c layout) in
  * RUN_DIR/shards/, with a docs sidecar (document starts), a weights sidecar
- * when padding must be masked, and shards/index.json.
+ * when padding must be masked or documents carry per-token loss weights
+ * (d->tweight, from a token-level select), and shards/index.json.
  *
  * Modes:
  *   concat    llm.c's convention: documents (each starting with the EOT token
@@ -22,9 +23,17 @@
  * (train_000000.bin, val_000000.bin, ...). A shard closes after shard_tokens
  * tokens (at a document or sequence boundary).
  *
+ * Weights: the .weights.bin sidecar holds one float per token. best_fit
+ * always writes it (padding 0). Otherwise it is written once any document
+ * carries weights: from the start when a stage before announced them
+ * (run->token_weights), else from the first such document on, the open
+ * shards' earlier tokens back-filled with 1 (a shard without a sidecar
+ * reads as weight 1 everywhere). Documents without weights get 1.
+ *
  * Resume: the open shards are files that only grow; a checkpoint records
- * their lengths (after an fsync) and the buffered window, and restoring
- * truncates the files back to those lengths.
+ * their lengths (after an fsync) and the buffered window (tokens, and
+ * weights when written), and restoring truncates the files back to those
+ * lengths.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,6 +74,7 @@ typedef struct {
     uint64_t ndocs_total, ntok_total, pad_tokens, truncated_docs;
     /* best_fit window: chunks (token runs) waiting to be packed */
     uint32_t *buf;
+    float *wbuf; /* their weights, when weights are written (buf_cap floats) */
     size_t buf_n, buf_cap;
     uint32_t *chunk_len;
     size_t n_chunks, chunk_cap;
@@ -73,6 +83,11 @@ typedef struct {
 
 typedef struct {
     int best_fit, megatron, shuffle;
+    int weights;     /* the .weights.bin sidecar is written */
+    int doc_weights; /* documents carry (or were announced to carry) weights */
+    float *ones;     /* 1.0 x ones_cap: weights of documents without any */
+    size_t ones_cap;
+    uint64_t zero_weight_tokens; /* document tokens (not padding) at weight 0 */
     int64_t seq_len, shard_tokens, window;
     double val_fraction;
     uint64_t seed;
@@ -106,6 +121,8 @@ static wn_err pk_open(wn_stage *st)
     if (s->best_fit && st->run->eot_id < 0)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "best_fit pads with the end-of-text token: the tokenizer has none");
     s->eot = st->run->eot_id < 0 ? 0 : (uint32_t)st->run->eot_id;
+    s->doc_weights = st->run->token_weights;
+    s->weights = s->best_fit || s->doc_weights;
     snprintf(s->dir, sizeof s->dir, "%s/shards", st->run->run_dir);
     return wn_mkdir_p(s->dir, &st->err);
 }
@@ -124,7 +141,7 @@ static wn_err split_open(wn_stage *st, pack *s, int k, uint64_t tok, uint64_t do
                            : wn_shard_writer_open(&p->tok, path, s->token_bytes, tok, &st->err);
     shard_path(s, k, p->number, ".docs.bin", path, sizeof path);
     if (!e) e = wn_sidecar_writer_open(&p->docs, path, WN_SHARD_DOCS_MAGIC, docs, &st->err);
-    if (!e && s->best_fit) {
+    if (!e && s->weights) {
         shard_path(s, k, p->number, ".weights.bin", path, sizeof path);
         e = wn_sidecar_writer_open(&p->weights, path, WN_SHARD_WEIGHTS_MAGIC, weights, &st->err);
     }
@@ -169,7 +186,7 @@ static wn_err split_close(wn_stage *st, pack *s, int k)
     snprintf(info.name, sizeof info.name, "%s_%06d.bin", split_name[k], p->number);
     wn_err e = wn_shard_writer_close(&p->tok, &st->err);
     if (!e) e = wn_shard_writer_close(&p->docs, &st->err);
-    if (!e && s->best_fit) e = wn_shard_writer_close(&p->weights, &st->err);
+    if (!e && s->weights) e = wn_shard_writer_close(&p->weights, &st->err);
     if (!e) e = checksum(p->tok.path, &info.sum, &st->err);
     if (!e && s->megatron) e = megatron_index(st, s, k);
     if (e) return e;
@@ -182,8 +199,23 @@ static wn_err split_close(wn_stage *st, pack *s, int k)
     return WN_OK;
 }
 
+/* n weights of 1.0 (NULL when out of memory). */
+static const float *ones(pack *s, size_t n)
+{
+    if (n > s->ones_cap) {
+        size_t cap = n < 4096 ? 4096 : n;
+        float *o = wn_realloc(s->ones, cap * sizeof *o);
+        if (!o) return NULL;
+        for (size_t i = 0; i < cap; i++) o[i] = 1.0f;
+        s->ones = o;
+        s->ones_cap = cap;
+    }
+    return s->ones;
+}
+
 /* Appends one run of tokens (a document, or a best_fit sequence) to split k;
- * starts[] are the offsets in it where documents (or document chunks) begin. */
+ * starts[] are the offsets in it where documents (or document chunks) begin;
+ * w holds their weights (NULL = all 1), written when weights are on. */
 static wn_err emit(wn_stage *st, pack *s, int k, const uint32_t *t, size_t n, const float *w,
                    const size_t *starts, size_t n_starts)
 {
@@ -195,7 +227,10 @@ static wn_err emit(wn_stage *st, pack *s, int k, const uint32_t *t, size_t n, co
         if ((e = wn_shard_writer_put_raw(&p->docs, &start, 1, &st->err))) return e;
     }
     if ((e = wn_shard_writer_put(&p->tok, t, n, &st->err))) return e;
-    if (s->best_fit && (e = wn_shard_writer_put_raw(&p->weights, w, n, &st->err))) return e;
+    if (s->weights) {
+        if (!w && !(w = ones(s, n))) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        if ((e = wn_shard_writer_put_raw(&p->weights, w, n, &st->err))) return e;
+    }
     p->ntok_total += n;
     if ((int64_t)p->tok.count >= s->shard_tokens) return split_close(st, s, k);
     return WN_OK;
@@ -203,15 +238,29 @@ static wn_err emit(wn_stage *st, pack *s, int k, const uint32_t *t, size_t n, co
 
 /* ---- best fit --------------------------------------------------------- */
 
-static wn_err add_chunk(split *p, const uint32_t *t, size_t n)
+/* Makes room for n more tokens in the window (and their weights when
+ * weights are on). */
+static wn_err window_reserve(const pack *s, split *p, size_t n)
 {
-    if (p->buf_n + n > p->buf_cap) {
-        size_t cap = (p->buf_n + n) * 2;
+    if (p->buf_n + n > p->buf_cap || (s->weights && !p->wbuf)) {
+        size_t cap = p->buf_n + n > p->buf_cap ? (p->buf_n + n) * 2 : p->buf_cap ? p->buf_cap : 1;
         uint32_t *b = wn_realloc(p->buf, cap * sizeof *b);
         if (!b) return WN_ERR_NOMEM;
         p->buf = b;
+        if (s->weights) {
+            float *w = wn_realloc(p->wbuf, cap * sizeof *w);
+            if (!w) return WN_ERR_NOMEM;
+            p->wbuf = w;
+        }
         p->buf_cap = cap;
     }
+    return WN_OK;
+}
+
+/* Adds a chunk of n tokens with weights w (NULL = all 1) to the window. */
+static wn_err add_chunk(const pack *s, split *p, const uint32_t *t, const float *w, size_t n)
+{
+    if (window_reserve(s, p, n)) return WN_ERR_NOMEM;
     if (p->n_chunks == p->chunk_cap) {
         size_t cap = p->chunk_cap ? p->chunk_cap * 2 : 1024;
         uint32_t *c = wn_realloc(p->chunk_len, cap * sizeof *c);
@@ -220,6 +269,10 @@ static wn_err add_chunk(split *p, const uint32_t *t, size_t n)
         p->chunk_cap = cap;
     }
     memcpy(p->buf + p->buf_n, t, n * sizeof *t);
+    if (s->weights) {
+        if (w) memcpy(p->wbuf + p->buf_n, w, n * sizeof *w);
+        else for (size_t i = 0; i < n; i++) p->wbuf[p->buf_n + i] = 1.0f;
+    }
     p->buf_n += n;
     p->chunk_len[p->n_chunks++] = (uint32_t)n;
     return WN_OK;
@@ -292,12 +345,12 @@ static wn_err flush_window(wn_stage *st, pack *s, int k)
             if (len + c[i].len > seq_cap) { e = WN_ERR_INTERNAL; break; }
             starts[n_starts++] = len;
             memcpy(seq + len, p->buf + c[i].off, c[i].len * sizeof *seq);
-            for (size_t j = 0; j < c[i].len; j++) w[len + j] = 1.0f;
+            if (s->weights) memcpy(w + len, p->wbuf + c[i].off, c[i].len * sizeof *w);
             len += c[i].len;
         }
         if (e) break;
         if (!s->best_fit) {
-            e = emit(st, s, k, seq, len, NULL, starts, n_starts);
+            e = emit(st, s, k, seq, len, s->weights ? w : NULL, starts, n_starts);
             continue;
         }
         for (; len < cap; len++) { seq[len] = s->eot; w[len] = 0.0f; p->pad_tokens++; }
@@ -318,6 +371,34 @@ done:
     return e;
 }
 
+/* The first document with weights when no stage announced them: the
+ * sidecar starts now, with weight 1 for what the open shards and windows
+ * already hold. */
+static wn_err weights_on(wn_stage *st, pack *s)
+{
+    s->weights = s->doc_weights = 1;
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        if (p->open) {
+            char path[4400];
+            wn_err e;
+            shard_path(s, k, p->number, ".weights.bin", path, sizeof path);
+            if ((e = wn_sidecar_writer_open(&p->weights, path, WN_SHARD_WEIGHTS_MAGIC, 0, &st->err))) return e;
+            for (uint64_t done = 0, n; done < p->tok.count; done += n) {
+                n = p->tok.count - done < 65536 ? p->tok.count - done : 65536;
+                const float *o = ones(s, (size_t)n);
+                if (!o) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+                if ((e = wn_shard_writer_put_raw(&p->weights, o, (size_t)n, &st->err))) return e;
+            }
+        }
+        if (p->buf_cap) {
+            if (window_reserve(s, p, 0)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; i < p->buf_n; i++) p->wbuf[i] = 1.0f;
+        }
+    }
+    return WN_OK;
+}
+
 static wn_err pk_process(wn_stage *st, wn_batch *b)
 {
     pack *s = st->state;
@@ -325,6 +406,13 @@ static wn_err pk_process(wn_stage *st, wn_batch *b)
         const wn_doc *d = &b->docs[i];
         if (!d->has_tokens) return wn_fail(&st->err, WN_ERR_MANIFEST, "pack needs tokens: put a tokenize stage before it");
         if (!d->tokens.n) continue;
+        const float *dw = d->tweight.n == d->tokens.n ? d->tweight.p : NULL; /* NULL: all 1 */
+        if (dw) {
+            wn_err e;
+            if (!s->weights && (e = weights_on(st, s))) return e;
+            s->doc_weights = 1;
+            for (size_t t = 0; t < d->tokens.n; t++) s->zero_weight_tokens += dw[t] == 0.0f;
+        }
         int k = s->val_fraction > 0 &&
                 (double)XXH3_64bits_withSeed(d->id.p, d->id.len, s->seed) / 18446744073709551616.0 < s->val_fraction;
         split *p = &s->sp[k];
@@ -338,18 +426,19 @@ static wn_err pk_process(wn_stage *st, wn_batch *b)
         size_t cap = (size_t)s->seq_len + 1;
         if (!s->best_fit && !s->shuffle) {
             size_t zero = 0;
-            if ((e = emit(st, s, k, d->tokens.p, d->tokens.n, NULL, &zero, 1))) return e;
+            if ((e = emit(st, s, k, d->tokens.p, d->tokens.n, dw, &zero, 1))) return e;
             continue;
         }
         if (!s->best_fit) { /* concat + shuffle: whole documents wait in the window */
-            if ((e = add_chunk(p, d->tokens.p, d->tokens.n))) return wn_fail(&st->err, e, "out of memory");
+            if ((e = add_chunk(s, p, d->tokens.p, dw, d->tokens.n))) return wn_fail(&st->err, e, "out of memory");
             if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
             continue;
         }
         if (d->tokens.n > cap) p->truncated_docs++;
         for (size_t off = 0; off < d->tokens.n; off += cap) {
             size_t n = d->tokens.n - off < cap ? d->tokens.n - off : cap;
-            if ((e = add_chunk(p, d->tokens.p + off, n))) return wn_fail(&st->err, e, "out of memory");
+            if ((e = add_chunk(s, p, d->tokens.p + off, dw ? dw + off : NULL, n)))
+                return wn_fail(&st->err, e, "out of memory");
         }
         if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
     }
@@ -413,7 +502,7 @@ static wn_err pk_finish(wn_stage *st, wn_batch *out)
 /* ---- checkpoints ---------------------------------------------------------- */
 
 typedef struct {
-    uint64_t magic, n_done, bins, bin_tokens;
+    uint64_t magic, n_done, bins, bin_tokens, weights, doc_weights, zero_weight_tokens;
     struct {
         uint64_t open, number, tok, docs, weights, ndocs_total, ntok_total, pad_tokens, truncated, buf_n, n_chunks,
             windows;
@@ -423,18 +512,19 @@ typedef struct {
 static wn_err pk_save(wn_stage *st, FILE *f)
 {
     pack *s = st->state;
-    pack_ckpt c = {0x7061636b31ull, (uint64_t)s->n_done, s->bins, s->bin_tokens, {{0}}};
+    pack_ckpt c = {0x7061636b32ull, (uint64_t)s->n_done, s->bins, s->bin_tokens, (uint64_t)s->weights,
+                   (uint64_t)s->doc_weights, s->zero_weight_tokens, {{0}}};
     for (int k = 0; k < N_SPLITS; k++) {
         split *p = &s->sp[k];
         wn_err e;
         if (p->open && ((e = wn_shard_writer_sync(&p->tok, &st->err)) || (e = wn_shard_writer_sync(&p->docs, &st->err)) ||
-                        (s->best_fit && (e = wn_shard_writer_sync(&p->weights, &st->err)))))
+                        (s->weights && (e = wn_shard_writer_sync(&p->weights, &st->err)))))
             return e;
         c.sp[k].open = (uint64_t)p->open;
         c.sp[k].number = (uint64_t)p->number;
         c.sp[k].tok = p->open ? p->tok.count : 0;
         c.sp[k].docs = p->open ? p->docs.count : 0;
-        c.sp[k].weights = p->open && s->best_fit ? p->weights.count : 0;
+        c.sp[k].weights = p->open && s->weights ? p->weights.count : 0;
         c.sp[k].ndocs_total = p->ndocs_total;
         c.sp[k].ntok_total = p->ntok_total;
         c.sp[k].pad_tokens = p->pad_tokens;
@@ -448,6 +538,7 @@ static wn_err pk_save(wn_stage *st, FILE *f)
     for (int k = 0; k < N_SPLITS; k++) {
         split *p = &s->sp[k];
         bad |= p->buf_n && fwrite(p->buf, sizeof *p->buf, p->buf_n, f) != p->buf_n;
+        bad |= s->weights && p->buf_n && fwrite(p->wbuf, sizeof *p->wbuf, p->buf_n, f) != p->buf_n;
         bad |= p->n_chunks && fwrite(p->chunk_len, sizeof *p->chunk_len, p->n_chunks, f) != p->n_chunks;
     }
     return bad ? wn_fail(&st->err, WN_ERR_IO, "checkpoint write failed") : WN_OK;
@@ -457,9 +548,12 @@ static wn_err pk_load(wn_stage *st, FILE *f)
 {
     pack *s = st->state;
     pack_ckpt c;
-    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != 0x7061636b31ull)
+    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != 0x7061636b32ull)
         return wn_fail(&st->err, WN_ERR_STATE, "not a pack checkpoint");
     s->bins = c.bins;
+    s->weights = (int)c.weights;
+    s->doc_weights = (int)c.doc_weights;
+    s->zero_weight_tokens = c.zero_weight_tokens;
     s->bin_tokens = c.bin_tokens;
     if (c.n_done) {
         if (!(s->done = wn_malloc(c.n_done * sizeof *s->done))) return WN_ERR_NOMEM;
@@ -476,11 +570,13 @@ static wn_err pk_load(wn_stage *st, FILE *f)
         p->windows = c.sp[k].windows;
         size_t bn = c.sp[k].buf_n, nc = c.sp[k].n_chunks;
         p->buf = wn_malloc((bn ? bn : 1) * sizeof *p->buf);
+        p->wbuf = s->weights ? wn_malloc((bn ? bn : 1) * sizeof *p->wbuf) : NULL;
         p->chunk_len = wn_malloc((nc ? nc : 1) * sizeof *p->chunk_len);
-        if (!p->buf || !p->chunk_len) return WN_ERR_NOMEM;
+        if (!p->buf || !p->chunk_len || (s->weights && !p->wbuf)) return WN_ERR_NOMEM;
         p->buf_cap = bn ? bn : 1;
         p->chunk_cap = nc ? nc : 1;
         if ((bn && fread(p->buf, sizeof *p->buf, bn, f) != bn) ||
+            (bn && s->weights && fread(p->wbuf, sizeof *p->wbuf, bn, f) != bn) ||
             (nc && fread(p->chunk_len, sizeof *p->chunk_len, nc, f) != nc))
             return wn_fail(&st->err, WN_ERR_STATE, "pack checkpoint cut short");
         p->buf_n = bn;
@@ -501,6 +597,10 @@ static void pk_report(wn_stage *st, wn_jw *w)
         wn_jw_key(w, key); wn_jw_u64(w, s->sp[k].ntok_total);
         snprintf(key, sizeof key, "%s_documents", split_name[k]);
         wn_jw_key(w, key); wn_jw_u64(w, s->sp[k].ndocs_total);
+    }
+    if (s->doc_weights) {
+        wn_jw_key(w, "token_weights"); wn_jw_bool(w, 1);
+        wn_jw_key(w, "zero_weight_tokens"); wn_jw_u64(w, s->zero_weight_tokens);
     }
     if (s->best_fit) {
         uint64_t pad = s->sp[0].pad_tokens + s->sp[1].pad_tokens;
@@ -525,9 +625,11 @@ static void pk_close(wn_stage *st)
             if (p->weights.f) fclose(p->weights.f);
         }
         wn_free(p->buf);
+        wn_free(p->wbuf);
         wn_free(p->chunk_len);
     }
     wn_free(s->done);
+    wn_free(s->ones);
 }
 
 const wn_stage_def wn_stage_pack = {
@@ -535,7 +637,8 @@ const wn_stage_def wn_stage_pack = {
     .summary = "pack token ids into llm.c training shards (concat or best-fit), train/val split, index.json",
     .doc = "Writes RUN_DIR/shards/{train,val}_NNNNNN.bin in llm.c's layout (256 x int32 header, magic\n"
            "20240520; uint16 tokens, or uint32 as version 2), a .docs.bin sidecar with document starts,\n"
-           "for best_fit a .weights.bin sidecar (padding has weight 0), and shards/index.json with token\n"
+           "a .weights.bin sidecar for best_fit (padding has weight 0) and whenever documents carry\n"
+           "per-token loss weights (select at token level), and shards/index.json with token\n"
            "counts, xxh3-128 checksums, the tokenizer's and the manifest's hashes. concat follows llm.c\n"
            "(documents back to back, each starting with the EOT the tokenize stage prepends); best_fit\n"
            "packs whole documents into sequences of seq_len + 1 tokens by Best-Fit-Decreasing, cutting only\n"

@@ -1,0 +1,1254 @@
+/*
+ * select.c - keeps the highest-value units under a budget: whole documents
+ * ranked by a score attribute, or tokens ranked by their per-token scores
+ * (d->tscore), which become loss weights (d->tweight) for the trainer. Every
+ * decision is counted in the report.
+ *
+ * Document level (a global view, two passes). process() holds every document
+ * back: it appends it whole (every field a later stage or the writer needs)
+ * to a zstd-compressed spill in the stage's state directory and keeps only a
+ * 24-byte candidate in memory {key, input index, tokens, group}. finish()
+ * sorts the candidates by key (ties: input order), walks them in that order
+ * taking each while it fits the budget and stops at the first that does not
+ * (per group with quota_by), so the budget is never exceeded; then it
+ * re-reads the spill and hands the documents back a batch at a time in their
+ * input order, the unselected ones marked "below_threshold". Memory is the
+ * candidates (24 bytes a document) plus a bit per document, never the text.
+ *   key = s (order desc) or -s (asc); with temperature t > 0, Gumbel top-k:
+ *   key = +-s/t + G, G = -log(-log U), U from xxh3-64(document id, seed), so
+ *   the noise belongs to the document whatever the batching or threads. (For
+ *   asc the score is negated before the noise is added: argmax of -s/t + G
+ *   samples proportionally to exp(-s/t); argmin of s/t + G does not, the
+ *   MATES pitfall.)
+ *
+ * Token level. Token 0 of a document (the EOT the tokenize stage prepends,
+ * predicted from the previous document, not from this one) is never scored
+ * and keeps weight 1; tokens 1..n-1 are the scored ones.
+ *   scope sequence: streaming; each document keeps its top
+ *     ceil(token_fraction x scored) tokens (ties: earlier position first).
+ *   scope global: an exact stream-wide threshold. process() spills the
+ *     documents and counts the top 16 bits of every scored token's ordered
+ *     key (a 65,536-bucket histogram); finish() finds the bucket holding the
+ *     K-th key, K = ceil(token_fraction x N), refines the low 16 bits on a
+ *     pass over the spill, and a last pass keeps every token above the
+ *     threshold key and the first (in stream order) of those equal to it, so
+ *     exactly K tokens keep weight 1.
+ *
+ * Resume. The spill only grows: a checkpoint ends its zstd frame, fsyncs and
+ * records its length together with the in-memory state; load truncates the
+ * spill back to that length and appends new frames after it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "../src/stage.h"
+
+static const wn_param_def params[] = {
+    {"level", WN_P_ENUM, "document", 0, 0, "document|token",
+     "document: keep whole documents ranked by `score`; token: mask tokens by their per-token scores"},
+    {"score", WN_P_STRING, "", 0, 0, NULL, "document level: the numeric document attribute to rank by (e.g. excess_loss)"},
+    {"order", WN_P_ENUM, "desc", 0, 0, "desc|asc", "desc keeps the highest scores, asc the lowest (e.g. perplexity)"},
+    {"budget_tokens", WN_P_SIZE, "0", 0, 9e18, NULL,
+     "document level: keep at most this many tokens (k/M/G suffixes; 0 = unset)"},
+    {"budget_fraction", WN_P_FLOAT, "0", 0, 1, NULL,
+     "document level: keep at most this share of the scored documents' tokens (0 = unset)"},
+    {"budget_docs", WN_P_SIZE, "0", 0, 9e18, NULL, "document level: keep at most this many documents (0 = unset)"},
+    {"token_fraction", WN_P_FLOAT, "0", 0, 1, NULL, "token level: share of scored tokens that keep weight 1"},
+    {"token_scope", WN_P_ENUM, "sequence", 0, 0, "sequence|global",
+     "token level: the share is taken within each document, or over the whole stream (exact, two passes)"},
+    {"temperature", WN_P_FLOAT, "0", 0, 1e9, NULL,
+     "document level: 0 = deterministic top-k; > 0 = Gumbel top-k, sampling proportionally to exp(score/t)"},
+    {"seed", WN_P_INT, "0", 0, 9e18, NULL, "seed of the Gumbel noise"},
+    {"quota_by", WN_P_STRING, "", 0, 0, NULL,
+     "document level: split the budget across groups by their share: `source` (the manifest input), or a "
+     "top-level field of the record"},
+    {"missing", WN_P_ENUM, "fail", 0, 0, "fail|drop",
+     "a document without the score (token level: without per-token scores): stop the run, or drop it"},
+};
+
+enum { HIST_BUCKETS = 20, RADIX = 1 << 16, EMIT_BYTES = 4 << 20, EMIT_DOCS = 65536 };
+enum { UNIT_TOKENS, UNIT_DOCS };
+
+#define SPILL_NAME "docs.spill.zst"
+#define REC_MAGIC 0x314c5053u /* "SPL1" */
+#define CKPT_MAGIC 0x3174636c6573ull /* "selct1" */
+
+/* One held-back document in memory (document level). */
+typedef struct {
+    double key;
+    uint64_t index; /* position in the spill = input order */
+    uint32_t tokens;
+    uint32_t group;
+} cand;
+static_assert(sizeof(cand) == 24, "a candidate is 24 bytes");
+
+/* A spilled document: this header, then id, text, raw, attrs bytes, tokens
+ * (u32), tscore and tweight (f32). */
+typedef struct {
+    uint32_t magic, flags, file, pad;
+    uint64_t record;
+    uint64_t n_id, n_text, n_raw, n_attrs, n_tokens, n_tscore, n_tweight;
+} rec_hdr;
+static_assert(sizeof(rec_hdr) == 80, "spill record header layout");
+enum { F_HAS_TOKENS = 1, F_RAW_TEXT = 2, F_DIRTY = 4 };
+
+typedef struct {
+    uint32_t name_off, name_len; /* in groups.names */
+    uint64_t docs, tokens;       /* candidates */
+    /* decided in finish */
+    uint64_t quota, used, sel_docs, sel_tokens;
+    int full;
+    int64_t thr_index;  /* input index of the last unit taken, -1 = none */
+    double thr_key, thr_score;
+} group;
+
+typedef struct {
+    FILE *f;
+    ZSTD_CCtx *cc;
+    void *obuf;
+    size_t ocap;
+    uint64_t bytes; /* file length at the last frame end */
+} spill_w;
+
+typedef struct {
+    FILE *f;
+    ZSTD_DCtx *dc;
+    uint8_t *in, *out;
+    size_t in_cap, in_len, in_pos, out_cap, out_len, out_pos;
+    size_t last; /* ZSTD_decompressStream's last hint: 0 = at a frame end */
+    int full;    /* the last call filled the output: it may hold more */
+    int eof;
+} spill_r;
+
+typedef struct {
+    uint64_t *v;
+    size_t cap;
+    uint64_t kept, masked, scored, docs;
+    char pad[64];
+} tls_t;
+
+typedef struct {
+    int token_level, global, asc, unit, quota_source, missing_drop;
+    const char *score, *quota_by;
+    double temperature, token_fraction, budget_fraction;
+    uint64_t budget_tokens, budget_docs, seed;
+    char path[4200];
+    /* the spill */
+    spill_w sw;
+    spill_r sr;
+    int spill_open;  /* sw.f is open for appending */
+    uint64_t n_spilled;
+    wn_buf ser;      /* a batch serialized before compression */
+    /* document level */
+    cand *c;
+    size_t n_c, cap_c;
+    uint64_t cand_tokens, missing;
+    double smin, smax;
+    group *g;
+    size_t n_g, cap_g;
+    uint32_t *gslot;  /* open addressing over group names: id + 1, 0 = empty */
+    size_t cap_slot;
+    wn_buf names, gkey;
+    /* decisions */
+    group all;        /* the whole stream when there are no quotas */
+    uint64_t *sel;    /* bitset over input index */
+    uint64_t budget;  /* in the unit */
+    uint64_t sel_docs, sel_tokens;
+    int64_t thr_index;
+    double thr_key, thr_score;
+    uint64_t hist_sel[HIST_BUCKETS], hist_rej[HIST_BUCKETS];
+    /* token level */
+    tls_t *tls;
+    int n_tls;
+    uint64_t tok_kept, tok_masked, tok_scored, tok_docs;
+    uint64_t *radix;  /* global: histogram of the keys' top 16 bits */
+    uint32_t thr_tkey;
+    uint64_t ties_keep, ties_used, k_target;
+    int keep_all, keep_none;
+    /* finish */
+    int phase;        /* 0 streaming, 1 emitting, 2 done */
+    uint64_t emitted;
+} sel_state;
+
+/* ---- small exact helpers --------------------------------------------------- */
+
+/* ceil(f x n) with f taken as the decimal the manifest wrote: a relative
+ * tolerance of 2^-52 absorbs the binary rounding of f (0.1 x 30 is 3, not
+ * the 4 that the double nearest 0.1 would give). */
+static uint64_t frac_ceil(double f, uint64_t n)
+{
+    long double x = (long double)f * (long double)n;
+    long double k = ceill(x - x * 0x1p-52L);
+    if (k < 0) k = 0;
+    return k > (long double)n ? n : (uint64_t)k;
+}
+
+static uint64_t frac_floor(double f, uint64_t n)
+{
+    long double x = (long double)f * (long double)n;
+    long double k = floorl(x + x * 0x1p-52L);
+    return k > (long double)n ? n : (uint64_t)k;
+}
+
+/* A float score as a 32-bit key whose unsigned order is the preference order
+ * (higher = kept first); NaN is least preferred, -0 equals +0. */
+static inline uint32_t tkey(float f, int asc)
+{
+    if (f != f) return 0;
+    if (f == 0) f = 0.0f;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return asc ? ~u : u;
+}
+
+static float tkey_score(uint32_t k, int asc)
+{
+    if (asc) k = ~k;
+    uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Gumbel(0, 1) noise of a document: a function of (seed, id) alone. The
+ * seed is mixed first so the noise is independent of the `sample` stage's
+ * xxh3(id, seed) for the same seed (survivors of a sample would otherwise
+ * all carry noise from one end of the distribution). */
+static double gumbel(const wn_doc *d, uint64_t seed)
+{
+    uint64_t x = seed ^ 0x73656c6563742d67ull; /* "select-g" */
+    uint64_t h = XXH3_64bits_withSeed(d->id.p ? d->id.p : "", d->id.len, wn_splitmix64(&x));
+    double u = ((double)(h >> 11) + 0.5) * 0x1p-53;
+    return -log(-log(u));
+}
+
+static inline void bit_set(uint64_t *b, uint64_t i) { b[i >> 6] |= 1ull << (i & 63); }
+static inline int bit_get(const uint64_t *b, uint64_t i) { return (int)(b[i >> 6] >> (i & 63)) & 1; }
+
+static void account(wn_stage *st)
+{
+    sel_state *s = st->state;
+    uint64_t m = s->cap_c * sizeof(cand) + s->cap_g * sizeof(group) + s->cap_slot * sizeof(uint32_t) + s->names.cap +
+                 (s->radix ? 2 * RADIX * sizeof(uint64_t) : 0) + s->ser.cap;
+    if (s->sel) m += (s->n_c + 63) / 64 * 8;
+    if (m > st->mem_peak) st->mem_peak = m;
+}
+
+/* ---- the spill ----------------------------------------------------------------- */
+
+static wn_err sw_begin(wn_stage *st, sel_state *s, int resume)
+{
+    if (resume) {
+        if (truncate(s->path, (off_t)s->sw.bytes))
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: cannot truncate the spill back to the checkpoint: %s", s->path,
+                           strerror(errno));
+        s->sw.f = fopen(s->path, "ab");
+    } else {
+        s->sw.f = fopen(s->path, "wb");
+        s->sw.bytes = 0;
+    }
+    if (!s->sw.f) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot open the spill: %s", s->path, strerror(errno));
+    s->sw.cc = ZSTD_createCCtx();
+    s->sw.ocap = ZSTD_CStreamOutSize();
+    s->sw.obuf = wn_malloc(s->sw.ocap);
+    if (!s->sw.cc || !s->sw.obuf) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    ZSTD_CCtx_setParameter(s->sw.cc, ZSTD_c_compressionLevel, 1);
+    ZSTD_CCtx_setParameter(s->sw.cc, ZSTD_c_checksumFlag, 1);
+    s->spill_open = 1;
+    return WN_OK;
+}
+
+static wn_err sw_compress(wn_stage *st, sel_state *s, const void *p, size_t n, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {p, n, 0};
+    for (;;) {
+        ZSTD_outBuffer out = {s->sw.obuf, s->sw.ocap, 0};
+        size_t r = ZSTD_compressStream2(s->sw.cc, &out, &in, mode);
+        if (ZSTD_isError(r)) return wn_fail(&st->err, WN_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
+        if (out.pos && fwrite(s->sw.obuf, 1, out.pos, s->sw.f) != out.pos)
+            return wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->path, strerror(errno));
+        if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0) return WN_OK;
+    }
+}
+
+/* Ends the zstd frame and makes the spill durable: its length is a resume
+ * point. */
+static wn_err sw_sync(wn_stage *st, sel_state *s)
+{
+    if (!s->spill_open) return WN_OK;
+    wn_err e = sw_compress(st, s, NULL, 0, ZSTD_e_end);
+    if (e) return e;
+    if (fflush(s->sw.f) || fsync(fileno(s->sw.f)))
+        return wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->path, strerror(errno));
+    off_t len = ftello(s->sw.f);
+    if (len < 0) return wn_fail(&st->err, WN_ERR_IO, "%s: %s", s->path, strerror(errno));
+    s->sw.bytes = (uint64_t)len;
+    return WN_OK;
+}
+
+static void sw_close(sel_state *s)
+{
+    if (s->sw.f) fclose(s->sw.f);
+    ZSTD_freeCCtx(s->sw.cc);
+    wn_free(s->sw.obuf);
+    memset(&s->sw, 0, sizeof s->sw);
+    s->spill_open = 0;
+}
+
+static wn_err ser_put(sel_state *s, const void *p, size_t n) { return n ? wn_buf_append(&s->ser, p, n) : WN_OK; }
+
+/* Appends document d to the serialized batch. */
+static wn_err ser_doc(sel_state *s, const wn_doc *d)
+{
+    rec_hdr h = {REC_MAGIC,
+                 (d->has_tokens ? F_HAS_TOKENS : 0) | (d->raw_text ? F_RAW_TEXT : 0) | (d->dirty ? F_DIRTY : 0),
+                 d->file,
+                 0,
+                 d->record,
+                 d->id.len,
+                 d->text.len,
+                 d->raw.len,
+                 d->attrs.len,
+                 d->tokens.n,
+                 d->tscore.n,
+                 d->tweight.n};
+    wn_err e = ser_put(s, &h, sizeof h);
+    if (!e) e = ser_put(s, d->id.p, d->id.len);
+    if (!e) e = ser_put(s, d->text.p, d->text.len);
+    if (!e) e = ser_put(s, d->raw.p, d->raw.len);
+    if (!e) e = ser_put(s, d->attrs.p, d->attrs.len);
+    if (!e) e = ser_put(s, d->tokens.p, d->tokens.n * sizeof(uint32_t));
+    if (!e) e = ser_put(s, d->tscore.p, d->tscore.n * sizeof(float));
+    if (!e) e = ser_put(s, d->tweight.p, d->tweight.n * sizeof(float));
+    return e;
+}
+
+static wn_err ser_flush(wn_stage *st, sel_state *s)
+{
+    wn_err e = WN_OK;
+    if (s->ser.len) e = sw_compress(st, s, s->ser.p, s->ser.len, ZSTD_e_continue);
+    wn_buf_clear(&s->ser);
+    return e;
+}
+
+static void sr_close(sel_state *s)
+{
+    if (s->sr.f) fclose(s->sr.f);
+    ZSTD_freeDCtx(s->sr.dc);
+    wn_free(s->sr.in);
+    wn_free(s->sr.out);
+    memset(&s->sr, 0, sizeof s->sr);
+}
+
+static wn_err sr_open(wn_stage *st, sel_state *s)
+{
+    sr_close(s);
+    s->sr.f = fopen(s->path, "rb");
+    if (!s->sr.f) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot reopen the spill: %s", s->path, strerror(errno));
+    s->sr.dc = ZSTD_createDCtx();
+    s->sr.in_cap = ZSTD_DStreamInSize();
+    s->sr.out_cap = ZSTD_DStreamOutSize();
+    s->sr.in = wn_malloc(s->sr.in_cap);
+    s->sr.out = wn_malloc(s->sr.out_cap);
+    if (!s->sr.dc || !s->sr.in || !s->sr.out) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    return WN_OK;
+}
+
+/* Reads exactly n bytes (dst may be NULL: skip them). *got says how many
+ * came; fewer than n only at the end of the spill. */
+static wn_err sr_read(wn_stage *st, sel_state *s, void *dst, size_t n, size_t *got)
+{
+    spill_r *r = &s->sr;
+    size_t done = 0;
+    while (done < n) {
+        if (r->out_pos < r->out_len) {
+            size_t k = r->out_len - r->out_pos < n - done ? r->out_len - r->out_pos : n - done;
+            if (dst) memcpy((char *)dst + done, r->out + r->out_pos, k);
+            r->out_pos += k;
+            done += k;
+            continue;
+        }
+        if (r->eof) break;
+        if (r->in_pos == r->in_len && !r->full) {
+            r->in_len = fread(r->in, 1, r->in_cap, r->f);
+            r->in_pos = 0;
+            if (!r->in_len) {
+                if (ferror(r->f)) return wn_fail(&st->err, WN_ERR_IO, "%s: read failed", s->path);
+                if (r->last) return wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
+                r->eof = 1;
+                break;
+            }
+        }
+        ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
+        ZSTD_outBuffer out = {r->out, r->out_cap, 0};
+        size_t ret = ZSTD_decompressStream(r->dc, &out, &in);
+        if (ZSTD_isError(ret))
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: corrupt spill: %s", s->path, ZSTD_getErrorName(ret));
+        r->in_pos = in.pos;
+        r->out_len = out.pos;
+        r->out_pos = 0;
+        r->last = ret;
+        r->full = out.pos == out.size;
+    }
+    *got = done;
+    return WN_OK;
+}
+
+static wn_err sr_buf(wn_stage *st, sel_state *s, wn_buf *b, uint64_t n)
+{
+    size_t got;
+    wn_buf_clear(b);
+    if (wn_buf_reserve(b, n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    wn_err e = sr_read(st, s, b->p, n, &got);
+    if (!e && got != n) e = wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
+    if (!e) {
+        b->len = n;
+        b->p[n] = 0;
+    }
+    return e;
+}
+
+static wn_err sr_floats(wn_stage *st, sel_state *s, wn_floats *v, uint64_t n)
+{
+    size_t got;
+    if (wn_floats_resize(v, n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    wn_err e = sr_read(st, s, v->p, n * sizeof(float), &got);
+    if (!e && got != n * sizeof(float)) e = wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
+    return e;
+}
+
+/* Reads the next spilled document into d; *got = 0 at the end. */
+static wn_err sr_doc(wn_stage *st, sel_state *s, wn_doc *d, int *got)
+{
+    rec_hdr h;
+    size_t n;
+    wn_err e = sr_read(st, s, &h, sizeof h, &n);
+    *got = 0;
+    if (e || !n) return e;
+    if (n != sizeof h || h.magic != REC_MAGIC)
+        return wn_fail(&st->err, WN_ERR_STATE, "%s: corrupt spill record", s->path);
+    if ((e = sr_buf(st, s, &d->id, h.n_id)) || (e = sr_buf(st, s, &d->text, h.n_text)) ||
+        (e = sr_buf(st, s, &d->raw, h.n_raw)) || (e = sr_buf(st, s, &d->attrs, h.n_attrs)))
+        return e;
+    if (h.n_tokens > d->tokens.cap) {
+        uint32_t *p = wn_realloc(d->tokens.p, h.n_tokens * sizeof *p);
+        if (!p) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        d->tokens.p = p;
+        d->tokens.cap = h.n_tokens;
+    }
+    d->tokens.n = h.n_tokens;
+    if ((e = sr_read(st, s, d->tokens.p, h.n_tokens * sizeof(uint32_t), &n))) return e;
+    if (n != h.n_tokens * sizeof(uint32_t)) return wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
+    if ((e = sr_floats(st, s, &d->tscore, h.n_tscore)) || (e = sr_floats(st, s, &d->tweight, h.n_tweight))) return e;
+    d->has_tokens = !!(h.flags & F_HAS_TOKENS);
+    d->raw_text = !!(h.flags & F_RAW_TEXT);
+    d->dirty = !!(h.flags & F_DIRTY);
+    d->file = h.file;
+    d->record = h.record;
+    *got = 1;
+    return WN_OK;
+}
+
+/* ---- groups (quota_by) ----------------------------------------------------------- */
+
+static const char *group_name(const sel_state *s, const group *g) { return s->names.p + g->name_off; }
+
+/* The group key of d into s->gkey: the input spec's path (source), or the
+ * field's JSON value (strings decoded and re-encoded, so escapes do not
+ * split a group; a missing field reads as null). */
+static wn_err group_key(wn_stage *st, sel_state *s, const wn_doc *d)
+{
+    wn_buf_clear(&s->gkey);
+    if (s->quota_source) {
+        const wn_run_info *ri = st->run;
+        if (!ri || !ri->file_inputs || (int)d->file >= ri->n_files)
+            return wn_fail(&st->err, WN_ERR_INTERNAL, "quota_by source: input file %u unknown to the run", d->file);
+        return wn_buf_puts(&s->gkey, ri->file_inputs[d->file]) ? WN_ERR_NOMEM : WN_OK;
+    }
+    wn_span v;
+    if (!d->raw.len || !wn_json_get(d->raw.p, d->raw.len, s->quota_by, &v))
+        return wn_buf_puts(&s->gkey, "null") ? WN_ERR_NOMEM : WN_OK;
+    if (v.n && v.p[0] == '"') {
+        wn_buf t = {0};
+        wn_err e = wn_json_decode_string(v, &t);
+        if (!e) e = wn_json_encode_string(&s->gkey, t.p ? t.p : "", t.len);
+        wn_buf_free(&t);
+        return e;
+    }
+    return wn_buf_append(&s->gkey, v.p, v.n) ? WN_ERR_NOMEM : WN_OK;
+}
+
+static wn_err slots_rebuild(sel_state *s, size_t cap)
+{
+    uint32_t *t = wn_calloc(cap, sizeof *t);
+    if (!t) return WN_ERR_NOMEM;
+    for (size_t i = 0; i < s->n_g; i++) {
+        size_t j = XXH3_64bits(group_name(s, &s->g[i]), s->g[i].name_len) & (cap - 1);
+        while (t[j]) j = (j + 1) & (cap - 1);
+        t[j] = (uint32_t)i + 1;
+    }
+    wn_free(s->gslot);
+    s->gslot = t;
+    s->cap_slot = cap;
+    return WN_OK;
+}
+
+/* The id of the group named s->gkey, added when new (add = 1). Returns -1
+ * when absent (add = 0) or out of memory (add = 1). */
+static int64_t group_find(sel_state *s, int add)
+{
+    const char *k = s->gkey.p ? s->gkey.p : "";
+    size_t n = s->gkey.len;
+    if (s->cap_slot) {
+        size_t j = XXH3_64bits(k, n) & (s->cap_slot - 1);
+        for (; s->gslot[j]; j = (j + 1) & (s->cap_slot - 1)) {
+            const group *g = &s->g[s->gslot[j] - 1];
+            if (g->name_len == n && !memcmp(group_name(s, g), k, n)) return s->gslot[j] - 1;
+        }
+    }
+    if (!add) return -1;
+    if (s->n_g == UINT32_MAX - 1) return -1;
+    if (s->n_g == s->cap_g) {
+        size_t cap = s->cap_g ? s->cap_g * 2 : 16;
+        group *g = wn_realloc(s->g, cap * sizeof *g);
+        if (!g) return -1;
+        s->g = g;
+        s->cap_g = cap;
+    }
+    group *g = &s->g[s->n_g];
+    memset(g, 0, sizeof *g);
+    g->name_off = (uint32_t)s->names.len;
+    g->name_len = (uint32_t)n;
+    g->thr_index = -1;
+    if (wn_buf_append(&s->names, k, n) || wn_buf_putc(&s->names, 0)) return -1;
+    s->n_g++;
+    if (s->n_g * 2 > s->cap_slot) {
+        if (slots_rebuild(s, s->cap_slot ? s->cap_slot * 2 : 64)) return -1;
+    } else {
+        size_t j = XXH3_64bits(k, n) & (s->cap_slot - 1);
+        while (s->gslot[j]) j = (j + 1) & (s->cap_slot - 1);
+        s->gslot[j] = (uint32_t)s->n_g;
+    }
+    return (int64_t)s->n_g - 1;
+}
+
+/* ---- open ----------------------------------------------------------------------- */
+
+static wn_err sel_open(wn_stage *st)
+{
+    sel_state *s = st->state;
+    s->token_level = !strcmp(wn_param(st, "level")->s, "token");
+    s->global = !strcmp(wn_param(st, "token_scope")->s, "global");
+    s->asc = !strcmp(wn_param(st, "order")->s, "asc");
+    s->missing_drop = !strcmp(wn_param(st, "missing")->s, "drop");
+    s->score = wn_param(st, "score")->s;
+    s->quota_by = wn_param(st, "quota_by")->s;
+    s->quota_source = !strcmp(s->quota_by, "source");
+    s->temperature = wn_param(st, "temperature")->f;
+    s->token_fraction = wn_param(st, "token_fraction")->f;
+    s->budget_fraction = wn_param(st, "budget_fraction")->f;
+    s->budget_tokens = (uint64_t)wn_param(st, "budget_tokens")->i;
+    s->budget_docs = (uint64_t)wn_param(st, "budget_docs")->i;
+    s->seed = (uint64_t)wn_param(st, "seed")->i;
+    s->thr_index = -1;
+    s->smin = INFINITY;
+    s->smax = -INFINITY;
+    snprintf(s->path, sizeof s->path, "%s/" SPILL_NAME, st->state_dir ? st->state_dir : ".");
+    int budgets = (s->budget_tokens > 0) + (s->budget_fraction > 0) + (s->budget_docs > 0);
+    int tokenized = !st->run || st->run->vocab_size > 0;
+    if (s->token_level) {
+        if (s->score[0])
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "score names a document attribute (level: document); "
+                           "level token ranks tokens by their per-token scores (a score stage before select)");
+        if (budgets || s->quota_by[0] || s->temperature > 0)
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "budget_tokens, budget_fraction, budget_docs, quota_by and "
+                           "temperature are for level document; level token takes token_fraction (and token_scope)");
+        if (!(s->token_fraction > 0))
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "level token needs token_fraction in (0, 1]: the share of "
+                           "scored tokens that keep weight 1");
+        if (!tokenized) return wn_fail(&st->err, WN_ERR_MANIFEST, "level token needs a tokenize stage before select");
+        if (st->run) st->run->token_weights = 1; /* pack writes the weights sidecar */
+        s->n_tls = st->threads > 0 ? st->threads : 1;
+        s->tls = wn_calloc((size_t)s->n_tls, sizeof *s->tls);
+        if (!s->tls) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        if (s->global && !(s->radix = wn_calloc(2 * RADIX, sizeof *s->radix)))
+            return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        account(st);
+        return WN_OK;
+    }
+    if (!s->score[0])
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "level document needs score: the document attribute to rank by "
+                       "(e.g. score: excess_loss)");
+    if (budgets != 1)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "level document needs exactly one budget: budget_tokens, "
+                       "budget_fraction or budget_docs (%d given)", budgets);
+    if (s->token_fraction > 0)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "token_fraction is for level token; level document keeps whole "
+                       "documents under its budget");
+    s->unit = s->budget_docs ? UNIT_DOCS : UNIT_TOKENS;
+    if (s->unit == UNIT_TOKENS && !tokenized)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "budget_tokens and budget_fraction count tokens: put a tokenize "
+                       "stage before select (or use budget_docs)");
+    if (s->quota_source && st->run && !st->run->file_inputs)
+        return wn_fail(&st->err, WN_ERR_INTERNAL, "quota_by source: the run does not list its input files");
+    return WN_OK;
+}
+
+/* ---- process --------------------------------------------------------------------- */
+
+/* Moves the documents marked dropped to the front of the batch (swapping, so
+ * every buffer stays owned) and keeps only them: the rest are held back. */
+static void keep_only_drops(wn_batch *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->docs[i].drop) continue;
+        if (k != i) {
+            wn_doc t = b->docs[k];
+            b->docs[k] = b->docs[i];
+            b->docs[i] = t;
+        }
+        k++;
+    }
+    b->n = k;
+}
+
+static wn_err spill_ready(wn_stage *st, sel_state *s)
+{
+    return s->spill_open ? WN_OK : sw_begin(st, s, 0);
+}
+
+static wn_err doc_process(wn_stage *st, sel_state *s, wn_batch *b)
+{
+    wn_err e = spill_ready(st, s);
+    if (e) return e;
+    for (size_t i = 0; i < b->n; i++) {
+        wn_doc *d = &b->docs[i];
+        if (d->drop) continue;
+        double v;
+        if (!wn_doc_attr_num(d, s->score, &v) || !isfinite(v)) {
+            if (!s->missing_drop)
+                return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s has no numeric attribute \"%s\" to rank by "
+                               "(missing: drop skips such documents)", (int)(d->id.len > 200 ? 200 : d->id.len),
+                               d->id.p ? d->id.p : "", s->score);
+            d->drop = "missing_score";
+            s->missing++;
+            continue;
+        }
+        if (s->unit == UNIT_TOKENS && !d->has_tokens)
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "a token budget needs tokenized documents: put a tokenize stage "
+                           "before select");
+        if (d->tokens.n > UINT32_MAX)
+            return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: more than 2^32 tokens",
+                           (int)(d->id.len > 200 ? 200 : d->id.len), d->id.p ? d->id.p : "");
+        uint32_t gid = 0;
+        if (s->quota_by[0]) {
+            int64_t id;
+            if ((e = group_key(st, s, d))) return e;
+            if ((id = group_find(s, 1)) < 0) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (groups)");
+            gid = (uint32_t)id;
+            s->g[gid].docs++;
+            s->g[gid].tokens += d->tokens.n;
+        }
+        if (s->n_c == s->cap_c) {
+            size_t cap = s->cap_c ? s->cap_c * 2 : 4096;
+            cand *c = wn_realloc(s->c, cap * sizeof *c);
+            if (!c) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (%zu candidates)", s->n_c);
+            s->c = c;
+            s->cap_c = cap;
+        }
+        double key = s->asc ? -v : v;
+        if (s->temperature > 0) key = key / s->temperature + gumbel(d, s->seed);
+        s->c[s->n_c] = (cand){key, s->n_c, (uint32_t)d->tokens.n, gid};
+        s->n_c++;
+        s->cand_tokens += d->tokens.n;
+        if (v < s->smin) s->smin = v;
+        if (v > s->smax) s->smax = v;
+        if ((e = ser_doc(s, d))) return wn_fail(&st->err, e, "out of memory");
+        s->n_spilled++;
+    }
+    if ((e = ser_flush(st, s))) return e;
+    keep_only_drops(b);
+    account(st);
+    return WN_OK;
+}
+
+/* Token level: per-token scores must be there for every token. */
+static int has_tscores(const wn_doc *d) { return d->tscore.n == d->tokens.n; }
+
+static wn_err check_tokens(wn_stage *st, sel_state *s, wn_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        wn_doc *d = &b->docs[i];
+        if (d->drop) continue;
+        if (!d->has_tokens)
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "level token needs tokens: put a tokenize stage before select");
+        if (d->tokens.n > UINT32_MAX)
+            return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: more than 2^32 tokens",
+                           (int)(d->id.len > 200 ? 200 : d->id.len), d->id.p ? d->id.p : "");
+        if (d->tokens.n && !has_tscores(d)) {
+            if (!s->missing_drop)
+                return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s has no per-token scores (%zu for %zu tokens): "
+                               "put a score stage with a per-token method before select, or missing: drop",
+                               (int)(d->id.len > 200 ? 200 : d->id.len), d->id.p ? d->id.p : "", d->tscore.n,
+                               d->tokens.n);
+            d->drop = "missing_score";
+            s->missing++;
+        }
+    }
+    return WN_OK;
+}
+
+/* Gives d weight 1 on every token unless an earlier stage set weights
+ * (those are kept: masks compose by multiplication). */
+static wn_err weights_begin(wn_doc *d)
+{
+    if (d->tweight.n == d->tokens.n) return WN_OK;
+    if (wn_floats_resize(&d->tweight, d->tokens.n)) return WN_ERR_NOMEM;
+    for (size_t i = 0; i < d->tokens.n; i++) d->tweight.p[i] = 1.0f;
+    return WN_OK;
+}
+
+/* Moves the k largest of m distinct values to v[0..k) (quickselect; the
+ * order inside either part is unspecified). */
+static void top_k(uint64_t *v, size_t m, size_t k)
+{
+    size_t lo = 0, hi = m; /* the boundary k lies in [lo, hi] */
+    while (hi - lo > 1 && k > lo && k < hi) {
+        uint64_t p = v[lo + (hi - lo) / 2], t;
+        size_t i = lo, at = lo;
+        for (size_t j = lo; j < hi; j++)
+            if (v[j] > p) { t = v[i]; v[i] = v[j]; v[j] = t; i++; }
+        for (at = i; v[at] != p; at++) {}
+        t = v[i]; v[i] = v[at]; v[at] = t; /* the pivot right after the larger ones */
+        if (i == k || i + 1 == k) return;
+        if (i > k) hi = i;
+        else lo = i + 1;
+    }
+}
+
+/* Scope sequence: d keeps the top ceil(token_fraction x (n - 1)) of its
+ * tokens 1..n-1 by score (ties: earlier position), the others weight 0. */
+static wn_err seq_doc(wn_stage *st, int thread, wn_doc *d)
+{
+    sel_state *s = st->state;
+    tls_t *t = &s->tls[thread];
+    size_t n = d->tokens.n;
+    if (!n) return WN_OK;
+    if (weights_begin(d)) return WN_ERR_NOMEM;
+    size_t m = n - 1;
+    t->docs++;
+    if (!m) return WN_OK;
+    if (m > t->cap) {
+        uint64_t *v = wn_realloc(t->v, m * sizeof *v);
+        if (!v) return WN_ERR_NOMEM;
+        t->v = v;
+        t->cap = m;
+    }
+    /* key << 32 | ~position: larger is better (score, then earlier) */
+    for (size_t i = 1; i < n; i++)
+        t->v[i - 1] = (uint64_t)tkey(d->tscore.p[i], s->asc) << 32 | (0xffffffffu - (uint32_t)i);
+    size_t k = (size_t)frac_ceil(s->token_fraction, m);
+    top_k(t->v, m, k);
+    for (size_t i = k; i < m; i++) d->tweight.p[0xffffffffu - (uint32_t)t->v[i]] = 0.0f;
+    t->kept += k;
+    t->masked += m - k;
+    t->scored += m;
+    return WN_OK;
+}
+
+static wn_err tok_process(wn_stage *st, sel_state *s, wn_batch *b)
+{
+    wn_err e = check_tokens(st, s, b);
+    if (e) return e;
+    if (!s->global) {
+        for (int i = 0; i < s->n_tls; i++) s->tls[i].kept = s->tls[i].masked = s->tls[i].scored = s->tls[i].docs = 0;
+        if ((e = wn_stage_each_doc(st, b, s->n_tls, seq_doc))) return e;
+        for (int i = 0; i < s->n_tls; i++) {
+            s->tok_kept += s->tls[i].kept;
+            s->tok_masked += s->tls[i].masked;
+            s->tok_scored += s->tls[i].scored;
+            s->tok_docs += s->tls[i].docs;
+        }
+        uint64_t m = 0;
+        for (int i = 0; i < s->n_tls; i++) m += s->tls[i].cap * sizeof(uint64_t);
+        if (m > st->mem_peak) st->mem_peak = m;
+        return WN_OK;
+    }
+    /* global: pass 1 counts the keys' top 16 bits and holds the documents back */
+    if ((e = spill_ready(st, s))) return e;
+    for (size_t i = 0; i < b->n; i++) {
+        wn_doc *d = &b->docs[i];
+        if (d->drop) continue;
+        for (size_t j = 1; j < d->tokens.n; j++) {
+            float f = d->tscore.p[j];
+            s->radix[tkey(f, s->asc) >> 16]++;
+            if (f == f && f < s->smin) s->smin = f;
+            if (f == f && f > s->smax) s->smax = f;
+        }
+        if (d->tokens.n) {
+            s->tok_scored += d->tokens.n - 1;
+            s->tok_docs++;
+        }
+        if ((e = ser_doc(s, d))) return wn_fail(&st->err, e, "out of memory");
+        s->n_spilled++;
+    }
+    if ((e = ser_flush(st, s))) return e;
+    keep_only_drops(b);
+    account(st);
+    return WN_OK;
+}
+
+static wn_err sel_process(wn_stage *st, wn_batch *b)
+{
+    sel_state *s = st->state;
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "documents after the end of the stream");
+    return s->token_level ? tok_process(st, s, b) : doc_process(st, s, b);
+}
+
+/* ---- finish: decide, then hand the documents back in input order ------------------ */
+
+static int by_key(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+typedef struct {
+    unsigned __int128 rem;
+    size_t g;
+} share_rem;
+
+static int by_remainder(const void *a, const void *b)
+{
+    const share_rem *x = a, *y = b;
+    if (x->rem != y->rem) return x->rem > y->rem ? -1 : 1;
+    return x->g < y->g ? -1 : x->g > y->g;
+}
+
+/* Splits the budget across groups in proportion to their share (tokens, or
+ * documents for budget_docs): floor of each exact share, then one more unit
+ * to the largest remainders (ties: the group seen first). */
+static wn_err quotas(sel_state *s)
+{
+    unsigned __int128 total = 0;
+    for (size_t i = 0; i < s->n_g; i++) total += s->unit == UNIT_DOCS ? s->g[i].docs : s->g[i].tokens;
+    if (!total) return WN_OK;
+    share_rem *r = wn_malloc((s->n_g ? s->n_g : 1) * sizeof *r);
+    if (!r) return WN_ERR_NOMEM;
+    uint64_t given = 0;
+    for (size_t i = 0; i < s->n_g; i++) {
+        unsigned __int128 x = (unsigned __int128)s->budget * (s->unit == UNIT_DOCS ? s->g[i].docs : s->g[i].tokens);
+        s->g[i].quota = (uint64_t)(x / total);
+        given += s->g[i].quota;
+        r[i] = (share_rem){x % total, i};
+    }
+    qsort(r, s->n_g, sizeof *r, by_remainder);
+    for (size_t i = 0; given < s->budget && i < s->n_g; i++, given++) s->g[r[i].g].quota++;
+    wn_free(r);
+    return WN_OK;
+}
+
+static wn_err doc_decide(wn_stage *st, sel_state *s)
+{
+    s->budget = s->unit == UNIT_DOCS ? s->budget_docs
+                : s->budget_tokens  ? s->budget_tokens
+                                    : frac_floor(s->budget_fraction, s->cand_tokens);
+    qsort(s->c, s->n_c, sizeof *s->c, by_key);
+    s->sel = wn_calloc((s->n_c + 63) / 64 + 1, sizeof *s->sel);
+    if (!s->sel) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    group *G = s->quota_by[0] ? s->g : &s->all;
+    size_t ng = s->quota_by[0] ? s->n_g : 1, open_groups = ng;
+    s->all = (group){.quota = s->budget, .docs = s->n_c, .tokens = s->cand_tokens, .thr_index = -1};
+    if (s->quota_by[0] && quotas(s)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < s->n_c && open_groups; j++) {
+        const cand *c = &s->c[j];
+        group *g = &G[s->quota_by[0] ? c->group : 0];
+        if (g->full) continue;
+        uint64_t cost = s->unit == UNIT_DOCS ? 1 : c->tokens;
+        if (g->used + cost > g->quota) { /* the first that does not fit closes the group */
+            g->full = 1;
+            open_groups--;
+            continue;
+        }
+        g->used += cost;
+        g->sel_docs++;
+        g->sel_tokens += c->tokens;
+        g->thr_index = (int64_t)c->index;
+        g->thr_key = c->key;
+        bit_set(s->sel, c->index);
+        s->sel_docs++;
+        s->sel_tokens += c->tokens;
+        s->thr_index = (int64_t)c->index;
+        s->thr_key = c->key;
+    }
+    account(st);
+    wn_free(s->c); /* the decisions are in the bitset now */
+    s->c = NULL;
+    s->cap_c = 0;
+    return WN_OK;
+}
+
+static int bucket(double v, double lo, double hi)
+{
+    if (!(hi > lo)) return 0;
+    int b = (int)((v - lo) / (hi - lo) * HIST_BUCKETS);
+    return b < 0 ? 0 : b >= HIST_BUCKETS ? HIST_BUCKETS - 1 : b;
+}
+
+/* Global scope: the exact threshold key. Pass 1 (process) counted the top 16
+ * bits; this pass over the spill counts the low 16 bits inside the bucket
+ * that holds the K-th largest key. */
+static wn_err tok_decide(wn_stage *st, sel_state *s)
+{
+    uint64_t n = s->tok_scored, k = frac_ceil(s->token_fraction, n), cum = 0;
+    s->k_target = k;
+    s->keep_none = k == 0;
+    s->keep_all = k == n;
+    if (s->keep_none || s->keep_all) return WN_OK;
+    uint32_t hi = RADIX - 1;
+    for (;; hi--) {
+        if (cum + s->radix[hi] >= k) break;
+        cum += s->radix[hi];
+    }
+    uint64_t *low = s->radix + RADIX;
+    memset(low, 0, RADIX * sizeof *low);
+    wn_err e = sr_open(st, s);
+    wn_doc d = {0};
+    for (int got = 1; !e;) {
+        if ((e = sr_doc(st, s, &d, &got)) || !got) break;
+        for (size_t j = 1; j < d.tokens.n; j++) {
+            uint32_t key = tkey(d.tscore.p[j], s->asc);
+            if (key >> 16 == hi) low[key & 0xffff]++;
+        }
+    }
+    wn_buf_free(&d.id);
+    wn_buf_free(&d.text);
+    wn_buf_free(&d.raw);
+    wn_buf_free(&d.attrs);
+    wn_ids_free(&d.tokens);
+    wn_floats_free(&d.tscore);
+    wn_floats_free(&d.tweight);
+    sr_close(s);
+    if (e) return e;
+    uint32_t lo = RADIX - 1;
+    for (;; lo--) {
+        if (cum + low[lo] >= k) break;
+        cum += low[lo];
+    }
+    s->thr_tkey = hi << 16 | lo;
+    s->ties_keep = k - cum; /* of the tokens equal to the threshold, the first ones in stream order */
+    return WN_OK;
+}
+
+/* Global scope: weights of one document from the threshold. */
+static wn_err tok_apply(sel_state *s, wn_doc *d)
+{
+    if (!d->tokens.n) return WN_OK;
+    if (weights_begin(d)) return WN_ERR_NOMEM;
+    for (size_t j = 1; j < d->tokens.n; j++) {
+        float f = d->tscore.p[j];
+        uint32_t key = tkey(f, s->asc);
+        int keep = s->keep_all || (!s->keep_none && (key > s->thr_tkey ||
+                                                      (key == s->thr_tkey && s->ties_used < s->ties_keep)));
+        if (keep && !s->keep_all && key == s->thr_tkey) s->ties_used++;
+        if (!keep) d->tweight.p[j] = 0.0f;
+        if (keep) s->tok_kept++;
+        else s->tok_masked++;
+        if (f == f) (keep ? s->hist_sel : s->hist_rej)[bucket(f, s->smin, s->smax)]++;
+    }
+    return WN_OK;
+}
+
+static wn_err sel_finish(wn_stage *st, wn_batch *out)
+{
+    sel_state *s = st->state;
+    wn_err e;
+    int level_seq = s->token_level && !s->global;
+    if (s->phase == 2 || level_seq) return WN_OK;
+    if (s->phase == 0) {
+        s->phase = 1;
+        if (s->spill_open) {
+            e = sw_sync(st, s);
+            sw_close(s);
+            if (e) return e;
+        }
+        if (!s->n_spilled) { /* nothing was held back (an empty stream) */
+            s->phase = 2;
+            return s->token_level ? WN_OK : doc_decide(st, s);
+        }
+        if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s)) || (e = sr_open(st, s))) return e;
+    }
+    size_t bytes = 0;
+    while (bytes < EMIT_BYTES && out->n < EMIT_DOCS) {
+        wn_doc *d = wn_batch_push(out);
+        if (!d) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        int got;
+        if ((e = sr_doc(st, s, d, &got))) return e;
+        if (!got) {
+            out->n--;
+            s->phase = 2;
+            sr_close(s);
+            if (s->emitted != s->n_spilled)
+                return wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu spilled", s->path,
+                               (unsigned long long)s->emitted, (unsigned long long)s->n_spilled);
+            break;
+        }
+        uint64_t idx = s->emitted++;
+        bytes += d->text.len;
+        if (s->token_level) {
+            if ((e = tok_apply(s, d))) return wn_fail(&st->err, e, "out of memory");
+            continue;
+        }
+        double v = 0;
+        if (!wn_doc_attr_num(d, s->score, &v))
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: a spilled document lost its score", s->path);
+        int keep = bit_get(s->sel, idx);
+        (keep ? s->hist_sel : s->hist_rej)[bucket(v, s->smin, s->smax)]++;
+        if (!keep) d->drop = "below_threshold";
+        if ((int64_t)idx == s->thr_index) s->thr_score = v;
+        if (s->quota_by[0] && keep) {
+            int64_t g;
+            if ((e = group_key(st, s, d))) return e;
+            if ((g = group_find(s, 0)) >= 0 && s->g[g].thr_index == (int64_t)idx) s->g[g].thr_score = v;
+        }
+    }
+    return WN_OK;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t magic, spill_open, spill_bytes, n_spilled, n_c, n_g, names_len, cand_tokens, missing;
+    double smin, smax;
+    uint64_t tok_kept, tok_masked, tok_scored, tok_docs, radix;
+} sel_ckpt;
+
+static wn_err sel_save(wn_stage *st, FILE *f)
+{
+    sel_state *s = st->state;
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "select cannot checkpoint once it has begun emitting");
+    wn_err e = sw_sync(st, s);
+    if (e) return e;
+    sel_ckpt c = {CKPT_MAGIC, (uint64_t)s->spill_open, s->sw.bytes, s->n_spilled, s->n_c, s->n_g, s->names.len,
+                  s->cand_tokens, s->missing, s->smin, s->smax, s->tok_kept, s->tok_masked, s->tok_scored,
+                  s->tok_docs, s->radix ? RADIX : 0};
+    int bad = fwrite(&c, sizeof c, 1, f) != 1;
+    bad |= s->n_c && fwrite(s->c, sizeof *s->c, s->n_c, f) != s->n_c;
+    bad |= s->n_g && fwrite(s->g, sizeof *s->g, s->n_g, f) != s->n_g;
+    bad |= s->names.len && fwrite(s->names.p, 1, s->names.len, f) != s->names.len;
+    bad |= s->radix && fwrite(s->radix, sizeof *s->radix, RADIX, f) != RADIX;
+    return bad ? wn_fail(&st->err, WN_ERR_IO, "checkpoint write failed") : WN_OK;
+}
+
+static wn_err sel_load(wn_stage *st, FILE *f)
+{
+    sel_state *s = st->state;
+    sel_ckpt c;
+    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != CKPT_MAGIC)
+        return wn_fail(&st->err, WN_ERR_STATE, "not a select checkpoint");
+    if (c.radix != (s->radix ? RADIX : 0))
+        return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint is of another token_scope");
+    s->n_spilled = c.n_spilled;
+    s->cand_tokens = c.cand_tokens;
+    s->missing = c.missing;
+    s->smin = c.smin;
+    s->smax = c.smax;
+    s->tok_kept = c.tok_kept;
+    s->tok_masked = c.tok_masked;
+    s->tok_scored = c.tok_scored;
+    s->tok_docs = c.tok_docs;
+    if (c.n_c) {
+        if (!(s->c = wn_malloc(c.n_c * sizeof *s->c))) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        s->cap_c = s->n_c = c.n_c;
+    }
+    if (c.n_g) {
+        if (!(s->g = wn_malloc(c.n_g * sizeof *s->g))) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        s->cap_g = s->n_g = c.n_g;
+    }
+    if (c.names_len && wn_buf_reserve(&s->names, c.names_len)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    int bad = c.n_c && fread(s->c, sizeof *s->c, c.n_c, f) != c.n_c;
+    bad |= c.n_g && fread(s->g, sizeof *s->g, c.n_g, f) != c.n_g;
+    bad |= c.names_len && fread(s->names.p, 1, c.names_len, f) != c.names_len;
+    bad |= s->radix && fread(s->radix, sizeof *s->radix, RADIX, f) != RADIX;
+    if (bad) return wn_fail(&st->err, WN_ERR_STATE, "select checkpoint cut short");
+    s->names.len = c.names_len;
+    for (size_t i = 0; i < s->n_g; i++)
+        if ((uint64_t)s->g[i].name_off + s->g[i].name_len + 1 > c.names_len)
+            return wn_fail(&st->err, WN_ERR_STATE, "select checkpoint: bad group name");
+    size_t cap = 64;
+    while (s->n_g * 2 > cap) cap *= 2;
+    if (s->n_g && slots_rebuild(s, cap)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    account(st);
+    if (c.spill_open) {
+        s->sw.bytes = c.spill_bytes;
+        return sw_begin(st, s, 1);
+    }
+    return WN_OK;
+}
+
+/* ---- report ------------------------------------------------------------------------- */
+
+static void counts(wn_jw *w, const char *key, uint64_t docs, uint64_t tokens)
+{
+    wn_jw_key(w, key);
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "docs"); wn_jw_u64(w, docs);
+    wn_jw_key(w, "tokens"); wn_jw_u64(w, tokens);
+    wn_jw_obj_end(w);
+}
+
+static void histogram(wn_jw *w, const sel_state *s, const char *unit, const char *a, const char *b)
+{
+    int have = s->smin <= s->smax;
+    wn_jw_key(w, "score_histogram");
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "unit"); wn_jw_str(w, unit);
+    wn_jw_key(w, "min"); have ? wn_jw_f64(w, s->smin) : wn_jw_null(w);
+    wn_jw_key(w, "max"); have ? wn_jw_f64(w, s->smax) : wn_jw_null(w);
+    wn_jw_key(w, "edges");
+    wn_jw_arr_begin(w);
+    for (int i = 0; have && i <= HIST_BUCKETS; i++)
+        wn_jw_f64(w, i == HIST_BUCKETS ? s->smax : s->smin + (s->smax - s->smin) * i / HIST_BUCKETS);
+    wn_jw_arr_end(w);
+    const uint64_t *h[2] = {s->hist_sel, s->hist_rej};
+    const char *name[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        wn_jw_key(w, name[k]);
+        wn_jw_arr_begin(w);
+        for (int i = 0; have && i < HIST_BUCKETS; i++) wn_jw_u64(w, h[k][i]);
+        wn_jw_arr_end(w);
+    }
+    wn_jw_obj_end(w);
+}
+
+static void threshold(wn_jw *w, int64_t index, double key, double score)
+{
+    wn_jw_key(w, "threshold");
+    if (index < 0) {
+        wn_jw_null(w);
+        return;
+    }
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "key"); wn_jw_f64(w, key);
+    wn_jw_key(w, "score"); wn_jw_f64(w, score);
+    wn_jw_obj_end(w);
+}
+
+static void sel_report(wn_stage *st, wn_jw *w)
+{
+    sel_state *s = st->state;
+    wn_jw_key(w, "level"); wn_jw_str(w, s->token_level ? "token" : "document");
+    wn_jw_key(w, "missing_score"); wn_jw_u64(w, s->missing);
+    if (s->token_level) {
+        wn_jw_key(w, "token_scope"); wn_jw_str(w, s->global ? "global" : "sequence");
+        wn_jw_key(w, "documents"); wn_jw_u64(w, s->tok_docs);
+        wn_jw_key(w, "tokens");
+        wn_jw_obj_begin(w);
+        wn_jw_key(w, "scored"); wn_jw_u64(w, s->tok_scored);
+        wn_jw_key(w, "kept"); wn_jw_u64(w, s->tok_kept);
+        wn_jw_key(w, "masked"); wn_jw_u64(w, s->tok_masked);
+        wn_jw_obj_end(w);
+        wn_jw_key(w, "kept_fraction");
+        wn_jw_f64(w, s->tok_scored ? (double)s->tok_kept / (double)s->tok_scored : 0);
+        if (s->global) {
+            wn_jw_key(w, "target_kept"); wn_jw_u64(w, s->k_target);
+            wn_jw_key(w, "threshold");
+            if (s->keep_all || s->keep_none || !s->tok_scored) {
+                wn_jw_null(w);
+            } else {
+                wn_jw_obj_begin(w);
+                wn_jw_key(w, "score"); wn_jw_f64(w, tkey_score(s->thr_tkey, s->asc));
+                wn_jw_key(w, "ties_kept"); wn_jw_u64(w, s->ties_keep);
+                wn_jw_obj_end(w);
+            }
+            histogram(w, s, "per-token score", "kept", "masked");
+        }
+        return;
+    }
+    wn_jw_key(w, "budget");
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "unit"); wn_jw_str(w, s->unit == UNIT_DOCS ? "documents" : "tokens");
+    wn_jw_key(w, "asked"); wn_jw_u64(w, s->budget);
+    wn_jw_key(w, "spent_docs"); wn_jw_u64(w, s->sel_docs);
+    wn_jw_key(w, "spent_tokens"); wn_jw_u64(w, s->sel_tokens);
+    wn_jw_obj_end(w);
+    counts(w, "candidates", s->n_c, s->cand_tokens);
+    counts(w, "selected", s->sel_docs, s->sel_tokens);
+    counts(w, "rejected", s->n_c - s->sel_docs, s->cand_tokens - s->sel_tokens);
+    threshold(w, s->thr_index, s->thr_key, s->thr_score);
+    histogram(w, s, s->score, "selected", "rejected");
+    wn_jw_key(w, "memory_bytes_per_document"); wn_jw_u64(w, sizeof(cand));
+    if (!s->quota_by[0]) return;
+    wn_jw_key(w, "groups");
+    wn_jw_arr_begin(w);
+    for (size_t i = 0; i < s->n_g; i++) {
+        const group *g = &s->g[i];
+        wn_jw_obj_begin(w);
+        wn_jw_key(w, "group");
+        if (s->quota_source) wn_jw_str(w, group_name(s, g));
+        else wn_jw_raw(w, group_name(s, g), g->name_len);
+        wn_jw_key(w, "docs"); wn_jw_u64(w, g->docs);
+        wn_jw_key(w, "tokens"); wn_jw_u64(w, g->tokens);
+        wn_jw_key(w, "quota"); wn_jw_u64(w, g->quota);
+        wn_jw_key(w, "selected_docs"); wn_jw_u64(w, g->sel_docs);
+        wn_jw_key(w, "selected_tokens"); wn_jw_u64(w, g->sel_tokens);
+        threshold(w, g->thr_index, g->thr_key, g->thr_score);
+        wn_jw_obj_end(w);
+    }
+    wn_jw_arr_end(w);
+}
+
+static void sel_close(wn_stage *st)
+{
+    sel_state *s = st->state;
+    sw_close(s); /* an interrupted run: the spill stays for resume */
+    sr_close(s);
+    wn_buf_free(&s->ser);
+    wn_buf_free(&s->names);
+    wn_buf_free(&s->gkey);
+    wn_free(s->c);
+    wn_free(s->g);
+    wn_free(s->gslot);
+    wn_free(s->sel);
+    wn_free(s->radix);
+    for (int i = 0; s->tls && i < s->n_tls; i++) wn_free(s->tls[i].v);
+    wn_free(s->tls);
+}
+
+const wn_stage_def wn_stage_select = {
+    .name = "select",
+    .summary = "keep the highest-scoring documents under a budget, or mask tokens by per-token scores",
+    .doc = "level document: ranks documents by a numeric attribute (`score`, `order`) and keeps them,\n"
+           "best first, while they fit `budget_tokens`, `budget_fraction` (of the scored tokens) or\n"
+           "`budget_docs` (exactly one), stopping at the first that does not fit. temperature > 0 samples\n"
+           "instead (Gumbel top-k: key = +-score/t + Gumbel noise from (seed, id)). quota_by splits the\n"
+           "budget across groups (`source` = the manifest input, or a top-level record field) by their\n"
+           "share, largest remainders rounding. Documents are held back in a zstd spill in the state\n"
+           "directory (24 bytes each stay in memory) and come out in input order; drop reasons\n"
+           "below_threshold and missing_score.\n"
+           "level token: per-token loss weights (1 kept, 0 masked) for the tokens 1..n-1 of each\n"
+           "document by their per-token scores: the top ceil(token_fraction x (n - 1)) of each document\n"
+           "(token_scope sequence) or an exact threshold over the whole stream (global, two passes);\n"
+           "token 0 keeps weight 1. pack writes the weights beside the shards.\n"
+           "Report extras: budget (asked, spent), candidates/selected/rejected, threshold,\n"
+           "score_histogram (selected vs rejected), groups; token level: tokens kept/masked.",
+    .params = params,
+    .n_params = WN_ARRAY_LEN(params),
+    .state_size = sizeof(sel_state),
+    .open = sel_open,
+    .process = sel_process,
+    .finish = sel_finish,
+    .save = sel_save,
+    .load = sel_load,
+    .report = sel_report,
+    .close = sel_close,
+};
