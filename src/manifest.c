@@ -434,7 +434,8 @@ const int wn_experiment_n_params = (int)WN_ARRAY_LEN(wn_experiment_params);
 int wn_manifest_selecting_stage(const wn_manifest *m)
 {
     for (int i = 0; i < m->n_stages; i++) {
-        const char *b = m->stages[i].def->baseline;
+        const wn_stage_def *d = m->stages[i].def;
+        const char *b = d->baseline ? d->baseline(m->stages[i].values) : NULL;
         if (b && strcmp(b, "-")) return i;
     }
     return -1;

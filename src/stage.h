@@ -72,14 +72,15 @@ typedef struct wn_stage_def {
     void (*report)(wn_stage *st, wn_jw *w);
     void (*close)(wn_stage *st);
     /* How `winnow experiment` builds its uniformly random baseline from a
-     * pipeline: NULL keeps the stage as it is; "-" leaves it out (a stage
+     * pipeline, given the stage's resolved parameters: NULL (or no method)
+     * keeps the stage as it is; "-" leaves it out (a stage
      * whose work only the selection uses); otherwise parameter overrides in
      * manifest syntax ("key: value, key: value") that turn the stage into
      * a random selection of the same size, where "{tokens}" stands for the
      * tokens the stage passed on in the experiment's selected run and
      * "{docs}" for its documents. The stage with overrides is also the one
      * whose parameters an experiment's extra arms override. */
-    const char *baseline;
+    const char *(*baseline)(const wn_value *params);
 } wn_stage_def;
 
 /* Facts about the run shared by all stages through the core: where the run

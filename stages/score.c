@@ -832,8 +832,15 @@ static wn_err sc_process(wn_stage *st, wn_batch *b)
             if (d->drop) continue;
             if (!d->has_tokens)
                 return wn_fail(&st->err, WN_ERR_MANIFEST, "score needs tokens: put a tokenize stage before it");
-            if (d->tokens.n >= 2) p->docs[p->nd++] = d;
-            else s->docs_unscored++;
+            if (d->tokens.n >= 2) {
+                p->docs[p->nd++] = d;
+                continue;
+            }
+            s->docs_unscored++;
+            if (s->token_score != TS_NONE) { /* no token is predicted: every score 0 */
+                if ((e = wn_floats_resize(&d->tscore, d->tokens.n))) return wn_fail(&st->err, e, "out of memory");
+                for (size_t j = 0; j < d->tokens.n; j++) d->tscore.p[j] = 0;
+            }
         }
         if ((e = score_pass(st, s, p, s->methods))) return e;
         for (size_t i = 0; i < p->nd; i++)
@@ -968,6 +975,14 @@ static void sc_close(wn_stage *st)
     wn_free(s->w);
 }
 
+/* A random selection needs no scores: the experiment's baseline leaves the
+ * stage out. */
+static const char *sc_baseline(const wn_value *values)
+{
+    (void)values;
+    return "-";
+}
+
 const wn_stage_def wn_stage_score = {
     .name = "score",
     .summary = "value scores per document and token: perplexity, excess loss, EL2N, gradients, DSIR, classifier",
@@ -985,5 +1000,5 @@ const wn_stage_def wn_stage_score = {
     .process = sc_process,
     .report = sc_report,
     .close = sc_close,
-    .baseline = "-", /* a random selection needs no scores */
+    .baseline = sc_baseline,
 };

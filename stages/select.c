@@ -52,7 +52,9 @@
 static const wn_param_def params[] = {
     {"level", WN_P_ENUM, "document", 0, 0, "document|token",
      "document: keep whole documents ranked by `score`; token: mask tokens by their per-token scores"},
-    {"score", WN_P_STRING, "", 0, 0, NULL, "document level: the numeric document attribute to rank by (e.g. excess_loss)"},
+    {"score", WN_P_STRING, "", 0, 0, NULL,
+     "document level: the numeric document attribute to rank by (e.g. excess_loss); random: uniform keys "
+     "from (seed, id) at either level (a random baseline)"},
     {"order", WN_P_ENUM, "desc", 0, 0, "desc|asc", "desc keeps the highest scores, asc the lowest (e.g. perplexity)"},
     {"budget_tokens", WN_P_SIZE, "0", 0, 9e18, NULL,
      "document level: keep at most this many tokens (k/M/G suffixes; 0 = unset)"},
@@ -136,6 +138,7 @@ typedef struct {
 typedef struct {
     int token_level, global, asc, unit, quota_source, missing_drop;
     const char *score, *quota_by;
+    int random; /* score: random */
     double temperature, token_fraction, budget_fraction;
     uint64_t budget_tokens, budget_docs, seed;
     char path[4200];
@@ -227,6 +230,15 @@ static double gumbel(const wn_doc *d, uint64_t seed)
     uint64_t h = XXH3_64bits_withSeed(d->id.p ? d->id.p : "", d->id.len, wn_splitmix64(&x));
     double u = ((double)(h >> 11) + 0.5) * 0x1p-53;
     return -log(-log(u));
+}
+
+/* score: random - a uniform [0, 1) key of (seed, id, position) (position 0
+ * for a document), independent of the Gumbel noise and of `sample`. */
+static double uniform_key(const wn_doc *d, uint64_t seed, uint64_t pos)
+{
+    uint64_t x = seed ^ 0x73656c6563742d72ull ^ (pos * 0x9E3779B97F4A7C15ull); /* "select-r" */
+    uint64_t h = XXH3_64bits_withSeed(d->id.p ? d->id.p : "", d->id.len, wn_splitmix64(&x));
+    return (double)(h >> 11) * 0x1p-53;
 }
 
 static inline void bit_set(uint64_t *b, uint64_t i) { b[i >> 6] |= 1ull << (i & 63); }
@@ -563,8 +575,9 @@ static wn_err sel_open(wn_stage *st)
     snprintf(s->path, sizeof s->path, "%s/" SPILL_NAME, st->state_dir ? st->state_dir : ".");
     int budgets = (s->budget_tokens > 0) + (s->budget_fraction > 0) + (s->budget_docs > 0);
     int tokenized = !st->run || st->run->vocab_size > 0;
+    s->random = !strcmp(s->score, "random");
     if (s->token_level) {
-        if (s->score[0])
+        if (s->score[0] && !s->random)
             return wn_fail(&st->err, WN_ERR_MANIFEST, "score names a document attribute (level: document); "
                            "level token ranks tokens by their per-token scores (a score stage before select)");
         if (budgets || s->quota_by[0] || s->temperature > 0)
@@ -633,7 +646,9 @@ static wn_err doc_process(wn_stage *st, sel_state *s, wn_batch *b)
         wn_doc *d = &b->docs[i];
         if (d->drop) continue;
         double v;
-        if (!wn_doc_attr_num(d, s->score, &v) || !isfinite(v)) {
+        if (s->random) {
+            v = uniform_key(d, s->seed, 0);
+        } else if (!wn_doc_attr_num(d, s->score, &v) || !isfinite(v)) {
             if (!s->missing_drop)
                 return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s has no numeric attribute \"%s\" to rank by "
                                "(missing: drop skips such documents)", (int)(d->id.len > 200 ? 200 : d->id.len),
@@ -688,6 +703,10 @@ static wn_err check_tokens(wn_stage *st, sel_state *s, wn_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         wn_doc *d = &b->docs[i];
         if (d->drop) continue;
+        if (s->random && d->has_tokens) { /* uniform per-token scores replace any */
+            if (wn_floats_resize(&d->tscore, d->tokens.n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+            for (size_t j = 0; j < d->tokens.n; j++) d->tscore.p[j] = j ? (float)uniform_key(d, s->seed, j) : 0;
+        }
         if (!d->has_tokens)
             return wn_fail(&st->err, WN_ERR_MANIFEST, "level token needs tokens: put a tokenize stage before select");
         if (d->tokens.n > UINT32_MAX)
@@ -1224,6 +1243,15 @@ static void sel_close(wn_stage *st)
     wn_free(s->tls);
 }
 
+/* `winnow experiment`'s random baseline of this stage: the same budget and
+ * level, uniform keys; at document level the budget becomes the tokens the
+ * selected run kept, so both arms train on as many tokens. */
+static const char *sel_baseline(const wn_value *values)
+{
+    if (!strcmp(values[0].s, "token")) return "score: random, order: desc"; /* values[0]: level */
+    return "score: random, order: desc, temperature: 0, budget_tokens: {tokens}, budget_fraction: 0, budget_docs: 0";
+}
+
 const wn_stage_def wn_stage_select = {
     .name = "select",
     .summary = "keep the highest-scoring documents under a budget, or mask tokens by per-token scores",
@@ -1245,6 +1273,7 @@ const wn_stage_def wn_stage_select = {
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(sel_state),
     .open = sel_open,
+    .baseline = sel_baseline,
     .process = sel_process,
     .finish = sel_finish,
     .save = sel_save,

@@ -199,12 +199,11 @@ if scope == "global":
 print(f"weights: {docs} documents, {kept} of {scored} scored tokens at weight 1 ({scope})")
 PY
 }
-# TODO(score): wire once stages/score.c lands. SCORE_STAGE is the manifest entry of a score stage
-# with a per-token method (it fills d->tscore), e.g. "score: {method: ...}"; the runs and checks
-# below are ready and run as soon as it is set.
-SCORE_STAGE=""
+# Token level: a score stage with a per-token method (perplexity: the reference model's per-token
+# loss; the model is trained inside the run on the target samples) fills d->tscore.
+SCORE_STAGE="score: {methods: perplexity, train_reference: target, train_steps: 10, train_layers: 1, train_dim: 32, train_heads: 2, train_context: 64, train_batch: 4}"
 if [ -z "$SCORE_STAGE" ]; then
-    echo "SKIP: token-level select end to end needs the score stage (TODO in tests/e2e/test_select.sh)"
+    echo "SKIP: token-level select end to end needs a score stage"
 else
     for scope in sequence global; do
         cat >"$T/tok-$scope.yaml" <<YAML
@@ -212,6 +211,8 @@ name: select_tokens
 workdir: $T/tok-$scope
 inputs:
   - path: samples/web/*.jsonl.zst
+datasets:
+  target: {path: samples/target/*.jsonl.zst}
 stages:
   - tokenize: {tokenizer: samples/tokenizer.json}
   - $SCORE_STAGE
