@@ -26,6 +26,7 @@ static const char *const usage_main =
     "  tokenizer encode|decode|train|info ...\n"
     "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
     "  train --data GLOB --out DIR [...]   train the bundled GPT-2 model on token shards\n"
+    "  experiment MANIFEST     train on the selection vs a random selection of the same size; compare\n"
     "  --help, --version\n"
     "\n"
     "Every command takes --help. Manual: README.md.\n";
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return wn_cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return wn_cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "experiment")) return wn_cmd_experiment(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return wn_cmd_inspect(argc - 2, argv + 2);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

@@ -522,6 +522,15 @@ wn_err wn_manifest_override(wn_manifest *m, int stage, const char *key, const ch
     return wn_fail(err, WN_ERR_MANIFEST, "%s: %s has no parameter %s", m->file, def->name, key);
 }
 
+wn_err wn_manifest_set_workdir(wn_manifest *m, const char *dir, wn_errbuf *err)
+{
+    mf_ctx c = {m, m->strings, m->file, err};
+    char *d = own_dup(&c, dir);
+    if (!d) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    m->workdir = d;
+    return WN_OK;
+}
+
 void wn_manifest_remove_stage(wn_manifest *m, int stage)
 {
     memmove(&m->stages[stage], &m->stages[stage + 1], (size_t)(m->n_stages - stage - 1) * sizeof *m->stages);

@@ -96,6 +96,8 @@ enum { WN_EXP_EVAL, WN_EXP_SEEDS, WN_EXP_STEPS, WN_EXP_BATCH, WN_EXP_CONTEXT, WN
 int wn_manifest_selecting_stage(const wn_manifest *m);
 /* Sets parameter `key` of stage `stage` from manifest text, validated. */
 wn_err wn_manifest_override(wn_manifest *m, int stage, const char *key, const char *value, wn_errbuf *err);
+/* Points the run at another directory. */
+wn_err wn_manifest_set_workdir(wn_manifest *m, const char *dir, wn_errbuf *err);
 /* Takes stage `stage` out of the pipeline. */
 void wn_manifest_remove_stage(wn_manifest *m, int stage);
 

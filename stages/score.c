@@ -326,7 +326,8 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
     if (!e) {
         const char *meta[] = {"trained_on", dataset};
         e = wn_st_gpt_save(ms->m, cache, meta, 1, &st->err);
-        if (!e && shared[0]) e = wn_st_gpt_save(ms->m, shared, meta, 1, &st->err);
+        if (!e && shared[0] && !(e = wn_mkdir_p(st->run->cache_dir, &st->err)))
+            e = wn_st_gpt_save(ms->m, shared, meta, 1, &st->err);
     }
     wn_ids_free(&c.all);
     wn_ids_free(&c.one);

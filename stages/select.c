@@ -1028,7 +1028,8 @@ static wn_err sel_finish(wn_stage *st, wn_batch *out)
             continue;
         }
         double v = 0;
-        if (!wn_doc_attr_num(d, s->score, &v))
+        if (s->random) v = uniform_key(d, s->seed, 0);
+        else if (!wn_doc_attr_num(d, s->score, &v))
             return wn_fail(&st->err, WN_ERR_STATE, "%s: a spilled document lost its score", s->path);
         int keep = bit_get(s->sel, idx);
         (keep ? s->hist_sel : s->hist_rej)[bucket(v, s->smin, s->smax)]++;
