@@ -856,7 +856,8 @@ static void section_summary(ctx *c)
             int skip = 0;
             for (size_t i = 0; i < WN_ARRAY_LEN(known); i++) skip |= wn_json_key_eq(k, known[i]);
             if (skip) continue;
-            if (!rows++) put(pg, "<details><summary>more from run.json</summary><div class=\"tbl\"><table class=\"kv\">");
+            if (!rows++)
+                put(pg, "<details><summary>more from run.json</summary><div class=\"tbl\"><table class=\"kv\">");
             put(pg, "<tr><td><code>");
             esc_value(pg, k, 80);
             put(pg, "</code></td><td>");
