@@ -21,7 +21,9 @@ static const char *const usage_main =
     "                          run a pipeline manifest into its run directory\n"
     "  validate MANIFEST       check a manifest (keys, types, ranges, input files) without running it\n"
     "  stages [NAME]           list stages, or show one stage's parameters and defaults\n"
-    "  report RUN_DIR          print the funnel of a run: docs/bytes per stage, drops, time\n"
+    "  report RUN_DIR [--html FILE|--json|--rejects STAGE]\n"
+    "                          the funnel of a run (docs/bytes/tokens per stage, drops, time) in the\n"
+    "                          terminal and as an HTML page with charts (RUN_DIR/report.html)\n"
     "  inspect FILE            a shard, shards/index.json (--verify), or a tokenizer, in human form\n"
     "  tokenizer encode|decode|train|info ...\n"
     "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
@@ -41,7 +43,14 @@ static const char *const usage_run =
 
 static const char *const usage_validate = "usage: winnow validate MANIFEST\n";
 static const char *const usage_stages = "usage: winnow stages [NAME]\n";
-static const char *const usage_report = "usage: winnow report RUN_DIR\n";
+static const char *const usage_report =
+    "usage: winnow report RUN_DIR [--html FILE | --no-html | --json | --rejects STAGE]\n"
+    "  prints the funnel (documents, bytes, tokens in/out per step, drop reasons, wall seconds, MB/s)\n"
+    "  and writes a self-contained HTML page with charts, RUN_DIR/report.html by default\n"
+    "  --html FILE      write the HTML page to FILE instead\n"
+    "  --no-html        only print the funnel\n"
+    "  --json           print run.json and every stage report, in order, as one JSON document\n"
+    "  --rejects STAGE  print the sampled dropped ids per reason of one stage (name, number or NN-name)\n";
 
 static int wants_help(int argc, char **argv)
 {
@@ -147,9 +156,44 @@ static int cmd_stages(int argc, char **argv)
 static int cmd_report(int argc, char **argv)
 {
     if (wants_help(argc, argv)) { fputs(usage_report, stdout); return 0; }
-    if (argc != 1) return usage_error(usage_report, "%s", "exactly one RUN_DIR is expected");
+    const char *dir = NULL, *html = NULL, *rejects = NULL;
+    int json = 0, no_html = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--html") || !strcmp(argv[i], "--rejects")) {
+            if (i + 1 >= argc) return usage_error(usage_report, "%s needs an argument", argv[i]);
+            const char **into = !strcmp(argv[i], "--html") ? &html : &rejects;
+            *into = argv[++i];
+        } else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--no-html")) no_html = 1;
+        else if (argv[i][0] == '-') return usage_error(usage_report, "unknown option '%s'", argv[i]);
+        else if (!dir) dir = argv[i];
+        else return usage_error(usage_report, "unexpected argument '%s'", argv[i]);
+    }
+    if (!dir) return usage_error(usage_report, "%s", "a RUN_DIR is required");
+    if ((html != NULL) + no_html + json + (rejects != NULL) > 1)
+        return usage_error(usage_report, "%s", "--html, --no-html, --json and --rejects go one at a time");
     wn_errbuf err = {{0}};
-    wn_err e = wn_report_print(argv[0], stdout, &err);
+    wn_report r;
+    wn_err e = wn_report_load(&r, dir, &err);
+    if (e) {
+        wn_report_free(&r);
+        return fail(e, &err);
+    }
+    if (json) e = wn_report_json(&r, stdout, &err);
+    else if (rejects) e = wn_report_rejects(&r, rejects, stdout, &err);
+    else e = wn_report_print(&r, stdout, &err);
+    if (!e && !json && !rejects && !no_html) {
+        char def[4200];
+        snprintf(def, sizeof def, "%s/report.html", dir);
+        e = wn_report_html(&r, html ? html : def, &err);
+        if (!e) printf("\nHTML report: %s\n", html ? html : def);
+        else if (!html) { /* the default page is a bonus: a read-only run directory still gets its funnel */
+            fprintf(stderr, "winnow: warning: %s (use --html FILE to write it elsewhere)\n", err.msg);
+            e = WN_OK;
+        }
+    }
+    wn_report_free(&r);
+    fflush(stdout);
     return e ? fail(e, &err) : 0;
 }
 
