@@ -5,8 +5,10 @@
 #   make bench      benchmarks (see BENCHMARKS.md)
 #   make fuzz       libFuzzer runs (clang), FUZZ_SECONDS each
 #   make deps       install the Debian packages the build needs (apt-get)
-#   make cuda-check compile the CUDA sources with nvcc (no GPU needed)
-#   make test-cuda  GPU kernels against their CPU references (needs a GPU to run them)
+#   make cuda-check compile the CUDA sources with nvcc (no GPU needed), and run the GPU
+#                   model's host code on an emulated device (build/cuda/test_gpt_emu)
+#   make test-cuda  GPU kernels against their CPU references, GPU model against the CPU
+#                   model (needs a GPU to run them)
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -103,8 +105,39 @@ build/cuda/host/gradproj.o build/cuda/host/util.o: build/cuda/host/%.o: src/%.c 
 	@echo "  CC      $<"
 	@$(CC) -std=c11 -D_GNU_SOURCE -fopenmp -DWN_BLAS=$(BLAS) -O2 -g $(WARN) -c $< -o $@
 
+# ---- GPU model against the CPU model (src/gpt_cuda.c vs src/model.c) ----------
+# tests/cuda/test_gpt_cuda.c is part 3 of build/cuda/test_kernels, linked in with
+# the host objects it needs (util.o from the rule above), compiled here with
+# WN_CUDA=1 whatever CUDA= says.
+# The trainer's own object gets the kernels' header as a dependency.
+$(B)/src/gpt_cuda.o: kernels/gpt_kernels.h
+GPT_CUDA_TEST_OBJ  := $(addprefix build/cuda/host/,test_gpt_cuda.o gpt_cuda.o model.o)
+build/cuda/host/%.o: src/%.c $(wildcard src/*.h) kernels/gpt_kernels.h kernels/device.h build/config
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (for test_kernels)"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 $(CFLAGS) $(WARN) -c $< -o $@
+build/cuda/host/test_gpt_cuda.o build/cuda/host/gpt_emu.o: build/cuda/host/%.o: tests/cuda/%.c $(wildcard src/*.h) \
+                                                             kernels/gpt_kernels.h kernels/device.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 $(CFLAGS) $(WARN) -c $< -o $@
+# The same checks with no GPU and no nvcc: build/cuda/test_gpt_emu links them with
+# tests/cuda/gpt_emu.c, an emulated device whose kernels are the C references, so
+# gpt_cuda.c's own code runs everywhere. cuda-check and test-cuda run it (its full
+# output goes to build/cuda/test_gpt_emu.log).
+build/cuda/test_gpt_emu: build/cuda/host/gpt_emu.o build/cuda/host/gpt_ref.o build/cuda/host/util.o \
+                         $(GPT_CUDA_TEST_OBJ)
+	@echo "  LD      $@"
+	@$(CC) -fopenmp -o $@ $^ -lm $(if $(filter 1,$(BLAS)),-lopenblas)
+.PHONY: test-gpt-emu
+test-gpt-emu: build/cuda/test_gpt_emu
+	@./build/cuda/test_gpt_emu >build/cuda/test_gpt_emu.log 2>&1 || { cat build/cuda/test_gpt_emu.log; exit 1; }
+	@echo "test_gpt_emu: GPU model host code on an emulated device: $$(tail -1 build/cuda/test_gpt_emu.log)"
+cuda-check test-cuda: test-gpt-emu
+
 CUDA_TEST_SRC  := tests/cuda/test_kernels.cu tests/cuda/test_score_kernels.cu
-CUDA_TEST_HOST := build/cuda/host/gpt_ref.o build/cuda/host/gradproj.o build/cuda/host/util.o
+CUDA_TEST_HOST := build/cuda/host/gpt_ref.o build/cuda/host/gradproj.o build/cuda/host/util.o \
+                  $(GPT_CUDA_TEST_OBJ)
 build/cuda/test_kernels: $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) src/gpt_ref.h src/gradproj.h src/wn.h \
                          kernels/gpt_kernels.h kernels/score_kernels.h kernels/device.h
 	@echo "  NVCC    $(CUDA_TEST_SRC)"

@@ -882,3 +882,61 @@ extern "C" int wn_cuda_adamw(float *params, const float *grads, float *m, float 
     LAUNCHED("adamw");
     return WN_CUDA_OK;
 }
+
+/* ---- gradient norm, scaling ------------------------------------------------- */
+
+#define SUMSQ_MAX_BLOCKS 1024
+
+/* part[block] = sum of x[i]^2 over the block's grid-stride elements, in
+ * double: per-thread sums, then a fixed halving tree in shared memory. */
+__global__ void sumsq_kernel(double *part, const float *x, size_t n)
+{
+    __shared__ double sh[THREADS];
+    double s = 0.0;
+    GRID_STRIDE(i, n)
+    {
+        double v = x[i];
+        s += v * v;
+    }
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int o = THREADS / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) sh[threadIdx.x] += sh[threadIdx.x + o];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
+extern "C" int wn_cuda_sumsq(double *out, const float *x, size_t n)
+{
+    ARG_CHECK(out && x);
+    *out = 0.0;
+    if (!n) return WN_CUDA_OK;
+    unsigned blocks = grid_for(n);
+    if (blocks > SUMSQ_MAX_BLOCKS) blocks = SUMSQ_MAX_BLOCKS; /* depends on n only: deterministic */
+    float *ws;
+    int rc = workspace(&ws, 2 * (size_t)blocks); /* cudaMalloc'd: aligned for doubles */
+    if (rc) return rc;
+    double *part = (double *)ws, host[SUMSQ_MAX_BLOCKS];
+    sumsq_kernel<<<blocks, THREADS>>>(part, x, n);
+    LAUNCHED("sumsq");
+    CUDA_TRY(cudaMemcpy(host, part, blocks * sizeof(double), cudaMemcpyDeviceToHost));
+    double s = 0.0;
+    for (unsigned b = 0; b < blocks; b++) s += host[b];
+    *out = s;
+    return WN_CUDA_OK;
+}
+
+__global__ void scale_kernel(float *x, float k, size_t n)
+{
+    GRID_STRIDE(i, n) x[i] *= k;
+}
+
+extern "C" int wn_cuda_scale(float *x, float k, size_t n)
+{
+    ARG_CHECK(x);
+    if (!n) return WN_CUDA_OK;
+    scale_kernel<<<grid_for(n), THREADS>>>(x, k, n);
+    LAUNCHED("scale");
+    return WN_CUDA_OK;
+}

@@ -128,6 +128,15 @@ int wn_cuda_softmax_xent_backward(float *dlogits, const float *logits, const int
 int wn_cuda_adamw(float *params, const float *grads, float *m, float *v, size_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int t, int decay);
 
+/* Global gradient-norm clipping, in two calls (the trainer's clip_grad):
+ * *out (HOST memory, a double) = sum of x[i]^2 over n elements, accumulated
+ * in double. Per-thread sums over a grid that depends only on n, a fixed
+ * tree per block, then the block sums added in order on the host: the same
+ * bits on every run. Synchronizes. Workspace: 2 * min(blocks, 1024) floats. */
+int wn_cuda_sumsq(double *out, const float *x, size_t n);
+/* x *= k, n elements. */
+int wn_cuda_scale(float *x, float k, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

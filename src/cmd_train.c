@@ -29,6 +29,13 @@
  * renames optimizer.bin.tmp: a crash between the two renames leaves a
  * complete optimizer.bin.tmp whose step matches the model, which --resume
  * then takes.
+ *
+ * Devices (--device): cpu is model.c; cuda is gpt_cuda.h, a device copy of
+ * the same model that the loop drives instead (same data order, schedule,
+ * clipping, validation and checkpoints); the host model then only holds
+ * what is downloaded for checkpoints (parameters and moments) and sampling
+ * (parameters). auto is cuda when this build has CUDA and a device is
+ * visible, else cpu.
  */
 #include <errno.h>
 #include <math.h>
@@ -44,10 +51,12 @@
 #include "cli.h"
 #include "dataloader.h"
 #include "fs.h"
+#include "gpt_cuda.h"
 #include "json.h"
 #include "model.h"
 #include "safetensors.h"
 #include "tokenizer.h"
+#include "../kernels/device.h"
 
 #define OPT_MAGIC 20261120u
 #define OPT_VERSION 1u
@@ -86,7 +95,8 @@ static const char *const usage =
     "  --sample-every N    ... and every N steps (default 0: only at the end)\n"
     "runtime:\n"
     "  --threads N         OpenMP threads (results do not depend on it)\n"
-    "  --device D          cpu | cuda | auto (auto = cpu: the CUDA trainer is not built yet)\n"
+    "  --device D          cpu | cuda | auto (default auto: cuda when built with CUDA and a GPU is visible)\n"
+    "  --tf32              with cuda: TF32 tensor cores for the matrix products (faster; default full fp32)\n"
     "\n"
     "Vocabulary: from --init, else --tokenizer, else the shards' index.json vocab_size, else the\n"
     "largest token id + 1. On a terminal, one progress line per step. See README \"Training\".\n";
@@ -96,7 +106,7 @@ static const char *const usage =
 typedef struct {
     char *data, *val, *out, *init, *tokenizer, *prompt, *device;
     int layers, heads, dim, context, batch, steps, warmup, val_every, val_batches, checkpoint_every,
-        sample_every, threads, stop_after, resume;
+        sample_every, threads, stop_after, resume, tf32;
     double lr, min_lr, weight_decay, grad_clip;
     int64_t seed;
 } opts;
@@ -137,6 +147,7 @@ static const struct {
     {"--device", F_STR, offsetof(opts, device), 0, 0, 0, 0},
     {"--stop-after", F_INT, offsetof(opts, stop_after), 0, 0, 0, 1e9},
     {"--resume", F_FLAG, offsetof(opts, resume), 0, 0, 0, 0},
+    {"--tf32", F_FLAG, offsetof(opts, tf32), 0, 0, 0, 0},
 };
 #define N_FLAGS ((int)WN_ARRAY_LEN(flags))
 
@@ -292,6 +303,7 @@ typedef struct {
     opts o;
     char path_model[4200], path_opt[4200], path_json[4200];
     wn_gpt *m;
+    wn_gpt_cuda *g; /* --device cuda: the model lives here; m gets downloads */
     wn_loader *train, *val;
     wn_tokenizer *tok;
     wn_gpt_config cfg;
@@ -303,6 +315,7 @@ typedef struct {
     uint32_t *in, *tg;
     float *w;
     double entropy_bits, wall_before, wall_start, tok_per_s;
+    double peak_flops; /* cuda: the device's peak FLOP/s for MFU; 0 when unknown */
     int progress;
 } run;
 
@@ -326,8 +339,9 @@ static wn_err validation(run *r, float *loss, wn_errbuf *err)
         int n = wn_loader_next(r->val, r->B, r->in, r->tg, r->w);
         if (!n) break;
         float l;
-        wn_err e = wn_gpt_forward(r->m, r->in, r->tg, r->w, n, r->T, &l);
-        if (e) return wn_fail(err, e, "validation forward failed");
+        wn_err e = r->g ? wn_gpt_cuda_forward(r->g, r->in, r->tg, r->w, n, r->T, &l, err)
+                        : wn_gpt_forward(r->m, r->in, r->tg, r->w, n, r->T, &l);
+        if (e) return r->g ? e : wn_fail(err, e, "validation forward failed");
         double ws = 0;
         for (size_t i = 0; i < (size_t)n * (size_t)r->T; i++) ws += r->w[i];
         sum += (double)l * ws;
@@ -355,6 +369,11 @@ static wn_err add_val(run *r, uint32_t step, float loss, wn_errbuf *err)
 /* Prints PROMPT + a sampled continuation of SAMPLE_TOKENS tokens (stdout). */
 static wn_err sample(run *r, const char *when, wn_errbuf *err)
 {
+    /* on the CPU model, with the device's parameters */
+    if (r->g) {
+        wn_err e = wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS, err);
+        if (e) return e;
+    }
     wn_tok_ctx *c = wn_tok_ctx_new(r->tok);
     wn_ids ids = {0};
     wn_buf text = {0};
@@ -509,6 +528,15 @@ done:
     return e;
 }
 
+/* Model FLOPs utilisation at tok_per_s: wn_gpt_flops_per_step's FLOPs per
+ * token over the device's peak (0 when unknown or on the CPU). */
+static double mfu(const run *r, double tok_per_s)
+{
+    if (!r->g || r->peak_flops <= 0) return 0;
+    double per_token = wn_gpt_flops_per_step(r->m, r->B, r->T) / ((double)r->B * r->T);
+    return per_token * tok_per_s / r->peak_flops;
+}
+
 static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
 {
     wn_buf b = {0};
@@ -562,7 +590,18 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
         wn_jw_key(&w, "val_tokens"); wn_jw_u64(&w, wn_loader_num_tokens(r->val));
     }
     wn_jw_obj_end(&w);
-    wn_jw_key(&w, "device"); wn_jw_str(&w, "cpu");
+    wn_jw_key(&w, "device"); wn_jw_str(&w, r->g ? "cuda" : "cpu");
+    if (r->g) {
+        const char *peak_what;
+        double peak = wn_gpt_cuda_peak_flops(r->g, &peak_what);
+        wn_jw_key(&w, "device_name"); wn_jw_str(&w, wn_gpt_cuda_device(r->g));
+        wn_jw_key(&w, "tf32"); wn_jw_bool(&w, r->o.tf32);
+        wn_jw_key(&w, "peak_flops"); wn_jw_f64(&w, peak);
+        wn_jw_key(&w, "peak_flops_what"); wn_jw_str(&w, peak_what);
+        wn_jw_key(&w, "mfu");
+        if (peak > 0) wn_jw_f64(&w, round(mfu(r, r->tok_per_s) * 1e5) / 1e5);
+        else wn_jw_null(&w);
+    }
 #ifdef _OPENMP
     wn_jw_key(&w, "threads"); wn_jw_i64(&w, omp_get_max_threads());
 #endif
@@ -582,7 +621,8 @@ static wn_err checkpoint(run *r, int complete, wn_errbuf *err)
     snprintf(tmp, sizeof tmp, "%s.tmp", r->path_opt);
     snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)r->step);
     const char *meta[] = {"winnow_step", stepbuf};
-    wn_err e = write_optimizer(r, tmp, err);
+    wn_err e = r->g ? wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS | WN_GPT_CUDA_MOMENTS, err) : WN_OK;
+    if (!e) e = write_optimizer(r, tmp, err);
     if (!e) e = wn_st_gpt_save(r->m, r->path_model, meta, 1, err);
     if (!e && rename(tmp, r->path_opt)) e = wn_fail(err, WN_ERR_IO, "%s: rename failed: %s", tmp, strerror(errno));
     if (!e) e = write_train_json(r, complete, err);
@@ -664,7 +704,7 @@ int wn_cmd_train(int argc, char **argv)
             return bad_usage(argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", argv[i]);
         }
         given[k] = 1;
-        if (flags[k].type == F_FLAG) { r.o.resume = 1; continue; }
+        if (flags[k].type == F_FLAG) { *(int *)((char *)&r.o + flags[k].off) = 1; continue; }
         if (i + 1 >= argc) {
             opts_free(&r.o);
             return bad_usage("%s needs a value", argv[i]);
@@ -674,14 +714,31 @@ int wn_cmd_train(int argc, char **argv)
     opts *o = &r.o;
     const char *device = o->device ? o->device : "auto";
     if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda")) {
+        int rc = bad_usage("--device: expected cpu, cuda or auto, got '%s'", device); /* before device is freed */
         opts_free(o);
-        return bad_usage("--device: expected cpu, cuda or auto, got '%s'", device);
+        return rc;
     }
-    if (!strcmp(device, "cuda")) {
-        opts_free(o);
-        fprintf(stderr, "winnow train: --device cuda: the CUDA trainer is not built yet; use --device cpu (or auto, "
-                        "which means cpu for now)\n");
-        return 2;
+    /* cuda: this build must have CUDA and see a device; auto: cuda when it does */
+    int want_gpu = 0;
+    if (strcmp(device, "cpu")) {
+        if (!wn_cuda_built()) {
+            if (!strcmp(device, "cuda")) {
+                opts_free(o);
+                fprintf(stderr, "winnow train: --device cuda: the CUDA trainer is not built yet: this winnow was "
+                                "compiled without CUDA (nvcc not found, or make CUDA=0); rebuild with nvcc, or use "
+                                "--device cpu or auto\n");
+                return 2;
+            }
+        } else if (wn_cuda_device_count() < 1) {
+            if (!strcmp(device, "cuda")) {
+                opts_free(o);
+                fprintf(stderr, "winnow train: --device cuda: no CUDA device is visible (no GPU, no driver, or "
+                                "CUDA_VISIBLE_DEVICES hides them); use --device cpu or auto\n");
+                return 2;
+            }
+        } else {
+            want_gpu = 1;
+        }
     }
     if (!o->out) { opts_free(o); return bad_usage("%s", "--out DIR is required"); }
     snprintf(r.path_model, sizeof r.path_model, "%s/model.safetensors", o->out);
@@ -815,6 +872,21 @@ int wn_cmd_train(int argc, char **argv)
         if (e) goto out;
     }
 
+    if (want_gpu) {
+        e = wn_gpt_cuda_new(&r.g, r.m, o->tf32, &err);
+        if (e && !strcmp(device, "cuda")) goto out;
+        if (e) { /* auto: a device is there but unusable; say so and use the CPU */
+            fprintf(stderr, "winnow train: --device auto: %s; training on the CPU\n", err.msg);
+            e = WN_OK;
+            err.msg[0] = 0;
+        } else {
+            const char *peak_what;
+            r.peak_flops = wn_gpt_cuda_peak_flops(r.g, &peak_what);
+            fprintf(stderr, "winnow train: device cuda: %s; %s matrix products; %s%s\n", wn_gpt_cuda_device(r.g),
+                    o->tf32 ? "TF32 (tensor cores)" : "full fp32 (TF32 off)",
+                    r.peak_flops > 0 ? "MFU against the " : "no MFU: ", peak_what);
+        }
+    }
     fprintf(stderr,
             "winnow train: model L=%d H=%d C=%d T=%d V=%d (%.2f M parameters); data %llu tokens in %d shard%s, "
             "unigram entropy %.3f bits (%.3f nats); B=%d, %d steps%s\n",
@@ -840,12 +912,21 @@ int wn_cmd_train(int argc, char **argv)
         double t0 = wn_now();
         adam.lr = wn_lr_schedule((int)r.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
         wn_loader_next(r.train, r.B, r.in, r.tg, r.w);
-        float loss;
-        wn_gpt_zero_grad(r.m);
-        if ((e = wn_gpt_forward(r.m, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss))) goto out;
-        if ((e = wn_gpt_backward(r.m))) goto out;
-        float norm = wn_gpt_clip_grad(r.m, (float)o->grad_clip);
-        wn_gpt_adamw(r.m, &adam, (int)r.step + 1);
+        float loss, norm;
+        if (r.g) { /* the same step on the device; sync so that dt is the step's time */
+            if ((e = wn_gpt_cuda_zero_grad(r.g, &err)) ||
+                (e = wn_gpt_cuda_forward(r.g, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss, &err)) ||
+                (e = wn_gpt_cuda_backward(r.g, &err)) ||
+                (e = wn_gpt_cuda_clip_grad(r.g, (float)o->grad_clip, &norm, &err)) ||
+                (e = wn_gpt_cuda_adamw(r.g, &adam, (int)r.step + 1, &err)) || (e = wn_gpt_cuda_sync(r.g, &err)))
+                goto out;
+        } else {
+            wn_gpt_zero_grad(r.m);
+            if ((e = wn_gpt_forward(r.m, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss))) goto out;
+            if ((e = wn_gpt_backward(r.m))) goto out;
+            norm = wn_gpt_clip_grad(r.m, (float)o->grad_clip);
+            wn_gpt_adamw(r.m, &adam, (int)r.step + 1);
+        }
         r.train_loss[r.step++] = loss;
         r.tokens += bt;
         double dt = wn_now() - t0;
@@ -860,15 +941,19 @@ int wn_cmd_train(int argc, char **argv)
         int at_val = r.val && (r.step % (uint64_t)o->val_every == 0 || r.step == (uint64_t)o->steps);
         float vl = 0;
         if (at_val && ((e = validation(&r, &vl, &err)) || (e = add_val(&r, (uint32_t)r.step, vl, &err)))) goto out;
-        if (r.progress)
-            fprintf(stderr, "step %llu/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms\n",
+        char mf[32] = ""; /* cuda with a known peak: MFU after tok/s */
+        if (r.progress) {
+            if (r.peak_flops > 0) snprintf(mf, sizeof mf, " | MFU %.1f%%", 100 * mfu(&r, (double)bt / dt));
+            fprintf(stderr, "step %llu/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s | %.0f ms\n",
                     (unsigned long long)r.step, o->steps, (double)loss, (double)adam.lr, (double)norm, (double)bt / dt,
-                    dt * 1e3);
+                    mf, dt * 1e3);
+        }
         if (at_val || (!r.progress && !r.val && r.step % (uint64_t)(o->steps / 10 ? o->steps / 10 : 1) == 0)) {
             char vs[48] = "";
             if (at_val) snprintf(vs, sizeof vs, ", val loss %.4f", (double)vl);
-            fprintf(stderr, "step %llu/%d: train loss %.4f%s, %.0f tok/s\n", (unsigned long long)r.step, o->steps,
-                    (double)loss, vs, r.tok_per_s);
+            if (r.peak_flops > 0) snprintf(mf, sizeof mf, ", MFU %.1f%%", 100 * mfu(&r, r.tok_per_s));
+            fprintf(stderr, "step %llu/%d: train loss %.4f%s, %.0f tok/s%s\n", (unsigned long long)r.step, o->steps,
+                    (double)loss, vs, r.tok_per_s, mf);
         }
         if (r.tok && o->prompt && o->sample_every && r.step % (uint64_t)o->sample_every == 0 && r.step != (uint64_t)o->steps) {
             char when[64];
@@ -890,10 +975,13 @@ int wn_cmd_train(int argc, char **argv)
             o->steps);
     if (r.step) fprintf(stderr, ": train loss %.4f", (double)r.train_loss[r.step - 1]);
     if (r.n_val) fprintf(stderr, "%s val loss %.4f", r.step ? "," : ":", (double)r.vals[r.n_val - 1].loss);
-    fprintf(stderr, "; %.0f tokens/s; wrote %s\n", r.tok_per_s, o->out);
+    fprintf(stderr, "; %.0f tokens/s", r.tok_per_s);
+    if (r.peak_flops > 0) fprintf(stderr, ", MFU %.1f%%", 100 * mfu(&r, r.tok_per_s));
+    fprintf(stderr, "; wrote %s\n", o->out);
 out:
     wn_loader_free(r.train);
     wn_loader_free(r.val);
+    wn_gpt_cuda_free(r.g);
     wn_gpt_free(r.m);
     wn_tokenizer_free(r.tok);
     wn_free(r.in);

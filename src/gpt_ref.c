@@ -311,3 +311,17 @@ int wn_ref_adamw(float *params, const float *grads, float *m, float *v, size_t n
     }
     return WN_CUDA_OK;
 }
+
+int wn_ref_sumsq(double *out, const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    *out = s;
+    return WN_CUDA_OK;
+}
+
+int wn_ref_scale(float *x, float k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] *= k;
+    return WN_CUDA_OK;
+}

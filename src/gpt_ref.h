@@ -43,6 +43,8 @@ int wn_ref_softmax_xent_backward(float *dlogits, const float *logits, const int 
                                  float scale, int N, int V);
 int wn_ref_adamw(float *params, const float *grads, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                  float eps, float weight_decay, int t, int decay);
+int wn_ref_sumsq(double *out, const float *x, size_t n); /* *out: sum of x^2, in double */
+int wn_ref_scale(float *x, float k, size_t n);
 
 #ifdef __cplusplus
 }

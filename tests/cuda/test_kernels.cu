@@ -15,6 +15,10 @@
  * so "+=" is tested too. Without a GPU it prints a SKIP line and exits 0.
  * --bench then times each kernel at GPT-2 small shapes (B=4, T=1024, C=768,
  * NH=12, V=50257).
+ * Part 3, tests/cuda/test_gpt_cuda.c (linked in): the whole GPU model
+ * (src/gpt_cuda.c) against the CPU model (src/model.c): loss, per-token nll,
+ * every gradient, three AdamW steps. Without a GPU it checks that the GPU
+ * model refuses to start with a clear message, then prints a SKIP line.
  * Each part ends with "N passed, N failed"; the exit status is 1 if anything
  * failed.
  * Before all this, main runs the scoring kernels' suite
@@ -31,6 +35,9 @@
 #include "device.h"
 #include "gpt_kernels.h"
 #include "gpt_ref.h"
+
+/* Part 3, tests/cuda/test_gpt_cuda.c: returns the number of failures. */
+extern "C" int wn_test_gpt_cuda(int have_gpu, int *passed, int *failed);
 
 static int g_pass, g_fail;
 
@@ -349,6 +356,16 @@ static void host_adamw(void)
     result("host adamw: first step is lr * sign(g); weight decay flag", ok);
 }
 
+static void host_norm(void)
+{
+    const float x[3] = {3.0f, -4.0f, 0.5f};
+    double ss = -1;
+    wn_ref_sumsq(&ss, x, 3);
+    float y[3] = {3.0f, -4.0f, 0.5f};
+    wn_ref_scale(y, 0.5f, 3);
+    result("host sumsq, scale: known values", ss == 25.25 && y[0] == 1.5f && y[1] == -2.0f && y[2] == 0.25f);
+}
+
 /* ---- part 2: kernels on the device ------------------------------------------ */
 
 static void *dalloc(size_t bytes)
@@ -590,6 +607,30 @@ static void dev_adamw(shape s)
     }
 }
 
+/* Gradient-norm clipping: sum of squares over a long vector (several
+ * thousand blocks, so the grid cap is hit) and an odd short one, then the
+ * scaling. The sum is in double on both sides: only the order differs. */
+static void dev_norm(shape s)
+{
+    const size_t sizes[2] = {(size_t)s.C * s.V * 40 + 7, 1001};
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        float *x = hrand(n, 0.1f, 0);
+        float *d_x = dup(x, n);
+        double ref = 0, got = -1;
+        wn_ref_sumsq(&ref, x, n);
+        RUN("sumsq", wn_cuda_sumsq(&got, d_x, n));
+        double again = -1;
+        RUN("sumsq (again)", wn_cuda_sumsq(&again, d_x, n));
+        int ok = fabs(got - ref) <= 1e-12 * ref && again == got;
+        if (!ok) printf("  sumsq n=%zu: ref %.17g got %.17g again %.17g\n", n, ref, got, again);
+        result(k ? "sumsq (short)" : "sumsq (long, deterministic)", ok);
+        wn_ref_scale(x, 0.37f, n);
+        RUN("scale", wn_cuda_scale(d_x, 0.37f, n));
+        result("scale", compare("x", x, down(d_x, n), n, 0, 0));
+    }
+}
+
 /* ---- bench -------------------------------------------------------------------- */
 
 __global__ void fill_kernel(float *p, size_t n, uint32_t seed, float scale, float offset)
@@ -674,6 +715,9 @@ static void bench(void)
     float *p = drand(nparams, 0.02f, 0), *g = drand(nparams, 0.01f, 0), *m = drand(nparams, 0, 0);
     float *v = drand(nparams, 0, 0);
     BENCH("adamw (124M params)", 0, wn_cuda_adamw(p, g, m, v, nparams, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1));
+    double ss;
+    BENCH("sumsq (124M params)", 0, wn_cuda_sumsq(&ss, g, nparams));
+    BENCH("scale (124M params)", 0, wn_cuda_scale(g, 0.999f, nparams));
     dfree_all();
 }
 
@@ -703,13 +747,16 @@ int main(int argc, char **argv)
     host_xent();
     host_encoder();
     host_adamw();
+    host_norm();
     hfree_all();
     printf("host: %d passed, %d failed\n", g_pass, g_fail);
     int host_failed = g_fail;
 
     if (wn_cuda_device_count() == 0) {
         printf("SKIP: no CUDA device: GPU kernels compiled but not run\n");
-        return host_failed || score_failed ? 1 : 0;
+        int p3, f3;
+        wn_test_gpt_cuda(0, &p3, &f3);
+        return host_failed || score_failed || f3 ? 1 : 0;
     }
     char desc[256];
     if (wn_cuda_device_describe(0, desc, sizeof desc) == 0) printf("part 2: kernels on %s\n", desc);
@@ -721,7 +768,7 @@ int main(int argc, char **argv)
     /* Odd sizes (no dimension a multiple of 32; heads of 21), then a
      * power-of-two shape with 64-wide heads. */
     void (*const tests[])(shape) = {dev_encoder,     dev_layernorm, dev_matmul, dev_attention,
-                                     dev_elementwise, dev_xent,      dev_adamw};
+                                     dev_elementwise, dev_xent,      dev_adamw,  dev_norm};
     const shape shapes[2] = {{3, 67, 84, 4, 1031}, {2, 128, 128, 2, 2048}};
     for (int k = 0; k < 2; k++) {
         shape s = shapes[k];
@@ -733,7 +780,9 @@ int main(int argc, char **argv)
         }
     }
     printf("%d passed, %d failed\n", g_pass, g_fail);
-    int failed = g_fail || host_failed || score_failed;
+    int p3, f3;
+    wn_test_gpt_cuda(1, &p3, &f3);
+    int failed = g_fail || host_failed || score_failed || f3;
     if (want_bench) bench();
     wn_cuda_gpt_shutdown();
     return failed ? 1 : 0;

@@ -1,0 +1,98 @@
+/*
+ * gpt_cuda.h - the GPT-2 model of model.h on a CUDA device: a device copy of
+ * a wn_gpt's parameters, gradients, AdamW moments and activations, driven
+ * through the kernels of kernels/gpt_kernels.h (cuBLAS for the matrix
+ * products). The operations are the CPU model's, with the same meaning
+ * (model.h): forward with optional per-token weights (loss = sum(w nll) /
+ * sum(w)), backward, zero_grad, global-norm clipping, AdamW with weight decay
+ * on 2-D tensors only. The CPU model stays the reference: the results agree
+ * within the tolerances that tests/cuda/test_gpt_cuda.c states, not bit for
+ * bit, and the GPU path is not bitwise reproducible run to run (the token
+ * embedding's gradient is a scatter of atomic adds).
+ *
+ * Built from src/gpt_cuda.c in both builds: with CUDA (WN_CUDA=1) it does the
+ * work; in the CPU-only build every function exists and fails with a "built
+ * without CUDA" message (wn_gpt_cuda_new returns WN_ERR_USAGE), so callers
+ * never need #if.
+ *
+ * Ownership: a wn_gpt_cuda owns its device memory (parameters, gradients,
+ * moments: 4 x wn_gpt_num_params floats; activations for the largest B x T
+ * seen, regrown on demand) and a host copy of the last forward's per-token
+ * nll. It keeps no pointer to the wn_gpt it was made from: uploads and
+ * downloads name the wn_gpt explicitly, which must have the same shape.
+ * Host arrays passed in are borrowed for the call. One host thread drives
+ * one wn_gpt_cuda at a time (the kernels share one workspace), on device 0.
+ *
+ * Errors: wn_err codes with a message in *err that carries the CUDA side's
+ * wn_cuda_last_error(): WN_ERR_USAGE for a bad call (B, T out of range, no
+ * device, built without CUDA), WN_ERR_INPUT for a token id >= vocab or a
+ * negative or non-finite weight, WN_ERR_STATE for a backward without a
+ * forward with targets, WN_ERR_NOMEM when device (or host) memory runs out,
+ * WN_ERR_IO for any other CUDA or cuBLAS failure (the device could not be
+ * used). After an error the activations are invalid (forward again);
+ * parameters and moments are as the last successful call left them.
+ */
+#ifndef WN_GPT_CUDA_H
+#define WN_GPT_CUDA_H
+
+#include "model.h"
+
+typedef struct wn_gpt_cuda wn_gpt_cuda;
+
+/* Copies m's parameters and AdamW moments to the device (gradients start at
+ * zero). allow_tf32 = 1 lets cuBLAS run the fp32 matrix products on TF32
+ * tensor cores (faster, about 1e-3 relative error per product); 0 keeps full
+ * fp32. The setting is process-wide (the kernels share one cuBLAS handle):
+ * the last wn_gpt_cuda_new decides. Loads cuBLAS (dlopen) so that a missing
+ * library is reported here. */
+wn_err wn_gpt_cuda_new(wn_gpt_cuda **out, wn_gpt *m, int allow_tf32, wn_errbuf *err);
+void wn_gpt_cuda_free(wn_gpt_cuda *g); /* accepts NULL */
+
+/* Forward over B sequences of T tokens (host arrays of B*T ids), as
+ * wn_gpt_forward: targets may be NULL (no loss), weights may be NULL (all
+ * 1). With targets, waits for the device, downloads the per-token nll and
+ * writes the loss (summed on the host in double, as the CPU model does). */
+wn_err wn_gpt_cuda_forward(wn_gpt_cuda *g, const uint32_t *inputs, const uint32_t *targets, const float *weights,
+                           int B, int T, float *loss, wn_errbuf *err);
+/* Host copy of the last forward's per-token nll (B*T floats), or NULL when
+ * it had no targets or failed. Valid until the next forward. */
+const float *wn_gpt_cuda_token_nll(const wn_gpt_cuda *g);
+
+wn_err wn_gpt_cuda_zero_grad(wn_gpt_cuda *g, wn_errbuf *err);
+/* Gradients of the last forward's loss, accumulated into the device
+ * gradients. The logits' buffer becomes the logits' gradient (as in llm.c,
+ * which saves a (B*T, V) buffer), so unlike the CPU model a second backward
+ * needs a new forward: WN_ERR_STATE otherwise, and when the forward had no
+ * targets. */
+wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err);
+/* Global L2 norm of all gradients into *norm (summed in double,
+ * deterministically); if max_norm > 0 and the norm exceeds it, gradients
+ * are scaled down to max_norm. Waits for the device. */
+wn_err wn_gpt_cuda_clip_grad(wn_gpt_cuda *g, float max_norm, float *norm, wn_errbuf *err);
+/* One AdamW step (t 1-based), weight decay on 2-D tensors only. */
+wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *err);
+/* Waits for the queued work and reports any asynchronous failure. */
+wn_err wn_gpt_cuda_sync(wn_gpt_cuda *g, wn_errbuf *err);
+
+/* What wn_gpt_cuda_download / _upload copy (flags, or'ed). */
+enum {
+    WN_GPT_CUDA_PARAMS = 1,  /* the tensors' data */
+    WN_GPT_CUDA_GRADS = 2,   /* the tensors' grad */
+    WN_GPT_CUDA_MOMENTS = 4  /* wn_gpt_adam_m / wn_gpt_adam_v */
+};
+/* Device -> m (same shape as the model g was made from), e.g. parameters
+ * and moments before a checkpoint, parameters before sampling on the CPU. */
+wn_err wn_gpt_cuda_download(wn_gpt_cuda *g, wn_gpt *m, int what, wn_errbuf *err);
+/* m -> device. */
+wn_err wn_gpt_cuda_upload(wn_gpt_cuda *g, const wn_gpt *m, int what, wn_errbuf *err);
+
+/* The device, e.g. "NVIDIA H100 80GB HBM3 (compute 9.0, 79.1 GiB)". */
+const char *wn_gpt_cuda_device(const wn_gpt_cuda *g);
+/* The device's dense (no sparsity) peak in FLOP/s for the precision g's
+ * matrix products use (fp32, or TF32 with allow_tf32), from a small table of
+ * NVIDIA datasheet figures (H100, H200, A100); 0 when the device is not in
+ * it. *what (may be NULL) names it, e.g. "H100 SXM dense TF32 peak, 494.7
+ * TFLOP/s". For MFU: model FLOPs per second / peak. */
+double wn_gpt_cuda_peak_flops(const wn_gpt_cuda *g, const char **what);
+
+#endif

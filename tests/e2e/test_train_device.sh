@@ -1,0 +1,96 @@
+# test_train_device.sh - `winnow train --device cpu|cuda|auto`, on random-token shards (V=64):
+#  1. the sanitized CPU-only build ($WINNOW): --device cuda fails (exit 2, nothing on stdout,
+#     the reason on stderr, no checkpoint written); --device auto trains on the CPU and writes
+#     the same bytes as --device cpu; a bad --device value is a usage error that names it;
+#  2. the optimized ./winnow when it is a CUDA build (WINNOW_CUDA overrides the path; skipped
+#     otherwise):
+#     - no GPU visible (this project's CI): --device cuda fails the same way, saying no device
+#       is visible; --device auto falls back to the CPU, byte-identical to --device cpu;
+#     - a GPU visible: --device cuda and auto train on it (train.json "device": "cuda"), the
+#       per-step training losses stay within 1e-3 relative of the CPU run's, and --stop-after +
+#       --resume completes the run with losses within 1e-3 of the straight one (the GPU run is
+#       not bitwise reproducible: the embedding gradient uses atomic adds). This branch has
+#       not been run yet: no GPU was available when it was written.
+. "$(dirname "$0")/lib.sh"
+
+D=$T/data
+mkdir -p "$D"
+python3 - "$D" <<'EOF'
+import random, struct, sys
+random.seed(5)
+for name, n in (("train_000000.bin", 8000), ("val_000000.bin", 1000)):
+    toks = [random.randrange(64) for _ in range(n)]
+    with open(f"{sys.argv[1]}/{name}", "wb") as f:
+        f.write(struct.pack("<256i", 20240520, 1, n, *[0] * 253))
+        f.write(struct.pack(f"<{n}H", *toks))
+EOF
+ARGS=(--data "$D/train_*.bin" --val "$D/val_*.bin" --layers 1 --dim 32 --heads 2 --context 16 --batch 4
+      --steps 12 --val-every 6 --val-batches 2 --checkpoint-every 5 --seed 3)
+
+# cuda_refused BIN NAME PATTERN: --device cuda exits 2 with PATTERN on stderr, nothing on stdout,
+# and writes no checkpoint.
+cuda_refused() {
+    local bin=$1 name=$2 pat=$3
+    "$bin" train "${ARGS[@]}" --out "$T/$name" --device cuda >"$T/$name.out" 2>"$T/$name.err"
+    local rc=$?
+    check "$name: --device cuda exits 2 (got $rc)" [ "$rc" -eq 2 ]
+    check "$name: the reason on stderr ('$pat')" contains "$T/$name.err" "$pat"
+    check "$name: nothing on stdout" [ ! -s "$T/$name.out" ]
+    check "$name: no checkpoint written" [ ! -e "$T/$name/model.safetensors" ]
+    sed 's/^/     /' "$T/$name.err"
+}
+
+# auto_is_cpu BIN NAME: --device auto and --device cpu write the same model; train.json says cpu.
+auto_is_cpu() {
+    local bin=$1 name=$2
+    "$bin" train "${ARGS[@]}" --out "$T/$name-auto" --device auto 2>"$T/$name-auto.err"
+    check "$name: --device auto exits 0" [ $? -eq 0 ] || cat "$T/$name-auto.err" >&2
+    "$bin" train "${ARGS[@]}" --out "$T/$name-cpu" --device cpu 2>"$T/$name-cpu.err"
+    check "$name: --device cpu exits 0" [ $? -eq 0 ] || cat "$T/$name-cpu.err" >&2
+    check "$name: auto trained on the CPU (train.json device)" \
+        [ "$(json_get "$T/$name-auto/train.json" device)" = cpu ]
+    check "$name: auto == cpu, byte for byte" cmp -s "$T/$name-auto/model.safetensors" "$T/$name-cpu/model.safetensors"
+}
+
+# ---- 1. CPU-only build -------------------------------------------------------------------
+cuda_refused "$WINNOW" cpuonly "compiled without CUDA"
+auto_is_cpu "$WINNOW" cpuonly
+"$WINNOW" train "${ARGS[@]}" --out "$T/bad" --device gpu >/dev/null 2>"$T/bad.err"
+check "--device gpu: exit 2" [ $? -eq 2 ]
+check "--device gpu: message names the value" contains "$T/bad.err" "expected cpu, cuda or auto, got 'gpu'"
+
+# ---- 2. CUDA build -------------------------------------------------------------------------
+CUDA_BIN=${WINNOW_CUDA:-$ROOT/winnow}
+if [ -x "$CUDA_BIN" ] && "$CUDA_BIN" --version | grep -q "CUDA build"; then
+    if "$CUDA_BIN" --version | grep -q "; 0 CUDA devices"; then
+        echo "SKIP: no GPU visible: GPU training not run (checked that --device cuda is refused, auto uses the CPU)"
+        cuda_refused "$CUDA_BIN" nogpu "no CUDA device is visible"
+        auto_is_cpu "$CUDA_BIN" nogpu
+    else
+        "$CUDA_BIN" --version
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/gpu" --device cuda 2>"$T/gpu.err"
+        check "GPU: --device cuda exits 0" [ $? -eq 0 ] || cat "$T/gpu.err" >&2
+        check "GPU: train.json device cuda" [ "$(json_get "$T/gpu/train.json" device)" = cuda ]
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/gpu-auto" 2>"$T/gpu-auto.err"
+        check "GPU: --device auto uses it" [ "$(json_get "$T/gpu-auto/train.json" device)" = cuda ]
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/gcpu" --device cpu 2>"$T/gcpu.err"
+        check "GPU machine: --device cpu exits 0" [ $? -eq 0 ]
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/gres" --device cuda --stop-after 5 2>"$T/gres.err" &&
+            "$CUDA_BIN" train --out "$T/gres" --resume --device cuda 2>>"$T/gres.err"
+        check "GPU: --stop-after 5 then --resume exits 0" [ $? -eq 0 ] || cat "$T/gres.err" >&2
+        python3 - "$T/gcpu/train.json" "$T/gpu/train.json" "$T/gres/train.json" <<'EOF'
+import json, sys
+cpu, gpu, res = (json.load(open(p)) for p in sys.argv[1:])
+assert gpu["steps"] == res["steps"] == cpu["steps"] == 12 and res["complete"], (gpu["steps"], res["steps"])
+for name, a, b in (("gpu vs cpu", cpu, gpu), ("resumed vs straight gpu", gpu, res)):
+    worst = max(abs(x - y) / abs(x) for x, y in zip(a["train_loss"], b["train_loss"]))
+    print(f"{name}: largest relative difference of the training losses {worst:.2e}")
+    assert worst < 1e-3, name
+print(f"gpu: {gpu['tokens_per_second']:.0f} tokens/s on {gpu.get('device_name')}")
+EOF
+        check "GPU: losses within 1e-3 of the CPU run's, and of the resumed run's" [ $? -eq 0 ]
+    fi
+else
+    echo "SKIP: $CUDA_BIN is not a CUDA build: CUDA-build checks not run"
+fi
+finish
