@@ -20,7 +20,7 @@
  * pipeline), tokenized with the run's tokenizer into
  * RUN_DIR/experiment/eval/eval_000000.bin.
  *
- * Output: RUN_DIR/experiment/report.json (schema in README "Experiments")
+ * Output: RUN_DIR/experiment.json (schema in README "Experiments")
  * and a table on stdout: final held-out loss mean and sample standard
  * deviation over seeds per arm, the margin over random in units of the
  * larger spread, and the tokens each arm's mean curve needs to reach
@@ -48,7 +48,7 @@ static const char usage[] =
     "Runs the manifest (its selection), each extra arm of its `experiment:` section, and a uniformly\n"
     "random selection of the same token count from the same pool; trains the bundled GPT from scratch\n"
     "on each with several seeds and evaluates on the held-out `experiment.eval` dataset. Writes\n"
-    "RUN_DIR/experiment/report.json and prints final losses, spreads and tokens-to-reach.\n"
+    "RUN_DIR/experiment.json and prints final losses, spreads and tokens-to-reach.\n"
     "\n"
     "  --threads N     OpenMP threads (results do not depend on it)\n"
     "  --no-progress   no per-stage progress lines\n"
@@ -347,6 +347,26 @@ static double mean_at(const exper *x, const arm *a, int p)
     return s / x->seeds;
 }
 
+/* seeds, final_loss, final_loss_mean, final_loss_std, tokens_to_match_random */
+static void arm_pinned(wn_jw *w, const exper *x, const arm *a)
+{
+    wn_jw_key(w, "seeds");
+    wn_jw_arr_begin(w);
+    for (int s = 0; s < x->seeds; s++) wn_jw_i64(w, s + 1);
+    wn_jw_arr_end(w);
+    wn_jw_key(w, "final_loss");
+    wn_jw_arr_begin(w);
+    for (int s = 0; s < x->seeds; s++) wn_jw_f64(w, a->loss[(size_t)s * x->n_points + x->n_points - 1]);
+    wn_jw_arr_end(w);
+    wn_jw_key(w, "final_loss_mean"); wn_jw_f64(w, a->final_mean);
+    wn_jw_key(w, "final_loss_std"); wn_jw_f64(w, a->final_std);
+    if (strcmp(a->name, "random")) {
+        wn_jw_key(w, "tokens_to_match_random");
+        if (a->reach >= 0) wn_jw_f64(w, a->reach);
+        else wn_jw_null(w);
+    }
+}
+
 static wn_err write_report(exper *x, wn_errbuf *err)
 {
     const arm *rnd = &x->arms[x->n_arms - 1];
@@ -388,11 +408,6 @@ static wn_err write_report(exper *x, wn_errbuf *err)
         wn_jw_key(&w, "name"); wn_jw_str(&w, a->name);
         wn_jw_key(&w, "run_dir"); wn_jw_str(&w, a->dir);
         wn_jw_key(&w, "tokens"); wn_jw_u64(&w, a->tokens);
-        wn_jw_key(&w, "final_mean"); wn_jw_f64(&w, a->final_mean);
-        wn_jw_key(&w, "final_std"); wn_jw_f64(&w, a->final_std);
-        wn_jw_key(&w, "tokens_to_reach_random");
-        if (a->reach >= 0) wn_jw_f64(&w, a->reach);
-        else wn_jw_null(&w);
         if (i != x->n_arms - 1) {
             double spread = fmax(a->final_std, rnd->final_std);
             wn_jw_key(&w, "margin_over_random"); wn_jw_f64(&w, rnd->final_mean - a->final_mean);
@@ -406,7 +421,8 @@ static wn_err write_report(exper *x, wn_errbuf *err)
             wn_jw_bool(&w, spread > 0 && rnd->final_mean - a->final_mean > 3 * spread && a->reach >= 0 &&
                                a->reach <= 0.6 * x->steps * per_step);
         }
-        wn_jw_key(&w, "seeds");
+        arm_pinned(&w, x, a);
+        wn_jw_key(&w, "curves");
         wn_jw_arr_begin(&w);
         for (int s = 0; s < x->seeds; s++) {
             wn_jw_obj_begin(&w);
@@ -428,10 +444,20 @@ static wn_err write_report(exper *x, wn_errbuf *err)
         wn_jw_obj_end(&w);
     }
     wn_jw_arr_end(&w);
+    /* DESIGN.md's pinned form: one object per arm with tokens, seeds,
+     * final_loss (per seed), final_loss_mean, final_loss_std and, for the
+     * others than random, tokens_to_match_random */
+    for (int i = 0; i < x->n_arms; i++) {
+        wn_jw_key(&w, x->arms[i].name);
+        wn_jw_obj_begin(&w);
+        wn_jw_key(&w, "tokens"); wn_jw_u64(&w, x->arms[i].tokens);
+        arm_pinned(&w, x, &x->arms[i]);
+        wn_jw_obj_end(&w);
+    }
     wn_jw_obj_end(&w);
     wn_buf_putc(&out, '\n');
     char path[4600];
-    snprintf(path, sizeof path, "%s/experiment/report.json", x->root);
+    snprintf(path, sizeof path, "%s/experiment.json", x->root);
     wn_err e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
     wn_buf_free(&out);
     if (e) return e;

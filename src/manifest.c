@@ -533,6 +533,7 @@ wn_err wn_manifest_set_workdir(wn_manifest *m, const char *dir, wn_errbuf *err)
 
 void wn_manifest_remove_stage(wn_manifest *m, int stage)
 {
+    wn_free(m->stages[stage].values);
     memmove(&m->stages[stage], &m->stages[stage + 1], (size_t)(m->n_stages - stage - 1) * sizeof *m->stages);
     m->n_stages--;
 }

@@ -87,7 +87,7 @@ wn_err wn_report_load(wn_report *r, const char *run_dir, wn_errbuf *err)
     char why[256];
     snprintf(path, sizeof path, "%s/run.json", run_dir);
     load_json(path, &r->run, why, sizeof why);
-    snprintf(path, sizeof path, "%s/experiment/report.json", run_dir);
+    snprintf(path, sizeof path, "%s/experiment.json", run_dir);
     load_json(path, &r->experiment, r->experiment_why, sizeof r->experiment_why);
     if (!strcmp(r->experiment_why, "missing")) r->experiment_why[0] = 0;
     snprintf(path, sizeof path, "%s/manifest.resolved.yaml", run_dir);

@@ -8,7 +8,7 @@
  * table with the sampled ids); time and throughput; one panel per step
  * (parameters, document lengths into and out of the step, drops, every
  * histogram and score summary found in its report, its other figures); the
- * experiment (RUN_DIR/experiment/report.json) when there is one; the
+ * experiment (RUN_DIR/experiment.json) when there is one; the
  * resolved manifest.
  *
  * Histograms are found by convention, so stages add them without touching
@@ -1606,7 +1606,7 @@ static void section_experiment(ctx *c)
     const wn_report *r = c->r;
     if (!r->experiment.len) {
         if (r->experiment_why[0]) {
-            put(pg, "<section id=\"experiment\"><h2>Experiment</h2><p class=\"hint\">experiment/report.json ");
+            put(pg, "<section id=\"experiment\"><h2>Experiment</h2><p class=\"hint\">experiment.json ");
             esc(pg, r->experiment_why);
             put(pg, "</p></section>\n");
         }
@@ -1624,7 +1624,7 @@ static void section_experiment(ctx *c)
             "and the final loss per arm. Tokens to reach random: tokens an arm needed to match the random arm's "
             "final validation loss.</p>");
     if (!wn_json_get(j, n, "arms", &arms) || arms.p[0] != '[') {
-        put(pg, "<p class=\"hint\">No <code>arms</code> list in experiment/report.json.</p></section>\n");
+        put(pg, "<p class=\"hint\">No <code>arms</code> list in experiment.json.</p></section>\n");
         return;
     }
     wn_json_iter it, it2;
@@ -1651,7 +1651,9 @@ static void section_experiment(ctx *c)
         ai->mean = first_num(a, mk, 2);
         ai->std = first_num(a, sk, 2);
         ai->reach = first_num(a, rk, 2);
-        if (wn_json_get(a.p, a.n, "seeds", &sd) && sd.p[0] == '[') {
+        /* per-seed curves: "curves" (winnow experiment), or "seeds" as objects */
+        if ((wn_json_get(a.p, a.n, "curves", &sd) && sd.p[0] == '[') ||
+            (wn_json_get(a.p, a.n, "seeds", &sd) && sd.p[0] == '[' && sd.n > 1 && sd.p[1 + strspn(sd.p + 1, " \n\t")] == '{')) {
             ai->seeds = sd;
             wn_json_items_init(&it2, sd.p, sd.n);
             while (wn_json_items_next(&it2, &v)) ai->n_seeds++;

@@ -684,7 +684,8 @@ static wn_err prepare_dir(run *r, const char *resolved, wn_errbuf *err)
     }
     /* A fresh run replaces what an earlier run of the same manifest left. */
     static const char *const owned[] = {"documents", "stages", "state",     "shards",
-                                        "models",    "experiment", "run.json", "manifest.resolved.yaml"};
+                                        "models",    "experiment", "experiment.json", "report.html", "run.json",
+                                        "manifest.resolved.yaml"};
     for (size_t i = 0; i < WN_ARRAY_LEN(owned); i++) {
         snprintf(path, sizeof path, "%s/%s", r->dir, owned[i]);
         wn_err e = wn_rm_tree(path, err);

@@ -17,7 +17,7 @@ Checks, with Python's html.parser (not with winnow's own code):
 - --pair PATH: a histogram pair titled PATH with "selected" and "rejected"
   legends is drawn as an SVG;
 - --experiment: the experiment section shows each arm from
-  RUN_DIR/experiment/report.json, its final mean to 4 decimals, and one
+  RUN_DIR/experiment.json, its final mean to 4 decimals, and one
   curve (an SVG path) per seed;
 - --escaped ID: the document id ID appears only HTML-escaped: its escaped
   form is in the page source, the parsed text holds it verbatim, and no tag
@@ -146,7 +146,7 @@ def main():
         check("pair legend", "selected" in text and "rejected" in text)
 
     if opts["--experiment"]:
-        e = json.load(open(os.path.join(run_dir, "experiment", "report.json")))
+        e = json.load(open(os.path.join(run_dir, "experiment.json")))
         check("experiment section", "experiment" in p.ids)
         check("experiment target", e["target"] in text)
         seeds = 0

@@ -5,7 +5,7 @@
 # The quickstart runs into a temporary directory; a histogram pair in the
 # `select` convention ({"selected": {edges, counts}, "rejected": ...}) is
 # added to one stage report and an experiment report (the schema of
-# RUN_DIR/experiment/report.json, a fixture written below) beside them, so
+# RUN_DIR/experiment.json, a fixture written below) beside them, so
 # the page draws every kind of chart. check_report_html.py checks the page
 # with Python's html.parser: balanced tags, no network reference, every
 # stage's funnel numbers, the pair, the experiment. A second tiny run drops a
@@ -32,8 +32,8 @@ r["clusters"] = {"size_histogram": {"edges": [1, 2, 4, 8, 16, 32], "counts": [50
 r["scores"] = {"quality": {"n": 616, "mean": 0.41, "min": 0.01, "max": 0.99}}
 json.dump(r, open(p, "w"), indent=2)
 PY
-mkdir -p "$R/experiment"
-cat >"$R/experiment/report.json" <<'JSON'
+
+cat >"$R/experiment.json" <<'JSON'
 {"target": "wiki-like",
  "arms": [
   {"name": "selected", "tokens": 1000000, "final_mean": 3.4125, "final_std": 0.0212, "tokens_to_reach_random": 620000,
