@@ -613,6 +613,9 @@ static wn_err pipeline(run *r, wn_errbuf *err)
                 s->hist[hist_bucket(b.docs[k].text.len)]++;
             }
             if ((e = run_stages(r, &b, i + 1, err)) || (e = write_batch(r, &b, err))) goto cleanup;
+            /* shards still close at their size (no checkpoint here: a
+             * resume redoes the end of stream from the last one) */
+            if (wn_writer_full(r->w) && (e = wn_writer_close_shard(r->w, err))) goto cleanup;
         }
     }
     e = wn_writer_close_shard(r->w, err);
@@ -748,6 +751,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         wn_buf_free(&h);
         r.info.eot_id = -1;
         r.info.device = m->device;
+        r.info.batch_bytes = m->batch_bytes;
         r.info.cache_dir = o->cache_dir;
         r.info.n_datasets = m->n_datasets;
         r.ds_names = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_names);

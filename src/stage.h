@@ -95,6 +95,8 @@ typedef struct {
     char tokenizer[4096];
     int token_weights;       /* a stage before sets per-token loss weights (d->tweight) */
     const char *device;      /* the manifest's device: auto | cpu | cuda */
+    int64_t batch_bytes;     /* the manifest's batch size (text bytes): what a
+                                finish call should emit at most, about */
     const char *cache_dir;   /* NULL, or a directory shared across related runs
                                 for artefacts keyed by their content (run.h) */
     /* the manifest's named datasets (never part of the stream) */

@@ -1007,7 +1007,9 @@ static wn_err sel_finish(wn_stage *st, wn_batch *out)
         if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s)) || (e = sr_open(st, s))) return e;
     }
     size_t bytes = 0;
-    while (bytes < EMIT_BYTES && out->n < EMIT_DOCS) {
+    /* a batch of the run's size (the writer closes shards between batches) */
+    uint64_t limit = st->run && st->run->batch_bytes > 0 ? (uint64_t)st->run->batch_bytes : EMIT_BYTES;
+    while (bytes < limit && out->n < EMIT_DOCS) {
         wn_doc *d = wn_batch_push(out);
         if (!d) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
         int got;
