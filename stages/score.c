@@ -42,11 +42,14 @@
  * --resume (and, in an experiment, shared across its arms through the
  * run's cache directory, keyed by everything the model depends on).
  *
- * Device: the CPU path (OpenMP + OpenBLAS) computes everything here; the
- * CUDA kernels for the same steps (kernels/score_kernels.cu, checked
- * against the CPU references in src/gradproj.c) are not yet driven by this
- * stage, so `device: cuda` is refused with a message rather than silently
- * run on the CPU; `auto` runs on the CPU and the report says so.
+ * Device: the manifest's `device: cuda` (or `auto` with a visible GPU) runs
+ * the models' forward passes for perplexity and excess loss on the GPU
+ * (src/gpt_cuda.h: cuBLAS + kernels/gpt_kernels.cu), the same within float
+ * tolerance as the CPU; EL2N and gradient features stay on the CPU (they
+ * need the CPU model's logits and activations; their CUDA kernels,
+ * kernels/score_kernels.cu, are compared with src/gradproj.c's references
+ * by `make test-cuda` but not yet driven from here). The report's device
+ * says where the forwards ran. Not yet run on a GPU by anyone.
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +62,8 @@
 #include "../src/fasttext.h"
 #include "../src/fit.h"
 #include "../src/fs.h"
+#include "../kernels/device.h"
+#include "../src/gpt_cuda.h"
 #include "../src/gradproj.h"
 #include "../src/model.h"
 #include "../src/safetensors.h"
@@ -115,6 +120,7 @@ static const char *const stat_names[N_STATS] = {"ref_loss", "ppl",      "base_lo
 
 typedef struct {
     wn_gpt *m;
+    wn_gpt_cuda *gpu;   /* the same model on the GPU (forward-only methods), or NULL */
     const char *source; /* path, or "trained on DATASET" */
     int trained;
     wn_fit_result fit;
@@ -447,11 +453,19 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
             model_slot *ms = which ? &s->base : &s->ref;
             if (which ? !need_base : !need_ref) continue;
             float loss;
-            if ((e = wn_gpt_forward(ms->m, s->in, s->tg, s->w, B, T, &loss)))
-                return wn_fail(&st->err, e, "%s model forward failed (a token id beyond its vocabulary of %d?)",
-                               which ? "base" : "reference", wn_gpt_cfg(ms->m)->vocab);
+            const float *nll;
+            /* the GPU runs forward-only passes; EL2N and gradients need the CPU model's buffers */
+            int on_gpu = ms->gpu && !(which && (what & (M_EL2N | M_GRAD)));
+            if (on_gpu) {
+                if ((e = wn_gpt_cuda_forward(ms->gpu, s->in, s->tg, s->w, B, T, &loss, &st->err))) return e;
+                nll = wn_gpt_cuda_token_nll(ms->gpu);
+            } else {
+                if ((e = wn_gpt_forward(ms->m, s->in, s->tg, s->w, B, T, &loss)))
+                    return wn_fail(&st->err, e, "%s model forward failed (a token id beyond its vocabulary of %d?)",
+                                   which ? "base" : "reference", wn_gpt_cfg(ms->m)->vocab);
+                nll = wn_gpt_token_nll(ms->m);
+            }
             s->flops += wn_gpt_flops_per_step(ms->m, B, T) / 3; /* forward: a third of forward + backward */
-            const float *nll = wn_gpt_token_nll(ms->m);
             float *dst = which ? p->nll_base : p->nll_ref;
             for (int b = 0; b < B; b++) {
                 size_t base = p->off[s->win_doc[w0 + b]] + s->win_off[w0 + b] + 1;
@@ -721,14 +735,31 @@ static wn_err check_vocab(wn_stage *st, const model_slot *ms, const char *name)
     return WN_OK;
 }
 
+/* device: cuda puts the models' forward passes on the GPU (an error when
+ * there is none); auto does when one is visible. */
+static wn_err gpu_open(wn_stage *st, score *s)
+{
+    const char *dev = st->run && st->run->device ? st->run->device : "auto";
+    int want = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && wn_cuda_device_count() > 0);
+    if (!want || !(s->ref.m || s->base.m)) return WN_OK;
+    if (!wn_cuda_built() || wn_cuda_device_count() < 1)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "score: device: cuda, but %s",
+                       wn_cuda_built() ? "no CUDA device is visible" : "this winnow was built without CUDA");
+    model_slot *ms[2] = {&s->ref, &s->base};
+    for (int i = 0; i < 2; i++) {
+        if (!ms[i]->m) continue;
+        wn_err e = wn_gpt_cuda_new(&ms[i]->gpu, ms[i]->m, 0, &st->err);
+        if (e) return e;
+    }
+    snprintf(st->device_used, sizeof st->device_used, "cuda");
+    return WN_OK;
+}
+
 static wn_err sc_open(wn_stage *st)
 {
     score *s = st->state;
     wn_err e = parse_methods(st, s);
     if (e) return e;
-    if (st->run && st->run->device && !strcmp(st->run->device, "cuda"))
-        return wn_fail(&st->err, WN_ERR_MANIFEST,
-                       "score: the CUDA scoring path is not driven by this stage yet; use device: auto or cpu");
     int need_model = (s->methods & (M_PPL | M_EXCESS | M_EL2N | M_GRAD)) != 0;
     if (need_model && (!st->run || !st->run->vocab_size))
         return wn_fail(&st->err, WN_ERR_MANIFEST, "score: model-based methods need a tokenize stage before score");
@@ -769,6 +800,7 @@ static wn_err sc_open(wn_stage *st)
         if (!e) e = check_vocab(st, &s->base, "base");
         if (e) return e;
     }
+    if ((e = gpu_open(st, s))) return e;
     int ctx = 1 << 30;
     if (s->ref.m) ctx = wn_gpt_cfg(s->ref.m)->context;
     if (s->base.m && wn_gpt_cfg(s->base.m)->context < ctx) ctx = wn_gpt_cfg(s->base.m)->context;
@@ -939,6 +971,8 @@ static void sc_report(wn_stage *st, wn_jw *w)
 static void sc_close(wn_stage *st)
 {
     score *s = st->state;
+    wn_gpt_cuda_free(s->ref.gpu);
+    wn_gpt_cuda_free(s->base.gpu);
     wn_gpt_free(s->ref.m);
     wn_gpt_free(s->base.m);
     for (int i = 0; i < MAX_LAYERS; i++) {
