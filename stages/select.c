@@ -47,6 +47,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "../src/docspill.h"
 #include "../src/stage.h"
 
 static const wn_param_def params[] = {
@@ -78,7 +79,6 @@ enum { HIST_BUCKETS = 20, RADIX = 1 << 16, EMIT_BYTES = 4 << 20, EMIT_DOCS = 655
 enum { UNIT_TOKENS, UNIT_DOCS };
 
 #define SPILL_NAME "docs.spill.zst"
-#define REC_MAGIC 0x314c5053u /* "SPL1" */
 #define CKPT_MAGIC 0x3174636c6573ull /* "selct1" */
 
 /* One held-back document in memory (document level). */
@@ -90,15 +90,6 @@ typedef struct {
 } cand;
 static_assert(sizeof(cand) == 24, "a candidate is 24 bytes");
 
-/* A spilled document: this header, then id, text, raw, attrs bytes, tokens
- * (u32), tscore and tweight (f32). */
-typedef struct {
-    uint32_t magic, flags, file, pad;
-    uint64_t record;
-    uint64_t n_id, n_text, n_raw, n_attrs, n_tokens, n_tscore, n_tweight;
-} rec_hdr;
-static_assert(sizeof(rec_hdr) == 80, "spill record header layout");
-enum { F_HAS_TOKENS = 1, F_RAW_TEXT = 2, F_DIRTY = 4 };
 
 typedef struct {
     uint32_t name_off, name_len; /* in groups.names */
@@ -110,23 +101,6 @@ typedef struct {
     double thr_key, thr_score;
 } group;
 
-typedef struct {
-    FILE *f;
-    ZSTD_CCtx *cc;
-    void *obuf;
-    size_t ocap;
-    uint64_t bytes; /* file length at the last frame end */
-} spill_w;
-
-typedef struct {
-    FILE *f;
-    ZSTD_DCtx *dc;
-    uint8_t *in, *out;
-    size_t in_cap, in_len, in_pos, out_cap, out_len, out_pos;
-    size_t last; /* ZSTD_decompressStream's last hint: 0 = at a frame end */
-    int full;    /* the last call filled the output: it may hold more */
-    int eof;
-} spill_r;
 
 typedef struct {
     uint64_t *v;
@@ -143,11 +117,9 @@ typedef struct {
     uint64_t budget_tokens, budget_docs, seed;
     char path[4200];
     /* the spill */
-    spill_w sw;
-    spill_r sr;
-    int spill_open;  /* sw.f is open for appending */
+    wn_spill_writer sw; /* sw.open: the spill is open for appending */
+    wn_spill_reader sr;
     uint64_t n_spilled;
-    wn_buf ser;      /* a batch serialized before compression */
     /* document level */
     cand *c;
     size_t n_c, cap_c;
@@ -248,225 +220,11 @@ static void account(wn_stage *st)
 {
     sel_state *s = st->state;
     uint64_t m = s->cap_c * sizeof(cand) + s->cap_g * sizeof(group) + s->cap_slot * sizeof(uint32_t) + s->names.cap +
-                 (s->radix ? 2 * RADIX * sizeof(uint64_t) : 0) + s->ser.cap;
+                 (s->radix ? 2 * RADIX * sizeof(uint64_t) : 0) + wn_spill_writer_mem(&s->sw);
     if (s->sel) m += (s->n_c + 63) / 64 * 8;
     if (m > st->mem_peak) st->mem_peak = m;
 }
 
-/* ---- the spill ----------------------------------------------------------------- */
-
-static wn_err sw_begin(wn_stage *st, sel_state *s, int resume)
-{
-    if (resume) {
-        if (truncate(s->path, (off_t)s->sw.bytes))
-            return wn_fail(&st->err, WN_ERR_STATE, "%s: cannot truncate the spill back to the checkpoint: %s", s->path,
-                           strerror(errno));
-        s->sw.f = fopen(s->path, "ab");
-    } else {
-        s->sw.f = fopen(s->path, "wb");
-        s->sw.bytes = 0;
-    }
-    if (!s->sw.f) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot open the spill: %s", s->path, strerror(errno));
-    s->sw.cc = ZSTD_createCCtx();
-    s->sw.ocap = ZSTD_CStreamOutSize();
-    s->sw.obuf = wn_malloc(s->sw.ocap);
-    if (!s->sw.cc || !s->sw.obuf) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    ZSTD_CCtx_setParameter(s->sw.cc, ZSTD_c_compressionLevel, 1);
-    ZSTD_CCtx_setParameter(s->sw.cc, ZSTD_c_checksumFlag, 1);
-    s->spill_open = 1;
-    return WN_OK;
-}
-
-static wn_err sw_compress(wn_stage *st, sel_state *s, const void *p, size_t n, ZSTD_EndDirective mode)
-{
-    ZSTD_inBuffer in = {p, n, 0};
-    for (;;) {
-        ZSTD_outBuffer out = {s->sw.obuf, s->sw.ocap, 0};
-        size_t r = ZSTD_compressStream2(s->sw.cc, &out, &in, mode);
-        if (ZSTD_isError(r)) return wn_fail(&st->err, WN_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
-        if (out.pos && fwrite(s->sw.obuf, 1, out.pos, s->sw.f) != out.pos)
-            return wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->path, strerror(errno));
-        if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0) return WN_OK;
-    }
-}
-
-/* Ends the zstd frame and makes the spill durable: its length is a resume
- * point. */
-static wn_err sw_sync(wn_stage *st, sel_state *s)
-{
-    if (!s->spill_open) return WN_OK;
-    wn_err e = sw_compress(st, s, NULL, 0, ZSTD_e_end);
-    if (e) return e;
-    if (fflush(s->sw.f) || fsync(fileno(s->sw.f)))
-        return wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->path, strerror(errno));
-    off_t len = ftello(s->sw.f);
-    if (len < 0) return wn_fail(&st->err, WN_ERR_IO, "%s: %s", s->path, strerror(errno));
-    s->sw.bytes = (uint64_t)len;
-    return WN_OK;
-}
-
-static void sw_close(sel_state *s)
-{
-    if (s->sw.f) fclose(s->sw.f);
-    ZSTD_freeCCtx(s->sw.cc);
-    wn_free(s->sw.obuf);
-    memset(&s->sw, 0, sizeof s->sw);
-    s->spill_open = 0;
-}
-
-static wn_err ser_put(sel_state *s, const void *p, size_t n) { return n ? wn_buf_append(&s->ser, p, n) : WN_OK; }
-
-/* Appends document d to the serialized batch. */
-static wn_err ser_doc(sel_state *s, const wn_doc *d)
-{
-    rec_hdr h = {REC_MAGIC,
-                 (d->has_tokens ? F_HAS_TOKENS : 0) | (d->raw_text ? F_RAW_TEXT : 0) | (d->dirty ? F_DIRTY : 0),
-                 d->file,
-                 0,
-                 d->record,
-                 d->id.len,
-                 d->text.len,
-                 d->raw.len,
-                 d->attrs.len,
-                 d->tokens.n,
-                 d->tscore.n,
-                 d->tweight.n};
-    wn_err e = ser_put(s, &h, sizeof h);
-    if (!e) e = ser_put(s, d->id.p, d->id.len);
-    if (!e) e = ser_put(s, d->text.p, d->text.len);
-    if (!e) e = ser_put(s, d->raw.p, d->raw.len);
-    if (!e) e = ser_put(s, d->attrs.p, d->attrs.len);
-    if (!e) e = ser_put(s, d->tokens.p, d->tokens.n * sizeof(uint32_t));
-    if (!e) e = ser_put(s, d->tscore.p, d->tscore.n * sizeof(float));
-    if (!e) e = ser_put(s, d->tweight.p, d->tweight.n * sizeof(float));
-    return e;
-}
-
-static wn_err ser_flush(wn_stage *st, sel_state *s)
-{
-    wn_err e = WN_OK;
-    if (s->ser.len) e = sw_compress(st, s, s->ser.p, s->ser.len, ZSTD_e_continue);
-    wn_buf_clear(&s->ser);
-    return e;
-}
-
-static void sr_close(sel_state *s)
-{
-    if (s->sr.f) fclose(s->sr.f);
-    ZSTD_freeDCtx(s->sr.dc);
-    wn_free(s->sr.in);
-    wn_free(s->sr.out);
-    memset(&s->sr, 0, sizeof s->sr);
-}
-
-static wn_err sr_open(wn_stage *st, sel_state *s)
-{
-    sr_close(s);
-    s->sr.f = fopen(s->path, "rb");
-    if (!s->sr.f) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot reopen the spill: %s", s->path, strerror(errno));
-    s->sr.dc = ZSTD_createDCtx();
-    s->sr.in_cap = ZSTD_DStreamInSize();
-    s->sr.out_cap = ZSTD_DStreamOutSize();
-    s->sr.in = wn_malloc(s->sr.in_cap);
-    s->sr.out = wn_malloc(s->sr.out_cap);
-    if (!s->sr.dc || !s->sr.in || !s->sr.out) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    return WN_OK;
-}
-
-/* Reads exactly n bytes (dst may be NULL: skip them). *got says how many
- * came; fewer than n only at the end of the spill. */
-static wn_err sr_read(wn_stage *st, sel_state *s, void *dst, size_t n, size_t *got)
-{
-    spill_r *r = &s->sr;
-    size_t done = 0;
-    while (done < n) {
-        if (r->out_pos < r->out_len) {
-            size_t k = r->out_len - r->out_pos < n - done ? r->out_len - r->out_pos : n - done;
-            if (dst) memcpy((char *)dst + done, r->out + r->out_pos, k);
-            r->out_pos += k;
-            done += k;
-            continue;
-        }
-        if (r->eof) break;
-        if (r->in_pos == r->in_len && !r->full) {
-            r->in_len = fread(r->in, 1, r->in_cap, r->f);
-            r->in_pos = 0;
-            if (!r->in_len) {
-                if (ferror(r->f)) return wn_fail(&st->err, WN_ERR_IO, "%s: read failed", s->path);
-                if (r->last) return wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
-                r->eof = 1;
-                break;
-            }
-        }
-        ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
-        ZSTD_outBuffer out = {r->out, r->out_cap, 0};
-        size_t ret = ZSTD_decompressStream(r->dc, &out, &in);
-        if (ZSTD_isError(ret))
-            return wn_fail(&st->err, WN_ERR_STATE, "%s: corrupt spill: %s", s->path, ZSTD_getErrorName(ret));
-        r->in_pos = in.pos;
-        r->out_len = out.pos;
-        r->out_pos = 0;
-        r->last = ret;
-        r->full = out.pos == out.size;
-    }
-    *got = done;
-    return WN_OK;
-}
-
-static wn_err sr_buf(wn_stage *st, sel_state *s, wn_buf *b, uint64_t n)
-{
-    size_t got;
-    wn_buf_clear(b);
-    if (wn_buf_reserve(b, n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    wn_err e = sr_read(st, s, b->p, n, &got);
-    if (!e && got != n) e = wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
-    if (!e) {
-        b->len = n;
-        b->p[n] = 0;
-    }
-    return e;
-}
-
-static wn_err sr_floats(wn_stage *st, sel_state *s, wn_floats *v, uint64_t n)
-{
-    size_t got;
-    if (wn_floats_resize(v, n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    wn_err e = sr_read(st, s, v->p, n * sizeof(float), &got);
-    if (!e && got != n * sizeof(float)) e = wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
-    return e;
-}
-
-/* Reads the next spilled document into d; *got = 0 at the end. */
-static wn_err sr_doc(wn_stage *st, sel_state *s, wn_doc *d, int *got)
-{
-    rec_hdr h;
-    size_t n;
-    wn_err e = sr_read(st, s, &h, sizeof h, &n);
-    *got = 0;
-    if (e || !n) return e;
-    if (n != sizeof h || h.magic != REC_MAGIC)
-        return wn_fail(&st->err, WN_ERR_STATE, "%s: corrupt spill record", s->path);
-    if ((e = sr_buf(st, s, &d->id, h.n_id)) || (e = sr_buf(st, s, &d->text, h.n_text)) ||
-        (e = sr_buf(st, s, &d->raw, h.n_raw)) || (e = sr_buf(st, s, &d->attrs, h.n_attrs)))
-        return e;
-    if (h.n_tokens > d->tokens.cap) {
-        uint32_t *p = wn_realloc(d->tokens.p, h.n_tokens * sizeof *p);
-        if (!p) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-        d->tokens.p = p;
-        d->tokens.cap = h.n_tokens;
-    }
-    d->tokens.n = h.n_tokens;
-    if ((e = sr_read(st, s, d->tokens.p, h.n_tokens * sizeof(uint32_t), &n))) return e;
-    if (n != h.n_tokens * sizeof(uint32_t)) return wn_fail(&st->err, WN_ERR_STATE, "%s: the spill is cut short", s->path);
-    if ((e = sr_floats(st, s, &d->tscore, h.n_tscore)) || (e = sr_floats(st, s, &d->tweight, h.n_tweight))) return e;
-    d->has_tokens = !!(h.flags & F_HAS_TOKENS);
-    d->raw_text = !!(h.flags & F_RAW_TEXT);
-    d->dirty = !!(h.flags & F_DIRTY);
-    d->file = h.file;
-    d->record = h.record;
-    *got = 1;
-    return WN_OK;
-}
 
 /* ---- groups (quota_by) ----------------------------------------------------------- */
 
@@ -635,7 +393,7 @@ static void keep_only_drops(wn_batch *b)
 
 static wn_err spill_ready(wn_stage *st, sel_state *s)
 {
-    return s->spill_open ? WN_OK : sw_begin(st, s, 0);
+    return s->sw.open ? WN_OK : wn_spill_writer_open(&s->sw, s->path, 0, &st->err);
 }
 
 static wn_err doc_process(wn_stage *st, sel_state *s, wn_batch *b)
@@ -686,10 +444,10 @@ static wn_err doc_process(wn_stage *st, sel_state *s, wn_batch *b)
         s->cand_tokens += d->tokens.n;
         if (v < s->smin) s->smin = v;
         if (v > s->smax) s->smax = v;
-        if ((e = ser_doc(s, d))) return wn_fail(&st->err, e, "out of memory");
+        if ((e = wn_spill_writer_put(&s->sw, d, &st->err))) return e;
         s->n_spilled++;
     }
-    if ((e = ser_flush(st, s))) return e;
+    if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
     keep_only_drops(b);
     account(st);
     return WN_OK;
@@ -816,10 +574,10 @@ static wn_err tok_process(wn_stage *st, sel_state *s, wn_batch *b)
             s->tok_scored += d->tokens.n - 1;
             s->tok_docs++;
         }
-        if ((e = ser_doc(s, d))) return wn_fail(&st->err, e, "out of memory");
+        if ((e = wn_spill_writer_put(&s->sw, d, &st->err))) return e;
         s->n_spilled++;
     }
-    if ((e = ser_flush(st, s))) return e;
+    if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
     keep_only_drops(b);
     account(st);
     return WN_OK;
@@ -940,10 +698,10 @@ static wn_err tok_decide(wn_stage *st, sel_state *s)
     }
     uint64_t *low = s->radix + RADIX;
     memset(low, 0, RADIX * sizeof *low);
-    wn_err e = sr_open(st, s);
+    wn_err e = wn_spill_reader_open(&s->sr, s->path, &st->err);
     wn_doc d = {0};
     for (int got = 1; !e;) {
-        if ((e = sr_doc(st, s, &d, &got)) || !got) break;
+        if ((e = wn_spill_reader_next(&s->sr, &d, &got, &st->err)) || !got) break;
         for (size_t j = 1; j < d.tokens.n; j++) {
             uint32_t key = tkey(d.tscore.p[j], s->asc);
             if (key >> 16 == hi) low[key & 0xffff]++;
@@ -956,7 +714,7 @@ static wn_err tok_decide(wn_stage *st, sel_state *s)
     wn_ids_free(&d.tokens);
     wn_floats_free(&d.tscore);
     wn_floats_free(&d.tweight);
-    sr_close(s);
+    wn_spill_reader_close(&s->sr);
     if (e) return e;
     uint32_t lo = RADIX - 1;
     for (;; lo--) {
@@ -995,16 +753,16 @@ static wn_err sel_finish(wn_stage *st, wn_batch *out)
     if (s->phase == 2 || level_seq) return WN_OK;
     if (s->phase == 0) {
         s->phase = 1;
-        if (s->spill_open) {
-            e = sw_sync(st, s);
-            sw_close(s);
+        if (s->sw.open) {
+            e = wn_spill_writer_sync(&s->sw, &st->err);
+            wn_spill_writer_close(&s->sw);
             if (e) return e;
         }
         if (!s->n_spilled) { /* nothing was held back (an empty stream) */
             s->phase = 2;
             return s->token_level ? WN_OK : doc_decide(st, s);
         }
-        if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s)) || (e = sr_open(st, s))) return e;
+        if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s)) || (e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
     }
     size_t bytes = 0;
     /* a batch of the run's size (the writer closes shards between batches) */
@@ -1013,11 +771,11 @@ static wn_err sel_finish(wn_stage *st, wn_batch *out)
         wn_doc *d = wn_batch_push(out);
         if (!d) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
         int got;
-        if ((e = sr_doc(st, s, d, &got))) return e;
+        if ((e = wn_spill_reader_next(&s->sr, d, &got, &st->err))) return e;
         if (!got) {
             out->n--;
             s->phase = 2;
-            sr_close(s);
+            wn_spill_reader_close(&s->sr);
             if (s->emitted != s->n_spilled)
                 return wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu spilled", s->path,
                                (unsigned long long)s->emitted, (unsigned long long)s->n_spilled);
@@ -1058,9 +816,9 @@ static wn_err sel_save(wn_stage *st, FILE *f)
 {
     sel_state *s = st->state;
     if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "select cannot checkpoint once it has begun emitting");
-    wn_err e = sw_sync(st, s);
+    wn_err e = wn_spill_writer_sync(&s->sw, &st->err);
     if (e) return e;
-    sel_ckpt c = {CKPT_MAGIC, (uint64_t)s->spill_open, s->sw.bytes, s->n_spilled, s->n_c, s->n_g, s->names.len,
+    sel_ckpt c = {CKPT_MAGIC, (uint64_t)s->sw.open, s->sw.bytes, s->n_spilled, s->n_c, s->n_g, s->names.len,
                   s->cand_tokens, s->missing, s->smin, s->smax, s->tok_kept, s->tok_masked, s->tok_scored,
                   s->tok_docs, s->radix ? RADIX : 0};
     int bad = fwrite(&c, sizeof c, 1, f) != 1;
@@ -1112,7 +870,7 @@ static wn_err sel_load(wn_stage *st, FILE *f)
     account(st);
     if (c.spill_open) {
         s->sw.bytes = c.spill_bytes;
-        return sw_begin(st, s, 1);
+        return wn_spill_writer_open(&s->sw, s->path, 1, &st->err);
     }
     return WN_OK;
 }
@@ -1232,9 +990,8 @@ static void sel_report(wn_stage *st, wn_jw *w)
 static void sel_close(wn_stage *st)
 {
     sel_state *s = st->state;
-    sw_close(s); /* an interrupted run: the spill stays for resume */
-    sr_close(s);
-    wn_buf_free(&s->ser);
+    wn_spill_writer_close(&s->sw); /* an interrupted run: the spill stays for resume */
+    wn_spill_reader_close(&s->sr);
     wn_buf_free(&s->names);
     wn_buf_free(&s->gkey);
     wn_free(s->c);
