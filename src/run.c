@@ -64,6 +64,7 @@ typedef struct {
     uint64_t raw_done;    /* bytes of input files finished */
     uint64_t total_size;
     int ckpt_seq;
+    uint64_t read_since_ckpt; /* text bytes read since the last checkpoint */
     int resumed_from;
     double t0, last_progress;
     int progress_lines;
@@ -568,13 +569,22 @@ static wn_err pipeline(run *r, wn_errbuf *err)
     int eof = 0;
     while (!eof) {
         double w0 = wn_now(), c0 = wn_cpu_now();
+        uint64_t read_before = r->stats[0].bytes_out;
         e = fill_batch(r, &b, &eof, err);
         r->stats[0].wall += wn_now() - w0;
         r->stats[0].cpu += wn_cpu_now() - c0;
         if (e) goto cleanup;
         if ((e = run_stages(r, &b, 0, err)) || (e = write_batch(r, &b, err))) goto cleanup;
+        r->read_since_ckpt += r->stats[0].bytes_out - read_before;
         if (!eof && wn_writer_full(r->w)) {
             if ((e = wn_writer_close_shard(r->w, err)) || (e = checkpoint(r, err))) goto cleanup;
+            r->read_since_ckpt = 0;
+        } else if (!eof && !wn_writer_pending(r->w) && r->read_since_ckpt >= (uint64_t)r->m->shard_bytes) {
+            /* nothing written for a shard's worth of input: a stage holds the
+             * documents back (select, dedup); checkpoint anyway, so a resume
+             * does not start from the beginning */
+            if ((e = checkpoint(r, err))) goto cleanup;
+            r->read_since_ckpt = 0;
         }
         progress(r, 0);
     }

@@ -13,7 +13,10 @@
  *   RUN_DIR/run.json                        summary: status, times, peak RSS, shards
  *
  * Resume: a checkpoint is taken each time a document shard completes (at a
- * batch boundary): input position, stage states, counters. --resume restores
+ * batch boundary), and also after every shard's worth of input text
+ * (outputs.documents.shard_bytes) read while nothing was written (a stage
+ * holding documents back for a global decision): input position, stage
+ * states, counters. --resume restores
  * the last one and reprocesses from there; every step is deterministic, so the
  * outputs are byte-identical to an uninterrupted run.
  */

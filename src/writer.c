@@ -159,6 +159,7 @@ wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_err
 }
 
 int wn_writer_full(const wn_writer *w) { return w->f && (int64_t)w->shard_raw >= w->shard_bytes; }
+int wn_writer_pending(const wn_writer *w) { return w->f != NULL; }
 
 wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err)
 {

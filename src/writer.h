@@ -23,6 +23,8 @@ wn_err wn_writer_open(wn_writer **w, const char *dir, int64_t shard_bytes, int l
                       int workers, int first_shard, wn_errbuf *err);
 wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err);
 int wn_writer_full(const wn_writer *w);
+/* A shard is open (documents written since the last close). */
+int wn_writer_pending(const wn_writer *w);
 /* Completes the open shard (if it holds anything): end the zstd frame,
  * flush, fsync, rename. */
 wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err);
