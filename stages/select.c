@@ -62,6 +62,15 @@ static const wn_param_def params[] = {
     {"budget_fraction", WN_P_FLOAT, "0", 0, 1, NULL,
      "document level: keep at most this share of the scored documents' tokens (0 = unset)"},
     {"budget_docs", WN_P_SIZE, "0", 0, 9e18, NULL, "document level: keep at most this many documents (0 = unset)"},
+    {"budget_flops", WN_P_FLOAT, "0", 0, 1e30, NULL,
+     "document level: a training compute budget in FLOPs; with model_params N, the token budget is "
+     "FLOPs / (6 N epochs) (0 = unset)"},
+    {"budget_device_hours", WN_P_FLOAT, "0", 0, 1e12, NULL,
+     "document level: a compute budget in device-hours x peak_flops (FLOP/s) x mfu, as budget_flops (0 = unset)"},
+    {"peak_flops", WN_P_FLOAT, "0", 0, 1e20, NULL, "with budget_device_hours: the device's peak FLOP/s"},
+    {"mfu", WN_P_FLOAT, "0.4", 0, 1, NULL, "with budget_device_hours: the share of peak the training achieves"},
+    {"model_params", WN_P_FLOAT, "0", 0, 1e15, NULL, "with a compute budget: parameters N of the model to train"},
+    {"epochs", WN_P_FLOAT, "1", 0, 1e6, NULL, "with a compute budget: passes over the selected tokens"},
     {"token_fraction", WN_P_FLOAT, "0", 0, 1, NULL, "token level: share of scored tokens that keep weight 1"},
     {"token_scope", WN_P_ENUM, "sequence", 0, 0, "sequence|global",
      "token level: the share is taken within each document, or over the whole stream (exact, two passes)"},
@@ -115,6 +124,7 @@ typedef struct {
     int random; /* score: random */
     double temperature, token_fraction, budget_fraction;
     uint64_t budget_tokens, budget_docs, seed;
+    double compute_flops; /* a compute budget turned into budget_tokens (0 = none) */
     char path[4200];
     /* the spill */
     wn_spill_writer sw; /* sw.open: the spill is open for appending */
@@ -327,6 +337,28 @@ static wn_err sel_open(wn_stage *st)
     s->budget_tokens = (uint64_t)wn_param(st, "budget_tokens")->i;
     s->budget_docs = (uint64_t)wn_param(st, "budget_docs")->i;
     s->seed = (uint64_t)wn_param(st, "seed")->i;
+    {   /* a compute budget becomes a token budget: training costs about 6 N D FLOPs */
+        double flops = wn_param(st, "budget_flops")->f, hours = wn_param(st, "budget_device_hours")->f;
+        double n = wn_param(st, "model_params")->f, epochs = wn_param(st, "epochs")->f;
+        if (flops > 0 && hours > 0)
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "give budget_flops or budget_device_hours, not both");
+        if (hours > 0) {
+            double peak = wn_param(st, "peak_flops")->f, mfu = wn_param(st, "mfu")->f;
+            if (!(peak > 0) || !(mfu > 0))
+                return wn_fail(&st->err, WN_ERR_MANIFEST, "budget_device_hours needs peak_flops (FLOP/s) and mfu > 0");
+            flops = hours * 3600 * peak * mfu;
+        }
+        if (flops > 0) {
+            if (!(n > 0) || !(epochs > 0))
+                return wn_fail(&st->err, WN_ERR_MANIFEST, "a compute budget needs model_params (N) and epochs > 0: "
+                               "tokens = FLOPs / (6 N epochs)");
+            if (s->budget_tokens)
+                return wn_fail(&st->err, WN_ERR_MANIFEST, "give a compute budget or budget_tokens, not both");
+            double d = floor(flops / (6 * n * epochs));
+            s->budget_tokens = d < 1 ? 1 : d > 9e18 ? (uint64_t)9e18 : (uint64_t)d;
+            s->compute_flops = flops;
+        }
+    }
     s->thr_index = -1;
     s->smin = INFINITY;
     s->smax = -INFINITY;
@@ -958,6 +990,10 @@ static void sel_report(wn_stage *st, wn_jw *w)
     wn_jw_obj_begin(w);
     wn_jw_key(w, "unit"); wn_jw_str(w, s->unit == UNIT_DOCS ? "documents" : "tokens");
     wn_jw_key(w, "asked"); wn_jw_u64(w, s->budget);
+    if (s->compute_flops > 0) {
+        wn_jw_key(w, "compute_flops"); wn_jw_f64(w, s->compute_flops);
+        wn_jw_key(w, "tokens_rule"); wn_jw_str(w, "FLOPs / (6 x model_params x epochs)");
+    }
     wn_jw_key(w, "spent_docs"); wn_jw_u64(w, s->sel_docs);
     wn_jw_key(w, "spent_tokens"); wn_jw_u64(w, s->sel_tokens);
     wn_jw_obj_end(w);

@@ -1015,3 +1015,51 @@ TEST(pack_without_weights_writes_no_sidecar)
     wn_test_stage_close(&h);
     wn_batch_free(&in);
 }
+
+/* A compute budget is a token budget of FLOPs / (6 N epochs): the same
+ * selection as that budget_tokens, and the report says where it came from. */
+TEST(select_compute_budget_is_a_token_budget)
+{
+    enum { N = 200 };
+    ref_doc ref[N];
+    wn_batch in = {0};
+    random_docs(&in, N, 9, ref);
+    outs a = {0}, b = {0};
+    wn_run_info ri1, ri2;
+    harness h1, h2;
+    /* 7.2e9 / (6 x 1e5 x 3) = 4000 tokens */
+    CHECK(open_with(&h1, &ri1, "select", "score: s, budget_flops: 7.2e9, model_params: 1e5, epochs: 3", 1));
+    CHECK(run_stage(&h1, &in, 40, &a) == WN_OK);
+    CHECK(open_with(&h2, &ri2, "select", "score: s, budget_tokens: 4000", 1));
+    CHECK(run_stage(&h2, &in, 40, &b) == WN_OK);
+    CHECK_EQ_INT(a.n, b.n);
+    for (size_t i = 0; i < a.n && i < b.n; i++) CHECK(a.d[i].ntok == b.d[i].ntok);
+    wn_buf rep = {0};
+    wn_jw w;
+    wn_jw_init(&w, &rep, 0);
+    wn_jw_obj_begin(&w);
+    h1.st.def->report(&h1.st, &w);
+    wn_jw_obj_end(&w);
+    CHECK(rep.p && strstr(rep.p, "\"asked\":4000") && strstr(rep.p, "\"compute_flops\":7200000000"));
+    wn_buf_free(&rep);
+    outs_free(&a);
+    outs_free(&b);
+    wn_test_stage_close(&h1);
+    wn_test_stage_close(&h2);
+    /* device-hours: 1 h x 1e6 FLOP/s x 0.5 = 1.8e9 FLOPs -> 1.8e9 / (6 x 1e5) = 3000 tokens */
+    wn_run_info ri3;
+    harness h3;
+    CHECK(open_with(&h3, &ri3, "select", "score: s, budget_device_hours: 1, peak_flops: 1e6, mfu: 0.5, model_params: 1e5", 1));
+    outs c = {0};
+    CHECK(run_stage(&h3, &in, 40, &c) == WN_OK);
+    wn_buf rep3 = {0};
+    wn_jw_init(&w, &rep3, 0);
+    wn_jw_obj_begin(&w);
+    h3.st.def->report(&h3.st, &w);
+    wn_jw_obj_end(&w);
+    CHECK(rep3.p && strstr(rep3.p, "\"asked\":3000"));
+    wn_buf_free(&rep3);
+    outs_free(&c);
+    wn_test_stage_close(&h3);
+    wn_batch_free(&in);
+}
