@@ -90,6 +90,9 @@ static const char *const usage =
     "  --checkpoint-every N  steps between checkpoints; 0 = only at the end (default 500)\n"
     "  --resume            continue the run in DIR from its last checkpoint\n"
     "  --stop-after N      stop (with a checkpoint) once step N is done, as if interrupted\n"
+    "  --early-stop N      stop when the validation loss has not improved in N evaluations (needs --val);\n"
+    "                      train.json then says what it saved (steps, tokens, FLOPs)\n"
+    "  --early-stop-margin X  an improvement must exceed X (default 0)\n"
     "  --tokenizer PATH    tokenizer.json or GPT-2 directory: vocabulary size, and samples\n"
     "  --prompt TEXT       with --tokenizer: print a sampled continuation at the end\n"
     "  --sample-every N    ... and every N steps (default 0: only at the end)\n"
@@ -106,8 +109,8 @@ static const char *const usage =
 typedef struct {
     char *data, *val, *out, *init, *tokenizer, *prompt, *device;
     int layers, heads, dim, context, batch, steps, warmup, val_every, val_batches, checkpoint_every,
-        sample_every, threads, stop_after, resume, tf32;
-    double lr, min_lr, weight_decay, grad_clip;
+        sample_every, threads, stop_after, resume, tf32, early_stop;
+    double lr, min_lr, weight_decay, grad_clip, early_margin;
     int64_t seed;
 } opts;
 
@@ -146,6 +149,8 @@ static const struct {
     {"--threads", F_INT, offsetof(opts, threads), 0, 0, 1, 4096},
     {"--device", F_STR, offsetof(opts, device), 0, 0, 0, 0},
     {"--stop-after", F_INT, offsetof(opts, stop_after), 0, 0, 0, 1e9},
+    {"--early-stop", F_INT, offsetof(opts, early_stop), 0, 1, 0, 1e9},
+    {"--early-stop-margin", F_F64, offsetof(opts, early_margin), 0, 1, 0, 1e9},
     {"--resume", F_FLAG, offsetof(opts, resume), 0, 0, 0, 0},
     {"--tf32", F_FLAG, offsetof(opts, tf32), 0, 0, 0, 0},
 };
@@ -317,6 +322,7 @@ typedef struct {
     double entropy_bits, wall_before, wall_start, tok_per_s;
     double peak_flops; /* cuda: the device's peak FLOP/s for MFU; 0 when unknown */
     int progress;
+    int early; /* stopped early (--early-stop) */
 } run;
 
 /* The shortest decimal that reads back as the same float. */
@@ -329,6 +335,25 @@ static void jw_float(wn_jw *w, float x)
         if (strtof(s, NULL) == x) break;
     }
     wn_jw_raw(w, s, strlen(s));
+}
+
+/* Early stopping: the validation loss has not improved on its best by more
+ * than margin in the last `patience` evaluations (from the history, so a
+ * resumed run decides the same). */
+static int stalled(const run *r, int patience, double margin)
+{
+    if (!r->n_val) return 0;
+    double best = r->vals[0].loss;
+    int since = 0;
+    for (uint64_t i = 1; i < r->n_val; i++) {
+        if (r->vals[i].loss < best - margin) {
+            best = r->vals[i].loss;
+            since = 0;
+        } else {
+            since++;
+        }
+    }
+    return since >= patience;
 }
 
 static wn_err validation(run *r, float *loss, wn_errbuf *err)
@@ -562,6 +587,13 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
     if (r->n_val && r->vals[r->n_val - 1].step == r->step) jw_float(&w, r->vals[r->n_val - 1].loss);
     else wn_jw_null(&w);
     wn_jw_key(&w, "complete"); wn_jw_bool(&w, complete);
+    if (r->early) { /* what stopping early saved */
+        uint64_t left = (uint64_t)r->o.steps - r->step, bt = (uint64_t)r->B * (uint64_t)r->T;
+        wn_jw_key(&w, "early_stopped"); wn_jw_bool(&w, 1);
+        wn_jw_key(&w, "steps_saved"); wn_jw_u64(&w, left);
+        wn_jw_key(&w, "tokens_saved"); wn_jw_u64(&w, left * bt);
+        wn_jw_key(&w, "flops_saved"); wn_jw_f64(&w, (double)left * wn_gpt_flops_per_step(r->m, r->B, r->T));
+    }
     wn_jw_key(&w, "final_train_loss");
     if (r->step) jw_float(&w, r->train_loss[r->step - 1]);
     else wn_jw_null(&w);
@@ -941,6 +973,10 @@ int wn_cmd_train(int argc, char **argv)
         int at_val = r.val && (r.step % (uint64_t)o->val_every == 0 || r.step == (uint64_t)o->steps);
         float vl = 0;
         if (at_val && ((e = validation(&r, &vl, &err)) || (e = add_val(&r, (uint32_t)r.step, vl, &err)))) goto out;
+        if (at_val && o->early_stop && r.step < (uint64_t)o->steps && stalled(&r, o->early_stop, o->early_margin)) {
+            r.early = 1;
+            break;
+        }
         char mf[32] = ""; /* cuda with a known peak: MFU after tok/s */
         if (r.progress) {
             if (r.peak_flops > 0) snprintf(mf, sizeof mf, " | MFU %.1f%%", 100 * mfu(&r, (double)bt / dt));
@@ -964,8 +1000,13 @@ int wn_cmd_train(int argc, char **argv)
             (e = checkpoint(&r, 0, &err)))
             goto out;
     }
-    int complete = r.step == (uint64_t)o->steps;
+    int complete = r.step == (uint64_t)o->steps || r.early;
     if ((e = checkpoint(&r, complete, &err))) goto out;
+    if (r.early)
+        fprintf(stderr, "winnow train: early stop: no validation improvement of more than %g in %d evaluations; "
+                        "%llu steps (%llu tokens) not run\n",
+                o->early_margin, o->early_stop, (unsigned long long)(o->steps - r.step),
+                (unsigned long long)((o->steps - r.step) * bt));
     if (complete && r.tok && o->prompt) {
         char when[64];
         snprintf(when, sizeof when, "step %llu, end", (unsigned long long)r.step);

@@ -156,6 +156,19 @@ EOF
     --batch 1 --val-batches 1 2>"$T/eval.err"
 check "--steps 0 evaluates an --init checkpoint" [ $? -eq 0 ]
 WL=$(json_get "$T/eval/train.json" final_val_loss)
+# Early stopping: an improvement must exceed 100 nats, so training stops after the third evaluation
+# (step 0 is the first; steps 4 and 8 make two without improvement) and says what that saved.
+"$WINNOW" train --data "$DATA" --val "$VAL" --out "$T/early" --layers 1 --dim 16 --heads 2 --context 16 \
+    --batch 2 --steps 40 --val-every 4 --val-batches 1 --early-stop 2 --early-stop-margin 100 2>"$T/early.err"
+check "--early-stop exits 0" [ $? -eq 0 ]
+check "--early-stop says it stopped" contains "$T/early.err" "early stop"
+python3 - "$T/early/train.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["early_stopped"] and t["complete"], t
+assert t["steps"] == 8 and t["steps_saved"] == 32 and t["tokens_saved"] == 32 * 2 * 16, t
+assert t["flops_saved"] > 0 and [v[0] for v in t["val_loss"]] == [0, 4, 8], t["val_loss"]
+PY
 if "$PY" -c 'import torch, transformers' 2>/dev/null; then
     "$PY" tests/e2e/check_hf_gpt2.py load "$O/model.safetensors" "$T/one.bin" "$WL" 2>"$T/hf.err"
     check "winnow -> HF: GPT2LMHeadModel loads model.safetensors and agrees" [ $? -eq 0 ] || cat "$T/hf.err" >&2
