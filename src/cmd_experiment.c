@@ -63,6 +63,9 @@ typedef struct {
     double *loss;         /* seeds x n_points */
     double final_mean, final_std;
     double reach;         /* tokens the mean curve needs to reach random's final mean; < 0: never */
+    double *bfinal;       /* n_budgets x seeds: final held-out loss of each budget's runs */
+    int fitted;           /* L(D) = E + Bc D^-beta fitted to the budgets' mean losses */
+    double E, Bc, beta;
 } arm;
 
 typedef struct {
@@ -70,6 +73,8 @@ typedef struct {
     const wn_value *x; /* experiment values */
     int seeds, steps, B, T, eval_every, n_points;
     int *point_step;
+    int budget_steps[64]; /* the sweep (experiment.budgets), ascending; the last is steps */
+    int n_budgets;
     arm arms[MAX_ARMS];
     int n_arms;
     char root[4096];
@@ -271,70 +276,154 @@ static wn_err eval_loss(wn_gpt *m, wn_loader *ev, int B, int T, uint32_t *in, ui
     return WN_OK;
 }
 
-static wn_err train_arm(exper *x, arm *a, wn_errbuf *err)
+/* One training run of arm a with seed `seed` for `steps` steps (the
+ * schedule ends there). With curve (n_points), evaluates at x->point_step;
+ * else only at the end. *final gets the last held-out loss. */
+static wn_err train_run(exper *x, arm *a, wn_loader *ev, uint64_t seed, int steps, double *curve, double *final,
+                        wn_errbuf *err)
 {
-    char glob[4600];
+    char glob[4800];
     snprintf(glob, sizeof glob, "%s/shards/train_*.bin", a->dir);
     int B = x->B, T = x->T;
     uint32_t *in = wn_malloc((size_t)B * T * sizeof *in), *tg = wn_malloc((size_t)B * T * sizeof *tg);
     float *w = wn_malloc((size_t)B * T * sizeof *w);
-    a->loss = wn_calloc((size_t)x->seeds * x->n_points, sizeof *a->loss);
-    wn_err e = in && tg && w && a->loss ? WN_OK : wn_fail(err, WN_ERR_NOMEM, "out of memory");
-    wn_loader *ev = NULL;
-    if (!e) e = wn_loader_open(&ev, x->eval_glob, T, 0, 0, err);
-    for (int s = 0; s < x->seeds && !e; s++) {
-        uint64_t seed = (uint64_t)s + 1;
-        wn_loader *tr = NULL;
-        wn_gpt *m = NULL;
-        wn_gpt_config c = {x->vocab, T, (int)x->x[WN_EXP_LAYERS].i, (int)x->x[WN_EXP_HEADS].i,
-                           (int)x->x[WN_EXP_DIM].i};
-        if ((e = wn_loader_open(&tr, glob, T, 1, seed, err))) break;
-        if (s == 0) a->tokens = wn_loader_num_tokens(tr);
-        int has_w = wn_loader_has_weights(tr);
-        if (!(e = wn_gpt_new(&m, &c, seed, err))) {
-            float lr = (float)x->x[WN_EXP_LR].f;
-            wn_adamw adam = {0, 0.9f, 0.95f, 1e-8f, 0.1f};
-            int p = 0;
-            double t0 = wn_now();
-            for (int step = 0; step <= x->steps && !e; step++) {
-                if (p < x->n_points && x->point_step[p] == step) {
-                    e = eval_loss(m, ev, B, T, in, tg, w, &a->loss[(size_t)s * x->n_points + p], err);
-                    p++;
-                }
-                if (e || step == x->steps) break;
-                adam.lr = wn_lr_schedule(step, x->steps / 10, x->steps, lr, lr / 10);
-                wn_loader_next(tr, B, in, tg, w);
-                float loss;
-                wn_gpt_zero_grad(m);
-                if ((e = wn_gpt_forward(m, in, tg, has_w ? w : NULL, B, T, &loss))) {
-                    e = wn_fail(err, e, "training forward failed");
-                    break;
-                }
-                if ((e = wn_gpt_backward(m))) break;
-                wn_gpt_clip_grad(m, 1.0f);
-                wn_gpt_adamw(m, &adam, step + 1);
-                if (!isfinite(loss)) e = wn_fail(err, WN_ERR_INPUT, "arm %s seed %d: the loss diverged", a->name, s + 1);
-            }
-            fprintf(stderr, "winnow experiment: arm %s, seed %d: held-out loss %.4f -> %.4f (%.1f s)\n", a->name,
-                    s + 1, a->loss[(size_t)s * x->n_points], a->loss[(size_t)s * x->n_points + x->n_points - 1],
-                    wn_now() - t0);
-        }
-        wn_gpt_free(m);
-        wn_loader_free(tr);
+    wn_err e = in && tg && w ? WN_OK : wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    wn_loader *tr = NULL;
+    wn_gpt *m = NULL;
+    wn_gpt_config c = {x->vocab, T, (int)x->x[WN_EXP_LAYERS].i, (int)x->x[WN_EXP_HEADS].i, (int)x->x[WN_EXP_DIM].i};
+    if (!e) e = wn_loader_open(&tr, glob, T, 1, seed, err);
+    if (!e) {
+        a->tokens = wn_loader_num_tokens(tr);
+        e = wn_gpt_new(&m, &c, seed, err);
     }
-    wn_loader_free(ev);
+    int has_w = tr ? wn_loader_has_weights(tr) : 0;
+    float lr = (float)x->x[WN_EXP_LR].f;
+    wn_adamw adam = {0, 0.9f, 0.95f, 1e-8f, 0.1f};
+    int p = 0;
+    for (int step = 0; step <= steps && !e; step++) {
+        if (curve && p < x->n_points && x->point_step[p] == step) {
+            e = eval_loss(m, ev, B, T, in, tg, w, &curve[p], err);
+            p++;
+        }
+        if (e) break;
+        if (step == steps) {
+            e = eval_loss(m, ev, B, T, in, tg, w, final, err);
+            break;
+        }
+        adam.lr = wn_lr_schedule(step, steps / 10, steps, lr, lr / 10);
+        wn_loader_next(tr, B, in, tg, w);
+        float loss;
+        wn_gpt_zero_grad(m);
+        if ((e = wn_gpt_forward(m, in, tg, has_w ? w : NULL, B, T, &loss))) {
+            e = wn_fail(err, e, "training forward failed");
+            break;
+        }
+        if ((e = wn_gpt_backward(m))) break;
+        wn_gpt_clip_grad(m, 1.0f);
+        wn_gpt_adamw(m, &adam, step + 1);
+        if (!isfinite(loss)) e = wn_fail(err, WN_ERR_INPUT, "arm %s seed %llu: the loss diverged", a->name,
+                                         (unsigned long long)seed);
+    }
+    wn_gpt_free(m);
+    wn_loader_free(tr);
     wn_free(in);
     wn_free(tg);
     wn_free(w);
-    if (e) return e;
-    double sum = 0, sq = 0;
-    for (int s = 0; s < x->seeds; s++) sum += a->loss[(size_t)s * x->n_points + x->n_points - 1];
-    a->final_mean = sum / x->seeds;
-    for (int s = 0; s < x->seeds; s++) {
-        double d = a->loss[(size_t)s * x->n_points + x->n_points - 1] - a->final_mean;
-        sq += d * d;
+    return e;
+}
+
+static void mean_std(const double *v, int n, double *mean, double *std)
+{
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = n ? s / n : 0;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *std = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+/* Fits L(D) = E + B D^-beta to n points by least squares: beta on a grid
+ * (0.01 .. 3 by 0.001), E and B in closed form for each. 0 when n < 3 or no
+ * fit with B > 0 exists. */
+static int fit_power(const double *D, const double *L, int n, double *E, double *Bc, double *beta)
+{
+    if (n < 3) return 0;
+    double best = INFINITY;
+    for (double b = 0.01; b <= 3.0 + 1e-9; b += 0.001) {
+        double sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (int i = 0; i < n; i++) {
+            double xv = pow(D[i], -b);
+            sx += xv;
+            sy += L[i];
+            sxx += xv * xv;
+            sxy += xv * L[i];
+        }
+        double den = n * sxx - sx * sx;
+        if (!(fabs(den) > 0)) continue;
+        double bb = (n * sxy - sx * sy) / den, ee = (sy - bb * sx) / n;
+        if (!(bb > 0)) continue;
+        double sse = 0;
+        for (int i = 0; i < n; i++) {
+            double r = L[i] - (ee + bb * pow(D[i], -b));
+            sse += r * r;
+        }
+        if (sse < best) {
+            best = sse;
+            *E = ee;
+            *Bc = bb;
+            *beta = b;
+        }
     }
-    a->final_std = x->seeds > 1 ? sqrt(sq / (x->seeds - 1)) : 0;
+    return isfinite(best);
+}
+
+/* Tokens D at which E + B D^-beta reaches loss l (INFINITY when never). */
+static double tokens_for_loss(double E, double B, double beta, double l)
+{
+    return l > E ? pow(B / (l - E), 1 / beta) : INFINITY;
+}
+
+static wn_err train_arm(exper *x, arm *a, wn_errbuf *err)
+{
+    a->loss = wn_calloc((size_t)x->seeds * x->n_points, sizeof *a->loss);
+    a->bfinal = wn_calloc((size_t)x->seeds * x->n_budgets, sizeof *a->bfinal);
+    wn_err e = a->loss && a->bfinal ? WN_OK : wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    wn_loader *ev = NULL;
+    if (!e) e = wn_loader_open(&ev, x->eval_glob, x->T, 0, 0, err);
+    for (int s = 0; s < x->seeds && !e; s++) {
+        double t0 = wn_now(), final = 0;
+        double *curve = &a->loss[(size_t)s * x->n_points];
+        e = train_run(x, a, ev, (uint64_t)s + 1, x->steps, curve, &final, err);
+        if (e) break;
+        fprintf(stderr, "winnow experiment: arm %s, seed %d: held-out loss %.4f -> %.4f (%.1f s)\n", a->name, s + 1,
+                curve[0], curve[x->n_points - 1], wn_now() - t0);
+        /* the budget sweep: shorter runs, each with its own schedule */
+        for (int k = 0; k < x->n_budgets && !e; k++) {
+            double *f = &a->bfinal[(size_t)k * x->seeds + s];
+            if (x->budget_steps[k] == x->steps) {
+                *f = curve[x->n_points - 1];
+                continue;
+            }
+            e = train_run(x, a, ev, (uint64_t)s + 1, x->budget_steps[k], NULL, f, err);
+            if (!e)
+                fprintf(stderr, "winnow experiment: arm %s, seed %d, %d steps: held-out loss %.4f\n", a->name, s + 1,
+                        x->budget_steps[k], *f);
+        }
+    }
+    wn_loader_free(ev);
+    if (e) return e;
+    double *fin = wn_malloc((size_t)x->seeds * sizeof *fin);
+    if (!fin) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < x->seeds; s++) fin[s] = a->loss[(size_t)s * x->n_points + x->n_points - 1];
+    mean_std(fin, x->seeds, &a->final_mean, &a->final_std);
+    wn_free(fin);
+    /* the scaling fit: on the means, and per seed for the spread */
+    double D[64], L[64];
+    for (int k = 0; k < x->n_budgets; k++) {
+        D[k] = (double)x->budget_steps[k] * x->B * x->T;
+        double sd;
+        mean_std(&a->bfinal[(size_t)k * x->seeds], x->seeds, &L[k], &sd);
+    }
+    a->fitted = fit_power(D, L, x->n_budgets, &a->E, &a->Bc, &a->beta);
     return WN_OK;
 }
 
@@ -345,6 +434,87 @@ static double mean_at(const exper *x, const arm *a, int p)
     double s = 0;
     for (int k = 0; k < x->seeds; k++) s += a->loss[(size_t)k * x->n_points + p];
     return s / x->seeds;
+}
+
+/* The arm's budget sweep: points, the fit, predictions at 10x and 100x the
+ * largest budget (mean and spread of per-seed fits), and against random the
+ * effective data multiplier: random tokens needed for the arm's loss, per
+ * arm token (from random's fitted curve). */
+static void arm_scaling(wn_jw *w, const exper *x, const arm *a, const arm *rnd)
+{
+    double D[64], L[64], S[64];
+    for (int k = 0; k < x->n_budgets; k++) {
+        D[k] = (double)x->budget_steps[k] * x->B * x->T;
+        mean_std(&a->bfinal[(size_t)k * x->seeds], x->seeds, &L[k], &S[k]);
+    }
+    wn_jw_key(w, "scaling");
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "points"); /* [tokens, mean, std] */
+    wn_jw_arr_begin(w);
+    for (int k = 0; k < x->n_budgets; k++) {
+        wn_jw_arr_begin(w);
+        wn_jw_f64(w, D[k]);
+        wn_jw_f64(w, L[k]);
+        wn_jw_f64(w, S[k]);
+        wn_jw_arr_end(w);
+    }
+    wn_jw_arr_end(w);
+    wn_jw_key(w, "fit");
+    if (!a->fitted) {
+        wn_jw_null(w);
+        wn_jw_obj_end(w);
+        return;
+    }
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, "form"); wn_jw_str(w, "L(D) = E + B * D^-beta");
+    wn_jw_key(w, "E"); wn_jw_f64(w, a->E);
+    wn_jw_key(w, "B"); wn_jw_f64(w, a->Bc);
+    wn_jw_key(w, "beta"); wn_jw_f64(w, a->beta);
+    wn_jw_obj_end(w);
+    /* per-seed fits give the spread of the extrapolations */
+    double dmax = D[x->n_budgets - 1];
+    static const double mult[2] = {10, 100};
+    wn_jw_key(w, "predicted");
+    wn_jw_obj_begin(w);
+    for (int j = 0; j < 2; j++) {
+        double pred[256];
+        int np = 0;
+        for (int sd = 0; sd < x->seeds && np < 256; sd++) {
+            double Ls[64], E, B, beta;
+            for (int k = 0; k < x->n_budgets; k++) Ls[k] = a->bfinal[(size_t)k * x->seeds + sd];
+            if (fit_power(D, Ls, x->n_budgets, &E, &B, &beta)) pred[np++] = E + B * pow(mult[j] * dmax, -beta);
+        }
+        double m, sdv;
+        mean_std(pred, np, &m, &sdv);
+        wn_jw_key(w, j ? "100x" : "10x");
+        wn_jw_obj_begin(w);
+        wn_jw_key(w, "tokens"); wn_jw_f64(w, mult[j] * dmax);
+        wn_jw_key(w, "loss"); wn_jw_f64(w, a->E + a->Bc * pow(mult[j] * dmax, -a->beta));
+        wn_jw_key(w, "seed_fits"); wn_jw_i64(w, np);
+        wn_jw_key(w, "seed_spread"); wn_jw_f64(w, sdv);
+        wn_jw_obj_end(w);
+    }
+    wn_jw_obj_end(w);
+    if (a != rnd && rnd->fitted) {
+        wn_jw_key(w, "effective_data_multiplier");
+        wn_jw_obj_begin(w);
+        wn_jw_key(w, "definition");
+        wn_jw_str(w, "random tokens that reach this arm's loss (random's fitted curve) per token of this arm");
+        wn_jw_key(w, "at_budgets");
+        wn_jw_arr_begin(w);
+        for (int k = 0; k < x->n_budgets; k++) {
+            double dr = tokens_for_loss(rnd->E, rnd->Bc, rnd->beta, L[k]);
+            if (isfinite(dr)) wn_jw_f64(w, dr / D[k]);
+            else wn_jw_null(w);
+        }
+        wn_jw_arr_end(w);
+        double dr = tokens_for_loss(rnd->E, rnd->Bc, rnd->beta, L[x->n_budgets - 1]);
+        wn_jw_key(w, "at_largest");
+        if (isfinite(dr)) wn_jw_f64(w, dr / dmax);
+        else wn_jw_null(w); /* below random's fitted floor E: more than any amount of random data */
+        wn_jw_obj_end(w);
+    }
+    wn_jw_obj_end(w);
 }
 
 /* seeds, final_loss, final_loss_mean, final_loss_std, tokens_to_match_random */
@@ -422,6 +592,7 @@ static wn_err write_report(exper *x, wn_errbuf *err)
                                a->reach <= 0.6 * x->steps * per_step);
         }
         arm_pinned(&w, x, a);
+        if (x->n_budgets > 1) arm_scaling(&w, x, a, rnd);
         wn_jw_key(&w, "curves");
         wn_jw_arr_begin(&w);
         for (int s = 0; s < x->seeds; s++) {
@@ -473,7 +644,58 @@ static wn_err write_report(exper *x, wn_errbuf *err)
         printf("%-16s %12llu %10.4f %9.4f %9s %16s\n", a->name, (unsigned long long)a->tokens, a->final_mean,
                a->final_std, sp, rc);
     }
+    if (x->n_budgets > 1) {
+        printf("\nbudget sweep (%d budgets; fit L(D) = E + B D^-beta to the mean final losses):\n", x->n_budgets);
+        for (int i = 0; i < x->n_arms; i++) {
+            const arm *a = &x->arms[i];
+            printf("%-16s", a->name);
+            for (int k = 0; k < x->n_budgets; k++) {
+                double m, sd;
+                mean_std(&a->bfinal[(size_t)k * x->seeds], x->seeds, &m, &sd);
+                printf(" %.0f:%.4f", (double)x->budget_steps[k] * per_step, m);
+            }
+            if (a->fitted) printf("  E %.3f B %.4g beta %.3f", a->E, a->Bc, a->beta);
+            if (a != rnd && a->fitted && rnd->fitted) {
+                double dmax = (double)x->budget_steps[x->n_budgets - 1] * per_step, m, sd;
+                mean_std(&a->bfinal[(size_t)(x->n_budgets - 1) * x->seeds], x->seeds, &m, &sd);
+                double dr = tokens_for_loss(rnd->E, rnd->Bc, rnd->beta, m);
+                if (isfinite(dr)) printf("  effective data multiplier %.2fx", dr / dmax);
+                else printf("  effective data multiplier: beyond random's fitted floor");
+            }
+            printf("\n");
+        }
+    }
     printf("report: %s\n", path);
+    return WN_OK;
+}
+
+static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+/* experiment.budgets: fractions of steps -> distinct step counts, ascending,
+ * always ending with steps itself. */
+static wn_err parse_budgets(exper *x, wn_errbuf *err)
+{
+    const char *p = x->x[WN_EXP_BUDGETS].s;
+    x->n_budgets = 0;
+    while (*p) {
+        char *end;
+        double f = strtod(p, &end);
+        if (end == p || !(f > 0 && f <= 1))
+            return wn_fail(err, WN_ERR_MANIFEST, "%s: experiment.budgets: expected fractions in (0, 1] separated by "
+                           "commas, got '%s'", x->m->file, x->x[WN_EXP_BUDGETS].s);
+        int steps = (int)lround(f * x->steps);
+        if (steps < 1) steps = 1;
+        if (x->n_budgets == 63) return wn_fail(err, WN_ERR_MANIFEST, "experiment.budgets: at most 63 budgets");
+        x->budget_steps[x->n_budgets++] = steps;
+        p = end;
+        while (*p == ' ' || *p == ',') p++;
+    }
+    x->budget_steps[x->n_budgets++] = x->steps;
+    qsort(x->budget_steps, (size_t)x->n_budgets, sizeof *x->budget_steps, cmp_int);
+    int k = 0;
+    for (int i = 0; i < x->n_budgets; i++)
+        if (!k || x->budget_steps[i] != x->budget_steps[k - 1]) x->budget_steps[k++] = x->budget_steps[i];
+    x->n_budgets = k;
     return WN_OK;
 }
 
@@ -530,6 +752,7 @@ int wn_cmd_experiment(int argc, char **argv)
     if (!x.point_step) e = WN_ERR_NOMEM;
     for (int s = 0; !e && s < x.steps; s += x.eval_every) x.point_step[x.n_points++] = s;
     if (!e) x.point_step[x.n_points++] = x.steps;
+    if (!e) e = parse_budgets(&x, &err);
     /* the pipelines: selected first (a fresh run clears RUN_DIR/experiment), then the arms, then random */
     uint64_t tokens = 0, docs = 0;
     if (!e) e = run_arm(&x, manifest, 0, NULL, 0, 0, reuse, &err);
@@ -540,7 +763,10 @@ int wn_cmd_experiment(int argc, char **argv)
     if (!e) e = make_eval(&x, &err);
     for (int i = 0; !e && i < x.n_arms; i++) e = train_arm(&x, &x.arms[i], &err);
     if (!e) e = write_report(&x, &err);
-    for (int i = 0; i < x.n_arms; i++) wn_free(x.arms[i].loss);
+    for (int i = 0; i < x.n_arms; i++) {
+        wn_free(x.arms[i].loss);
+        wn_free(x.arms[i].bfinal);
+    }
     wn_free(x.point_step);
     wn_manifest_free(x.m);
     return e ? fail(e, &err) : 0;

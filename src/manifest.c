@@ -426,6 +426,8 @@ const wn_param_def wn_experiment_params[] = {
     {"heads", WN_P_INT, "4", 1, 64, NULL, "attention heads"},
     {"lr", WN_P_FLOAT, "0.003", 0, 1, NULL, "peak learning rate (warmup 10%, cosine to lr/10)"},
     {"eval_every", WN_P_INT, "25", 1, 10000000, NULL, "steps between held-out evaluations"},
+    {"budgets", WN_P_STRING, "1", 0, 0, NULL,
+     "comma-separated fractions of steps: a token-budget sweep per arm (3 or more: scaling-law fits)"},
 };
 const int wn_experiment_n_params = (int)WN_ARRAY_LEN(wn_experiment_params);
 
@@ -445,7 +447,7 @@ static wn_err load_experiment(mf_ctx *c, yaml_node_t *x)
 {
     wn_manifest *m = c->m;
     if (!x || is_null(x)) return WN_OK;
-    wn_err e = check_keys(c, x, "experiment", "eval|seeds|steps|batch|context|layers|dim|heads|lr|eval_every|arms");
+    wn_err e = check_keys(c, x, "experiment", "eval|seeds|steps|batch|context|layers|dim|heads|lr|eval_every|budgets|arms");
     if (e) return e;
     m->experiment = wn_calloc((size_t)wn_experiment_n_params, sizeof *m->experiment);
     if (!m->experiment) return WN_ERR_NOMEM;

@@ -86,11 +86,11 @@ typedef struct {
 } wn_manifest;
 
 /* The experiment section's parameters (eval, seeds, steps, batch, context,
- * layers, dim, heads, lr, eval_every), in this order. */
+ * layers, dim, heads, lr, eval_every, budgets), in this order. */
 extern const wn_param_def wn_experiment_params[];
 extern const int wn_experiment_n_params;
 enum { WN_EXP_EVAL, WN_EXP_SEEDS, WN_EXP_STEPS, WN_EXP_BATCH, WN_EXP_CONTEXT, WN_EXP_LAYERS, WN_EXP_DIM,
-       WN_EXP_HEADS, WN_EXP_LR, WN_EXP_EVAL_EVERY };
+       WN_EXP_HEADS, WN_EXP_LR, WN_EXP_EVAL_EVERY, WN_EXP_BUDGETS };
 /* The stage an experiment modifies (the first whose baseline overrides
  * parameters, stage.h), or -1. */
 int wn_manifest_selecting_stage(const wn_manifest *m);

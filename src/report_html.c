@@ -559,8 +559,11 @@ typedef struct {
     const char *name, *colour;
 } legend_item;
 
+/* logx: the series' x are log10 of the quantity; ticks at whole decades,
+ * labelled with the quantity. */
 static void chart_lines(page *pg, const char *aria, const line_series *s, int ns, const legend_item *legend,
-                        int nl, double hline, const char *hline_label, const char *xlabel, const char *ylabel)
+                        int nl, double hline, const char *hline_label, const char *xlabel, const char *ylabel,
+                        int logx)
 {
     const int W = CHART_W, H = 360, left = 64, right = 24, top = 34, bottom = 46;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
@@ -577,10 +580,15 @@ static void chart_lines(page *pg, const char *aria, const line_series *s, int ns
     }
     if (!(xhi >= xlo)) { xlo = 0; xhi = 1; }
     if (!(yhi >= ylo)) { ylo = 0; yhi = 1; }
-    if (xlo > 0) xlo = 0;
+    if (logx) {
+        xlo = floor(xlo);
+        xhi = ceil(xhi);
+    } else if (xlo > 0) {
+        xlo = 0;
+    }
     if (xhi == xlo) xhi = xlo + 1;
     if (yhi == ylo) { yhi += 0.5; ylo -= 0.5; }
-    double ys = nice_step(yhi - ylo, 5), xs = nice_step(xhi - xlo, 8);
+    double ys = nice_step(yhi - ylo, 5), xs = logx ? 1 : nice_step(xhi - xlo, 8);
     ylo = floor(ylo / ys) * ys;
     yhi = ceil(yhi / ys) * ys;
     xhi = ceil(xhi / xs) * xs;
@@ -599,7 +607,7 @@ static void chart_lines(page *pg, const char *aria, const line_series *s, int ns
     }
     for (int t = 0; t <= MAX_TICKS && xlo + t * xs <= xhi + xs * 1e-9; t++) {
         double x = xlo + t * xs;
-        fmt_si(b, sizeof b, x);
+        fmt_si(b, sizeof b, logx ? pow(10, x) : x);
         putf(pg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"muted\">%s</text>", PX(x),
              top + ph + 16, b);
     }
@@ -1600,6 +1608,130 @@ typedef struct {
     int n_seeds;
 } arm_info;
 
+/* The token-budget sweep (winnow experiment's "scaling"): each arm's mean
+ * final loss per budget and its fitted L(D) = E + B D^-beta, on a log axis
+ * up to 100x the largest budget; then the fits, the extrapolations and the
+ * effective data multiplier in a table. */
+static void section_scaling(page *pg, const arm_info *info, int na)
+{
+    line_series *ls = wn_calloc((size_t)na * 2 + 1, sizeof *ls);
+    legend_item *legend = wn_calloc((size_t)na + 1, sizeof *legend);
+    int nls = 0, any = 0;
+    if (!ls || !legend) {
+        pg->e = WN_ERR_NOMEM;
+        goto done;
+    }
+    for (int i = 0; i < na; i++) {
+        wn_span sc, pts, pt, v, fit;
+        legend[i].name = info[i].name.p ? info[i].name.p : "";
+        legend[i].colour = info[i].colour;
+        if (!wn_json_get(info[i].arm.p, info[i].arm.n, "scaling", &sc) || sc.p[0] != '{') continue;
+        if (!wn_json_get(sc.p, sc.n, "points", &pts) || pts.p[0] != '[') continue;
+        wn_json_iter it, it2;
+        int np = 0;
+        wn_json_items_init(&it, pts.p, pts.n);
+        while (wn_json_items_next(&it, &pt)) np++;
+        line_series *l = &ls[nls];
+        l->x = wn_calloc((size_t)np + 1, sizeof *l->x);
+        l->y = wn_calloc((size_t)np + 1, sizeof *l->y);
+        if (!l->x || !l->y) { pg->e = WN_ERR_NOMEM; wn_free(l->x); wn_free(l->y); break; }
+        double dmax = 0;
+        wn_json_items_init(&it, pts.p, pts.n);
+        while (wn_json_items_next(&it, &pt)) {
+            double d[2];
+            int m = 0;
+            wn_json_items_init(&it2, pt.p, pt.n);
+            while (m < 2 && wn_json_items_next(&it2, &v) && is_number(v) && wn_json_to_double(v, &d[m])) m++;
+            if (m < 2 || !(d[0] > 0) || !isfinite(d[1])) continue;
+            l->x[l->n] = log10(d[0]);
+            l->y[l->n] = d[1];
+            l->n++;
+            if (d[0] > dmax) dmax = d[0];
+        }
+        snprintf(l->tip, sizeof l->tip, "%.60s: mean final loss per budget", legend[i].name);
+        l->colour = info[i].colour;
+        nls++;
+        any = 1;
+        static const char *const ek[] = {"E"}, *const bk[] = {"B"}, *const betak[] = {"beta"};
+        if (wn_json_get(sc.p, sc.n, "fit", &fit) && fit.p[0] == '{' && dmax > 0 && l->n) {
+            double E = first_num(fit, ek, 1), B = first_num(fit, bk, 1), beta = first_num(fit, betak, 1);
+            line_series *f = &ls[nls];
+            enum { NF = 40 };
+            f->x = wn_calloc(NF, sizeof *f->x);
+            f->y = wn_calloc(NF, sizeof *f->y);
+            if (!f->x || !f->y || isnan(E) || isnan(B) || isnan(beta)) { wn_free(f->x); wn_free(f->y); f->x = f->y = NULL; continue; }
+            double x0 = l->x[0], x1 = log10(dmax * 100);
+            for (int k = 0; k < NF; k++) {
+                f->x[k] = x0 + (x1 - x0) * k / (NF - 1);
+                f->y[k] = E + B * pow(pow(10, f->x[k]), -beta);
+            }
+            f->n = NF;
+            snprintf(f->tip, sizeof f->tip, "%.60s: fit E %.3f + B D^-%.3f", legend[i].name, E, beta);
+            f->colour = info[i].colour;
+            nls++;
+        }
+    }
+    if (!any) goto done;
+    put(pg, "<h3>Scaling with the token budget</h3><p class=\"hint\">Mean final held-out loss of runs trained on "
+            "each budget (a shorter schedule per budget), and the fit L(D) = E + B&#183;D<sup>&#8722;&#946;</sup> "
+            "extended to 100&#215; the largest budget. Effective data multiplier: how many random tokens reach an "
+            "arm's loss, per token of that arm (from random's fitted curve).</p>");
+    chart_lines(pg, "final loss against the token budget", ls, nls, legend, na, NAN, "", "training tokens (log)",
+                "final held-out loss", 1);
+    put(pg, "<div class=\"tbl\"><table>");
+    static const char *const cols[] = {"<arm", "E", "B", "\xce\xb2", "loss at 10\xc3\x97", "loss at 100\xc3\x97",
+                                       "effective data multiplier"};
+    th_row(pg, cols, 7);
+    put(pg, "<tbody>");
+    for (int i = 0; i < na; i++) {
+        wn_span sc, fit, pr, x10, x100, edm;
+        char b[96];
+        if (!wn_json_get(info[i].arm.p, info[i].arm.n, "scaling", &sc) || sc.p[0] != '{') continue;
+        putf(pg, "<tr><td><span class=\"sw\" style=\"background:%s\"></span>", info[i].colour);
+        esc(pg, legend[i].name);
+        put(pg, "</td>");
+        static const char *const ek[] = {"E"}, *const bk[] = {"B"}, *const betak[] = {"beta"}, *const lk[] = {"loss"},
+                                 *const spk[] = {"seed_spread"}, *const ak[] = {"at_largest"};
+        int fitted = wn_json_get(sc.p, sc.n, "fit", &fit) && fit.p[0] == '{';
+        double vals[3] = {NAN, NAN, NAN};
+        if (fitted) {
+            vals[0] = first_num(fit, ek, 1);
+            vals[1] = first_num(fit, bk, 1);
+            vals[2] = first_num(fit, betak, 1);
+        }
+        for (int k = 0; k < 3; k++) {
+            if (isnan(vals[k])) snprintf(b, sizeof b, "-");
+            else snprintf(b, sizeof b, "%.4g", vals[k]);
+            td_text(pg, b);
+        }
+        int have_pr = wn_json_get(sc.p, sc.n, "predicted", &pr) && pr.p[0] == '{';
+        for (int k = 0; k < 2; k++) {
+            wn_span *q = k ? &x100 : &x10;
+            if (have_pr && wn_json_get(pr.p, pr.n, k ? "100x" : "10x", q) && q->p[0] == '{') {
+                double l = first_num(*q, lk, 1), sp = first_num(*q, spk, 1);
+                snprintf(b, sizeof b, isnan(sp) ? "%.4f" : "%.4f \xc2\xb1 %.4f", l, sp);
+            } else {
+                snprintf(b, sizeof b, "-");
+            }
+            td_text(pg, b);
+        }
+        double m = NAN;
+        if (wn_json_get(sc.p, sc.n, "effective_data_multiplier", &edm) && edm.p[0] == '{') m = first_num(edm, ak, 1);
+        if (!isnan(m)) snprintf(b, sizeof b, "%.2f\xc3\x97", m);
+        else snprintf(b, sizeof b, info[i].name.p && !strcmp(info[i].name.p, "random") ? "(reference)" : "-");
+        td_text(pg, b);
+        put(pg, "</tr>\n");
+    }
+    put(pg, "</tbody></table></div>");
+done:
+    for (int i = 0; ls && i < nls; i++) {
+        wn_free(ls[i].x);
+        wn_free(ls[i].y);
+    }
+    wn_free(ls);
+    wn_free(legend);
+}
+
 static void section_experiment(ctx *c)
 {
     page *pg = &c->pg;
@@ -1724,7 +1856,7 @@ static void section_experiment(ctx *c)
     if (points) {
         put(pg, "<h3>Validation loss</h3>");
         chart_lines(pg, "validation loss against tokens seen", ls, nls, legend, na, random_mean,
-                    "random: final loss", "tokens seen", "validation loss");
+                    "random: final loss", "tokens seen", "validation loss", 0);
     }
     for (int i = 0; ls && i < nls; i++) {
         wn_free(ls[i].x);
@@ -1768,7 +1900,9 @@ static void section_experiment(ctx *c)
         }
         put(pg, "</td></tr>\n");
     }
-    put(pg, "</tbody></table></div></section>\n");
+    put(pg, "</tbody></table></div>");
+    section_scaling(pg, info, na);
+    put(pg, "</section>\n");
     for (int i = 0; i < na; i++) wn_buf_free(&info[i].name);
     wn_free(info);
 }

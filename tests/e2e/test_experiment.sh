@@ -29,6 +29,7 @@ experiment:
   dim: 16
   heads: 2
   eval_every: 3
+  budgets: '0.34, 0.67'
   arms:
     high_ppl: {order: desc}
 YAML
@@ -53,6 +54,16 @@ for name in names:
     if name != "random":
         assert "tokens_to_match_random" in a
 for arm in x["arms"]:
+    sc = arm["scaling"]  # the budget sweep: 2, 4 and 6 steps of 2 x 32 tokens
+    assert [p[0] for p in sc["points"]] == [128, 256, 384], sc["points"]
+    assert sc["points"][-1][1] == arm["final_loss_mean"] or abs(sc["points"][-1][1] - x[arm["name"]]["final_loss_mean"]) < 1e-12
+    if sc["fit"] is not None:  # 3 points, 3 parameters: the fit passes through the means
+        f = sc["fit"]
+        for D, L, _ in sc["points"]:
+            assert abs(f["E"] + f["B"] * D ** -f["beta"] - L) < 0.05, (f, D, L)
+        assert sc["predicted"]["10x"]["tokens"] == 3840
+    if arm["name"] != "random" and sc["fit"] is not None and x["arms"][-1]["scaling"]["fit"] is not None:
+        assert "at_largest" in sc["effective_data_multiplier"]
     assert len(arm["curves"]) == 2
     for c in arm["curves"]:
         assert [p[0] for p in c["curve"]] == [0, 3, 6], c["curve"]
@@ -73,4 +84,5 @@ print("experiment.json: arms", names, "selected", s, "random", r, "tokens")
 PY
 "$WINNOW" report "$T/run" --html "$T/r.html" >/dev/null
 check "the HTML report shows the experiment" contains "$T/r.html" "high_ppl"
+check "the HTML report shows the budget sweep" contains "$T/r.html" "Scaling with the token budget"
 finish
