@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sys/resource.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@
 
 #include "cli.h"
 #include "dataloader.h"
+#include "energy.h"
 #include "fs.h"
 #include "gpt_cuda.h"
 #include "json.h"
@@ -323,6 +325,8 @@ typedef struct {
     double peak_flops; /* cuda: the device's peak FLOP/s for MFU; 0 when unknown */
     int progress;
     int early; /* stopped early (--early-stop) */
+    int have_rapl;
+    uint64_t rapl0; /* energy counters at the start */
 } run;
 
 /* The shortest decimal that reads back as the same float. */
@@ -600,6 +604,19 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
     wn_jw_key(&w, "tokens_per_second"); wn_jw_f64(&w, round(r->tok_per_s * 10) / 10);
     wn_jw_key(&w, "wall_seconds"); wn_jw_f64(&w, round((r->wall_before + wn_now() - r->wall_start) * 1000) / 1000);
     wn_jw_key(&w, "unigram_entropy_bits"); wn_jw_f64(&w, round(r->entropy_bits * 1e6) / 1e6);
+    { /* what it cost: CPU, FLOPs (analytic: forward + backward per step), energy */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                     ru.ru_stime.tv_usec / 1e6;
+        wn_jw_key(&w, "cpu_seconds_last_session"); wn_jw_f64(&w, cpu);
+        wn_jw_key(&w, "flops"); wn_jw_f64(&w, (double)r->step * wn_gpt_flops_per_step(r->m, r->B, r->T));
+        if (r->g) { /* the GPU was busy for the training steps: their wall time */
+            wn_jw_key(&w, "gpu_seconds_last_session"); wn_jw_f64(&w, r->wall_before + wn_now() - r->wall_start);
+        }
+        uint64_t uj;
+        wn_energy_write(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu);
+    }
     wn_jw_key(&w, "unigram_entropy_nats"); wn_jw_f64(&w, round(r->entropy_bits * M_LN2 * 1e6) / 1e6);
     wn_jw_key(&w, "model");
     wn_jw_obj_begin(&w);
@@ -929,6 +946,7 @@ int wn_cmd_train(int argc, char **argv)
 
     r.progress = isatty(2);
     r.wall_start = wn_now();
+    r.have_rapl = wn_energy_rapl(&r.rapl0);
     if (r.val && !o->resume) {
         float vl;
         if ((e = validation(&r, &vl, &err)) || (e = add_val(&r, 0, vl, &err))) goto out;

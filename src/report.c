@@ -168,6 +168,16 @@ wn_err wn_report_print(const wn_report *r, FILE *f, wn_errbuf *err)
         if (has(run, "input_files"))
             fprintf(f, "input: %.0f file%s, %.2f MB as stored\n", num(run, "input_files"),
                     num(run, "input_files") == 1 ? "" : "s", num(run, "input_bytes") / 1e6);
+        wn_span en, m;
+        if (has(run, "cpu_seconds_last_session") && wn_json_get(run->p, run->len, "energy", &en) && en.p[0] == '{') {
+            double j = 0;
+            wn_span jv;
+            if (wn_json_get(en.p, en.n, "joules", &jv)) wn_json_to_double(jv, &j);
+            int measured = wn_json_get(en.p, en.n, "method", &m) && m.n == 6 && !memcmp(m.p, "\"rapl\"", 6);
+            fprintf(f, "cost: %.1f CPU-seconds, %.3g FLOPs of model work, %.0f J (%s)\n",
+                    num(run, "cpu_seconds_last_session"), num(run, "flops"), j,
+                    measured ? "measured, RAPL" : "estimated: 10 W per busy core");
+        }
     } else {
         fprintf(f, "run %s: not complete (no run.json); reports below are from an earlier finished run, if any\n",
                 r->run_dir);

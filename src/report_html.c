@@ -821,6 +821,22 @@ static void section_summary(ctx *c)
         fmt_count(a, sizeof a, num(rj, rn, "threads"));
         card(pg, "threads", a, "");
     }
+    if (has(rj, rn, "cpu_seconds_last_session")) {
+        fmt_secs(a, sizeof a, num(rj, rn, "cpu_seconds_last_session"));
+        card(pg, "CPU time", a, "last session, all threads");
+        snprintf(a, sizeof a, "%.3g", num(rj, rn, "flops"));
+        card(pg, "FLOPs", a, "model work, counted analytically");
+        wn_span en, jv, mv;
+        double j = NAN;
+        if (wn_json_get(rj, rn, "energy", &en) && en.p[0] == '{' && wn_json_get(en.p, en.n, "joules", &jv) &&
+            is_number(jv))
+            wn_json_to_double(jv, &j);
+        if (!isnan(j)) {
+            snprintf(a, sizeof a, "%.0f J", j);
+            int measured = wn_json_get(en.p, en.n, "method", &mv) && mv.n == 6 && !memcmp(mv.p, "\"rapl\"", 6);
+            card(pg, "energy", a, measured ? "measured (RAPL counters)" : "estimated: 10 W per busy core");
+        }
+    }
     if (has(rj, rn, "input_files")) {
         fmt_count(a, sizeof a, num(rj, rn, "input_files"));
         fmt_bytes(b, sizeof b, num(rj, rn, "input_bytes"));

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "energy.h"
 #include "fs.h"
 #include "json.h"
 #include "reader.h"
@@ -65,6 +66,8 @@ typedef struct {
     uint64_t total_size;
     int ckpt_seq;
     uint64_t read_since_ckpt; /* text bytes read since the last checkpoint */
+    int have_rapl;
+    uint64_t rapl0; /* energy counters at the start of the session */
     int resumed_from;
     double t0, last_progress;
     int progress_lines;
@@ -266,6 +269,10 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
     wn_stage *st = k >= 1 && k <= r->n ? &r->st[k - 1] : NULL;
     wn_jw_key(&w, "peak_memory_bytes"); wn_jw_u64(&w, st ? st->mem_peak : 0);
     wn_jw_key(&w, "device"); wn_jw_str(&w, st && st->device_used[0] ? st->device_used : "cpu");
+    if (st && st->flops > 0) {
+        wn_jw_key(&w, "flops"); wn_jw_f64(&w, st->flops);
+    }
+    wn_energy_write(&w, -1, s->cpu); /* per stage: estimated (counters are machine-wide) */
     wn_jw_key(&w, "params");
     wn_jw_obj_begin(&w);
     if (st)
@@ -650,6 +657,14 @@ static wn_err write_summary(run *r, double wall, wn_errbuf *err)
     wn_jw_key(&w, "resumed_from_checkpoint"); wn_jw_i64(&w, r->resumed_from);
     wn_jw_key(&w, "wall_seconds_last_session"); wn_jw_f64(&w, wall);
     wn_jw_key(&w, "peak_rss_bytes"); wn_jw_u64(&w, (uint64_t)ru.ru_maxrss * 1024);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 ru.ru_stime.tv_usec / 1e6, flops = 0;
+    for (int i = 0; i < r->n; i++) flops += r->st[i].flops;
+    wn_jw_key(&w, "cpu_seconds_last_session"); wn_jw_f64(&w, cpu);
+    wn_jw_key(&w, "flops"); wn_jw_f64(&w, flops);
+    wn_jw_key(&w, "flops_note"); wn_jw_str(&w, "model work counted analytically by the stages that do it");
+    uint64_t uj;
+    wn_energy_write(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu);
     wn_jw_key(&w, "input_files"); wn_jw_i64(&w, r->m->n_files);
     wn_jw_key(&w, "input_bytes"); wn_jw_u64(&w, r->total_size);
     wn_jw_key(&w, "documents_out"); wn_jw_u64(&w, r->stats[r->n + 1].docs_out);
@@ -720,6 +735,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     r.o = o;
     r.n = m->n_stages;
     r.t0 = wn_now();
+    r.have_rapl = wn_energy_rapl(&r.rapl0);
     r.progress = o->progress < 0 ? isatty(2) : o->progress;
     snprintf(r.dir, sizeof r.dir, "%s", m->workdir);
     int threads = o->threads ? o->threads : m->threads;

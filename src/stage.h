@@ -121,6 +121,7 @@ struct wn_stage {
     const char *state_dir;  /* a private directory for spills */
     uint64_t mem_peak;      /* the stage updates this: peak bytes of its state */
     char device_used[16];   /* the stage sets "cuda" when it ran there (report) */
+    double flops;           /* the stage sets the FLOPs of its model work (report, run.json) */
     wn_errbuf err;
 };
 

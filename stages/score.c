@@ -878,6 +878,7 @@ static wn_err sc_process(wn_stage *st, wn_batch *b)
         if ((e = score_pass(st, s, p, s->methods))) return e;
         for (size_t i = 0; i < p->nd; i++)
             if ((e = annotate(s, p, i))) return wn_fail(&st->err, e, "out of memory");
+        st->flops = s->flops;
     }
     if (s->methods & (M_DSIR | M_CLS)) {
         if ((e = wn_stage_each_doc(st, b, s->n_threads, text_scores))) return e;
@@ -918,6 +919,7 @@ static void model_report(wn_jw *w, const char *key, const model_slot *ms)
 static void sc_report(wn_stage *st, wn_jw *w)
 {
     score *s = st->state;
+    st->flops = s->flops;
     wn_jw_key(w, "methods");
     wn_jw_arr_begin(w);
     for (size_t i = 0; i < WN_ARRAY_LEN(method_names); i++)
