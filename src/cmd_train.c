@@ -102,6 +102,12 @@ static const char *const usage =
     "  --threads N         OpenMP threads (results do not depend on it)\n"
     "  --device D          cpu | cuda | auto (default auto: cuda when built with CUDA and a GPU is visible)\n"
     "  --tf32              with cuda: TF32 tensor cores for the matrix products (faster; default full fp32)\n"
+    "memory:\n"
+    "  --plan              print the memory of parameters, gradients, optimizer moments and activations for\n"
+    "                      the shape (--layers --heads --dim --context --batch; --vocab N or --tokenizer or\n"
+    "                      --init) and the largest batch that fits --memory SIZE (default: 80% of the RAM\n"
+    "                      available now); needs no data, trains nothing\n"
+    "  --batch 0           pick that largest batch (up to 1024) and train with it\n"
     "\n"
     "Vocabulary: from --init, else --tokenizer, else the shards' index.json vocab_size, else the\n"
     "largest token id + 1. On a terminal, one progress line per step. See README \"Training\".\n";
@@ -109,9 +115,9 @@ static const char *const usage =
 /* ---- options ------------------------------------------------------------------ */
 
 typedef struct {
-    char *data, *val, *out, *init, *tokenizer, *prompt, *device;
+    char *data, *val, *out, *init, *tokenizer, *prompt, *device, *memory;
     int layers, heads, dim, context, batch, steps, warmup, val_every, val_batches, checkpoint_every,
-        sample_every, threads, stop_after, resume, tf32, early_stop;
+        sample_every, threads, stop_after, resume, tf32, early_stop, plan, vocab;
     double lr, min_lr, weight_decay, grad_clip, early_margin;
     int64_t seed;
 } opts;
@@ -134,7 +140,7 @@ static const struct {
     {"--heads", F_INT, offsetof(opts, heads), 1, 1, 1, 4096},
     {"--dim", F_INT, offsetof(opts, dim), 1, 1, 1, 1 << 16},
     {"--context", F_INT, offsetof(opts, context), 1, 1, 1, 1 << 20},
-    {"--batch", F_INT, offsetof(opts, batch), 1, 1, 1, 1 << 20},
+    {"--batch", F_INT, offsetof(opts, batch), 1, 1, 0, 1 << 20},
     {"--seed", F_I64, offsetof(opts, seed), 1, 1, 0, 9e18},
     {"--steps", F_INT, offsetof(opts, steps), 0, 1, 0, 1e9},
     {"--lr", F_F64, offsetof(opts, lr), 0, 1, 1e-12, 10},
@@ -155,6 +161,9 @@ static const struct {
     {"--early-stop-margin", F_F64, offsetof(opts, early_margin), 0, 1, 0, 1e9},
     {"--resume", F_FLAG, offsetof(opts, resume), 0, 0, 0, 0},
     {"--tf32", F_FLAG, offsetof(opts, tf32), 0, 0, 0, 0},
+    {"--plan", F_FLAG, offsetof(opts, plan), 0, 0, 0, 0},
+    {"--vocab", F_INT, offsetof(opts, vocab), 0, 0, 1, 1 << 24},
+    {"--memory", F_STR, offsetof(opts, memory), 0, 0, 0, 0},
 };
 #define N_FLAGS ((int)WN_ARRAY_LEN(flags))
 
@@ -235,6 +244,115 @@ static wn_err set_flag(opts *o, int i, const char *text, wn_errbuf *err)
     }
     return WN_OK;
 }
+
+/* ---- memory planning ------------------------------------------------------------ */
+
+/* SIZE with an optional K/M/G/T (powers of 1024) and B/iB suffix. */
+static int parse_size(const char *t, double *out)
+{
+    char *end;
+    double v = strtod(t, &end);
+    if (end == t || !(v >= 0)) return 0;
+    double k = 1;
+    if (*end == 'K' || *end == 'k') k = 1024.0, end++;
+    else if (*end == 'M') k = 1024.0 * 1024, end++;
+    else if (*end == 'G') k = 1024.0 * 1024 * 1024, end++;
+    else if (*end == 'T') k = 1024.0 * 1024 * 1024 * 1024, end++;
+    if (*end == 'i') end++;
+    if (*end == 'B') end++;
+    if (*end) return 0;
+    *out = v * k;
+    return 1;
+}
+
+/* MemAvailable of /proc/meminfo in bytes, 0 when unknown. */
+static double ram_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* The memory budget for planning: --memory, else 80% of available RAM. */
+static int plan_budget(const opts *o, double *bytes, const char **what)
+{
+    if (o->memory) {
+        *what = "--memory";
+        return parse_size(o->memory, bytes);
+    }
+    *what = "80% of the RAM available now";
+    *bytes = 0.8 * ram_available();
+    return *bytes > 0;
+}
+
+/* The largest B <= 1024 whose forward + backward fits `bytes` (0 if none). */
+static int plan_batch(const wn_gpt_config *c, int T, double bytes)
+{
+    int best = 0;
+    for (int B = 1; B <= 1024; B++) {
+        wn_gpt_mem m;
+        wn_gpt_memory(c, B, T, &m);
+        if (m.total > bytes) break;
+        best = B;
+    }
+    return best;
+}
+
+static void print_bytes(const char *what, double b)
+{
+    printf("  %-28s %12.1f MiB\n", what, b / (1024.0 * 1024.0));
+}
+
+static int plan(const opts *o, wn_errbuf *err)
+{
+    wn_gpt_config c = {o->vocab, o->context, o->layers, o->heads, o->dim};
+    if (o->init) {
+        wn_gpt *m = NULL;
+        if (wn_st_gpt_load_file(&m, o->init, o->heads, err)) {
+            fprintf(stderr, "winnow train: %s\n", err->msg);
+            return 1;
+        }
+        c = *wn_gpt_cfg(m);
+        wn_gpt_free(m);
+    } else if (!c.vocab && o->tokenizer) {
+        wn_tokenizer *t = NULL;
+        if (wn_tokenizer_load(&t, o->tokenizer, err)) {
+            fprintf(stderr, "winnow train: %s\n", err->msg);
+            return 1;
+        }
+        c.vocab = wn_tokenizer_vocab_size(t);
+        wn_tokenizer_free(t);
+    }
+    if (!c.vocab) c.vocab = 50257;
+    int T = o->context < c.context ? o->context : c.context, B = o->batch ? o->batch : 1;
+    wn_gpt_mem m;
+    wn_gpt_memory(&c, B, T, &m);
+    printf("plan: GPT-2 L%d C%d H%d, vocabulary %d, context %d, batch %d, float32 on the CPU\n", c.layers, c.dim,
+           c.heads, c.vocab, T, B);
+    print_bytes("parameters", m.params);
+    print_bytes("gradients", m.grads);
+    print_bytes("AdamW moments (m, v)", m.optimizer);
+    print_bytes("activations (+ gradients)", m.activations);
+    print_bytes("scratch", m.scratch);
+    print_bytes("total", m.total);
+    double budget;
+    const char *what;
+    if (plan_budget(o, &budget, &what)) {
+        int best = plan_batch(&c, T, budget);
+        printf("largest batch within %.1f MiB (%s): %d%s\n", budget / (1024.0 * 1024.0), what, best,
+               best == 1024 ? " (the planner's cap)" : best ? "" : ": even one sequence does not fit");
+    } else if (o->memory) {
+        fprintf(stderr, "winnow train: --memory: expected a size such as 8GiB or 512M, got '%s'\n", o->memory);
+        return 2;
+    }
+    return 0;
+}
+
 
 static void opts_json(const opts *o, wn_jw *w)
 {
@@ -325,6 +443,7 @@ typedef struct {
     double peak_flops; /* cuda: the device's peak FLOP/s for MFU; 0 when unknown */
     int progress;
     int early; /* stopped early (--early-stop) */
+    int auto_batch; /* --batch 0 */
     int have_rapl;
     uint64_t rapl0; /* energy counters at the start */
 } run;
@@ -761,6 +880,11 @@ int wn_cmd_train(int argc, char **argv)
         if ((e = set_flag(&r.o, k, argv[++i], &err))) { opts_free(&r.o); return fail(e, &err); }
     }
     opts *o = &r.o;
+    if (o->plan) {
+        int rc = plan(o, &err);
+        opts_free(o);
+        return rc;
+    }
     const char *device = o->device ? o->device : "auto";
     if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda")) {
         int rc = bad_usage("--device: expected cpu, cuda or auto, got '%s'", device); /* before device is freed */
@@ -878,6 +1002,7 @@ int wn_cmd_train(int argc, char **argv)
         r.T = o->context;
     }
     r.B = o->batch;
+    r.auto_batch = !o->batch; /* decided once the vocabulary is known */
 
     /* Data: shards, vocabulary, token statistics. */
     if ((e = wn_loader_open(&r.train, o->data, r.T, 1, (uint64_t)o->seed, &err))) goto out;
@@ -903,6 +1028,23 @@ int wn_cmd_train(int argc, char **argv)
         if ((e = wn_loader_scan(r.val, (uint32_t)r.cfg.vocab, &max_id, &ignored, &err))) goto out;
     }
     if (!o->resume) r.rng = (uint64_t)o->seed * 0x9E3779B97F4A7C15ULL + 1;
+    if (r.auto_batch) { /* --batch 0: the largest that fits the memory */
+        double budget;
+        const char *what;
+        if (!plan_budget(o, &budget, &what)) {
+            e = wn_fail(&err, WN_ERR_USAGE, "--batch 0: cannot tell how much memory there is; give --memory SIZE");
+            goto out;
+        }
+        r.B = plan_batch(&r.cfg, r.T, budget);
+        if (!r.B) {
+            e = wn_fail(&err, WN_ERR_USAGE, "--batch 0: not even one sequence of %d tokens fits %.1f MiB (%s)", r.T,
+                        budget / (1024.0 * 1024.0), what);
+            goto out;
+        }
+        o->batch = r.B;
+        fprintf(stderr, "winnow train: --batch 0: batch %d, the largest that fits %.1f MiB (%s)\n", r.B,
+                budget / (1024.0 * 1024.0), what);
+    }
 
     size_t bt = (size_t)r.B * (size_t)r.T;
     r.in = wn_malloc(bt * sizeof *r.in);

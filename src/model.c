@@ -1138,6 +1138,25 @@ uint32_t wn_gpt_sample(const wn_gpt *m, int b, int T, float temperature, int top
     return pick;
 }
 
+#ifndef WN_MODEL_DOUBLE
+void wn_gpt_memory(const wn_gpt_config *c, int B, int T, wn_gpt_mem *out)
+{
+    double C = c->dim, V = c->vocab, L = c->layers;
+    double np = V * C + (double)c->context * C + L * (12 * C * C + 13 * C) + 2 * C;
+    gpt_acts a;
+    gpt_gacts g;
+    double dsize;
+    size_t na = layout_acts(&a, NULL, c, B, T, &dsize), ng = layout_gacts(&g, NULL, c, B, T);
+    double R = sizeof(wn_real);
+    out->params = np * R;
+    out->grads = np * R;
+    out->optimizer = 2 * np * R;
+    out->activations = ((double)na + (double)ng) * R + 2.0 * B * T * sizeof(uint32_t);
+    out->scratch = (V * C > 4 * C * C ? V * C : 4 * C * C) * R + (np / 65536 + 1) * sizeof(double);
+    out->total = out->params + out->grads + out->optimizer + out->activations + out->scratch;
+}
+#endif
+
 double wn_gpt_flops_per_step(const wn_gpt *m, int B, int T)
 {
     /* llm.c's estimate: 6 N per token for the matrix products (N counts all

@@ -119,6 +119,14 @@ float wn_lr_schedule(int step, int warmup, int total, float max_lr, float min_lr
  * xorshift64* state. */
 uint32_t wn_gpt_sample(const wn_gpt *m, int b, int T, float temperature, int top_k, uint64_t *rng);
 
+/* Memory (bytes) the CPU model needs for a forward + backward over B x T:
+ * parameters, their gradients, AdamW's two moments, the stored activations
+ * and activation gradients, and scratch. */
+typedef struct {
+    double params, grads, optimizer, activations, scratch, total;
+} wn_gpt_mem;
+void wn_gpt_memory(const wn_gpt_config *c, int B, int T, wn_gpt_mem *out);
+
 /* Floating-point operations of one forward+backward over B*T tokens
  * (6 N per token for the matrix products plus attention), for MFU and
  * budget accounting. */

@@ -169,6 +169,19 @@ assert t["early_stopped"] and t["complete"], t
 assert t["steps"] == 8 and t["steps_saved"] == 32 and t["tokens_saved"] == 32 * 2 * 16, t
 assert t["flops_saved"] > 0 and [v[0] for v in t["val_loss"]] == [0, 4, 8], t["val_loss"]
 PY
+# Memory plan: parameters are 4 bytes each (L2 C64, V 4096, context 128: 370,432 parameters), and the
+# largest batch for a budget is the last whose total fits it.
+"$WINNOW" train --plan --layers 2 --heads 4 --dim 64 --context 128 --vocab 4096 --memory 100MiB >"$T/plan.txt"
+check "--plan exits 0" [ $? -eq 0 ]
+check "--plan: parameters 370,432 x 4 bytes" contains "$T/plan.txt" "parameters                            1.4 MiB"
+NB=$(sed -n 's/^largest batch within 100.0 MiB (--memory): \([0-9]*\).*/\1/p' "$T/plan.txt")
+total() { "$WINNOW" train --plan --layers 2 --heads 4 --dim 64 --context 128 --vocab 4096 --batch "$1" --memory 100MiB |
+    sed -n 's/^  total *\([0-9.]*\) MiB/\1/p'; }
+check "--plan: the largest batch fits and one more does not" \
+    python3 -c "import sys; a, b = float('$(total "$NB")'), float('$(total $((NB + 1)))'); sys.exit(not (0 < a <= 100 < b))"
+"$WINNOW" train --data "$DATA" --out "$T/auto" --layers 1 --dim 16 --heads 2 --context 16 --batch 0 --memory 64MiB \
+    --steps 2 2>"$T/auto.err"
+check "--batch 0 trains with the planned batch" contains "$T/auto.err" "the largest that fits 64.0 MiB"
 if "$PY" -c 'import torch, transformers' 2>/dev/null; then
     "$PY" tests/e2e/check_hf_gpt2.py load "$O/model.safetensors" "$T/one.bin" "$WL" 2>"$T/hf.err"
     check "winnow -> HF: GPT2LMHeadModel loads model.safetensors and agrees" [ $? -eq 0 ] || cat "$T/hf.err" >&2
