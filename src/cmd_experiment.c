@@ -341,9 +341,10 @@ static void mean_std(const double *v, int n, double *mean, double *std)
     *std = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
-/* Fits L(D) = E + B D^-beta to n points by least squares: beta on a grid
- * (0.01 .. 3 by 0.001), E and B in closed form for each. 0 when n < 3 or no
- * fit with B > 0 exists. */
+/* Fits L(D) = E + B D^-beta to n points by least squares with E >= 0 and
+ * B > 0: beta on a grid (0.01 .. 3 by 0.001), E and B in closed form for
+ * each (E = 0 when the free fit puts it below). 0 when n < 3 or no fit
+ * exists. */
 static int fit_power(const double *D, const double *L, int n, double *E, double *Bc, double *beta)
 {
     if (n < 3) return 0;
@@ -360,6 +361,10 @@ static int fit_power(const double *D, const double *L, int n, double *E, double 
         double den = n * sxx - sx * sx;
         if (!(fabs(den) > 0)) continue;
         double bb = (n * sxy - sx * sy) / den, ee = (sy - bb * sx) / n;
+        if (ee < 0) { /* the floor cannot be negative: E = 0, B by least squares */
+            ee = 0;
+            bb = sxy / sxx;
+        }
         if (!(bb > 0)) continue;
         double sse = 0;
         for (int i = 0; i < n; i++) {
@@ -470,6 +475,13 @@ static void arm_scaling(wn_jw *w, const exper *x, const arm *a, const arm *rnd)
     wn_jw_key(w, "E"); wn_jw_f64(w, a->E);
     wn_jw_key(w, "B"); wn_jw_f64(w, a->Bc);
     wn_jw_key(w, "beta"); wn_jw_f64(w, a->beta);
+    double sse = 0;
+    for (int k = 0; k < x->n_budgets; k++) {
+        double r = L[k] - (a->E + a->Bc * pow(D[k], -a->beta));
+        sse += r * r;
+    }
+    wn_jw_key(w, "rmse"); wn_jw_f64(w, sqrt(sse / x->n_budgets));
+    wn_jw_key(w, "at_grid_bound"); wn_jw_bool(w, a->beta < 0.0105 || a->beta > 2.9995);
     wn_jw_obj_end(w);
     /* per-seed fits give the spread of the extrapolations */
     double dmax = D[x->n_budgets - 1];
