@@ -181,6 +181,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench_tokenizer.sh
 	./tests/bench/bench_train.sh
 	./tests/bench/bench_score.sh
+	./tests/bench/bench_line_dedup.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build
