@@ -34,7 +34,7 @@ def load(d):
     out = {}
     for f in sorted(glob.glob(d + "/stages/*/report.json")):
         r = json.load(open(f))
-        for k in ("wall_seconds", "cpu_seconds", "throughput", "peak_memory_bytes"):
+        for k in ("wall_seconds", "cpu_seconds", "energy", "throughput", "peak_memory_bytes"):
             r.pop(k, None)
         out[os.path.basename(os.path.dirname(f))] = r
     return out
