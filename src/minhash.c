@@ -124,8 +124,8 @@ static inline wn_err emit(emitter *e, int32_t c, int cjk_words)
 
 wn_err wn_mh_normalize(wn_mh_scratch *sc, const char *s, size_t n, int full, int cjk_words)
 {
-    WN_CHECK(n < UINT32_MAX / 2);
     wn_buf_clear(&sc->norm);
+    if (n > WN_MH_MAX_TEXT) return WN_ERR_INPUT; /* offsets are u32; expansion is at most ~13x */
     sc->n_pos = 0;
     if (wn_buf_reserve(&sc->norm, n + 256)) return WN_ERR_NOMEM;
     emitter e = {sc, 0, 0};

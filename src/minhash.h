@@ -101,6 +101,9 @@ typedef struct {
 
 void wn_mh_scratch_free(wn_mh_scratch *sc);
 
+/* The longest text shingled: 256 MiB (WN_ERR_INPUT beyond). */
+#define WN_MH_MAX_TEXT ((size_t)256 << 20)
+
 /* Normalizes s[0..n) into sc->norm and its word starts into sc->pos (n_pos
  * words; pos[n_pos] = norm.len). cjk_words: each Han ideograph / kana is a
  * word (word mode). */

@@ -85,7 +85,7 @@ static const wn_param_def params[] = {
 enum { EMIT_DOCS = 65536, EMIT_BYTES = 4 << 20, HIST_BINS = 16, VERIFY_CHUNK = 1 << 16 };
 #define SPILL_NAME "docs.spill.zst"
 #define SETS_NAME "minhash-sets.bin"
-#define CKPT_MAGIC 0x3168736e696d77ull /* "wminhs1" */
+#define CKPT_MAGIC 0x3168736e696d77ull /* "wminsh1" */
 #define RESERVE (96ull << 20)
 
 typedef struct {
@@ -162,17 +162,20 @@ typedef struct {
 
 /* ---- memory accounting ------------------------------------------------------------------ */
 
+/* Peak bytes of the stage's state: what it holds now plus `extra`, with the
+ * bucket table counted at its own peak (its sort scratch, its merge
+ * buffers), a slight overestimate once the table is gone. */
 static void account(wn_stage *st, uint64_t extra)
 {
     mh *s = st->state;
-    uint64_t m = wn_mh_buckets_mem(&s->bk) + wn_spill_writer_mem(&s->sw) + extra;
+    uint64_t bk = wn_mh_buckets_mem(&s->bk);
+    uint64_t m = (s->bk.mem_peak > bk ? s->bk.mem_peak : bk) + wn_spill_writer_mem(&s->sw) + extra;
     m += s->cap_batch * ((uint64_t)s->nperm + s->bands + 1) * 8;
     for (int i = 0; s->tls && i < s->n_tls; i++)
         m += s->tls[i].sc.norm.cap + s->tls[i].sc.cap_pos * 4 + s->tls[i].sc.cap_h * 8 +
              (s->tls[i].va.cap + s->tls[i].vb.cap) * 8;
     for (size_t i = 0; i < s->cap_dv; i++) m += s->dv[i].cap * 8;
     m += (s->gh.cap + s->goff.cap) * 8;
-    if (s->bk.mem_peak > wn_mh_buckets_mem(&s->bk)) m += s->bk.mem_peak - wn_mh_buckets_mem(&s->bk);
     if (m > st->mem_peak) st->mem_peak = m;
 }
 
@@ -247,7 +250,7 @@ static wn_err sign_doc(wn_stage *st, int thread, wn_doc *d)
     mh_tls *t = &s->tls[thread];
     size_t i = (size_t)(d - s->cur->docs);
     wn_err e = wn_mh_shingles(&t->sc, &s->cfg, d->text.p ? d->text.p : "", d->text.len);
-    if (e) return e;
+    if (e) return e; /* WN_ERR_INPUT: longer than WN_MH_MAX_TEXT */
     s->nsh[i] = t->sc.n_h;
     t->shingles += t->sc.n_h;
     if (!t->sc.n_h) return WN_OK;
@@ -325,6 +328,11 @@ static wn_err mh_process(wn_stage *st, wn_batch *b)
     wn_err e = s->sw.open ? WN_OK : wn_spill_writer_open(&s->sw, s->path, 0, &st->err);
     if (e) return e;
     if (batch_room(s, b->n)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->docs[i].drop && b->docs[i].text.len > WN_MH_MAX_TEXT)
+            return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: %zu bytes of text; shingling takes at most %zu",
+                           (int)(b->docs[i].id.len > 200 ? 200 : b->docs[i].id.len),
+                           b->docs[i].id.p ? b->docs[i].id.p : "", b->docs[i].text.len, WN_MH_MAX_TEXT);
     s->cur = b;
     double t0 = wn_now();
     for (size_t i = 0; i < b->n; i++) s->nsh[i] = 0;
@@ -385,6 +393,13 @@ static uint64_t inv_rank(const mh *s, uint32_t x)
 
 static int inv_has(const mh *s, uint64_t x) { return (int)(s->inv[x >> 6] >> (x & 63)) & 1; }
 
+/* What the end of the stream holds while verifying: union-find and sizes,
+ * the bitset and its ranks, the set offsets, the pair chunk, the pair buffer. */
+static uint64_t verify_extra(const mh *s)
+{
+    return 8 * s->n_docs + ((s->n_docs + 63) / 64 + 1) * 12 + (s->n_inv + 1) * 8 + VERIFY_CHUNK * 9 + s->pr.alloc * 8;
+}
+
 /* Verify, step 1: one pass over the spill writes the sorted shingle set of
  * every document in a pair to the sets file, in input order; setoff[rank]
  * is where it starts (in u64s). Documents go through in chunks, their sets
@@ -443,7 +458,7 @@ static wn_err write_sets(wn_stage *st, mh *s)
             written += s->dv[i].n;
             s->setoff[++k] = written;
         }
-        account(st, 0);
+        account(st, verify_extra(s));
     }
     wn_spill_reader_close(&s->sr);
     wn_batch_free(&chunk);
@@ -542,11 +557,12 @@ static wn_err verify_pairs(wn_stage *st, mh *s, size_t read_bytes)
     s->chunk = wn_malloc(VERIFY_CHUNK * sizeof *s->chunk);
     s->ok = wn_malloc(VERIFY_CHUNK);
     if (!s->setoff || !s->chunk || !s->ok) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    account(st, (words + 1) * 12 + (r + 1) * 8 + VERIFY_CHUNK * 9 + s->pr.alloc * 8);
+    account(st, verify_extra(s));
+    if (!r) return WN_OK; /* no candidates: nothing to read back */
     if ((e = write_sets(st, s))) return e;
     if ((e = wn_mh_pairs_each(&s->pr, read_bytes, check_pair, st, &st->err))) return e;
     if (s->n_chunk && (e = verify_chunk(st, s))) return e;
-    account(st, (words + 1) * 12 + (r + 1) * 8 + VERIFY_CHUNK * 9 + s->pr.alloc * 8);
+    account(st, verify_extra(s));
     return WN_OK;
 }
 
@@ -580,7 +596,7 @@ static wn_err decide(wn_stage *st, mh *s)
     if ((e = wn_mh_pairs_init(&s->pr, st->state_dir ? st->state_dir : ".", pair_budget, &st->err))) return e;
     account(st, 8 * n);
     if ((e = wn_mh_buckets_pairs(&s->bk, s->verify ? 2 : 1, read_bytes, add_pair, st, &st->err))) return e;
-    account(st, 8 * n + s->bk.mem_peak + s->pr.mem_peak);
+    account(st, 8 * n + s->pr.mem_peak);
     wn_mh_buckets_free(&s->bk);
     if (s->verify) e = verify_pairs(st, s, read_bytes);
     else e = wn_mh_pairs_each(&s->pr, read_bytes, join_pair, st, &st->err);
@@ -811,8 +827,8 @@ const wn_stage_def wn_stage_minhash_dedup = {
     .doc = "Shingles each normalized text (word 5-grams by default, or character n-grams), computes\n"
            "bands x rows MinHash values ((a h + b) mod 2^61-1 over xxh3 shingle hashes; on the GPU with\n"
            "device: cuda|auto), and makes documents sharing any band's values candidates; P(candidate)\n"
-           "= 1 - (1 - s^rows)^bands for Jaccard similarity s (14 x 8: 0.5 at s = 0.685). verify: true\n"
-           "keeps only candidate pairs whose exact Jaccard similarity is >= threshold. Candidates are\n"
+           "= 1 - (1 - s^rows)^bands for Jaccard similarity s (14 x 8: 0.5 at s = 0.685). verify (on by\n"
+           "default) keeps only candidate pairs whose exact Jaccard similarity is >= threshold. Pairs are\n"
            "clustered with union-find; the first document of each cluster in input order is kept and\n"
            "gets minhash_cluster / minhash_cluster_size, the others are dropped as near_duplicate\n"
            "(action: annotate keeps them all and marks the others minhash_duplicate: true).\n"
