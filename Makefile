@@ -94,6 +94,10 @@ cuda-check: $(CU_OBJ)
 .PHONY: test-cuda
 build/cuda/kernels/gpt_kernels.o: kernels/gpt_kernels.h
 build/cuda/kernels/score_kernels.o: kernels/score_kernels.h kernels/gpt_kernels.h
+build/cuda/kernels/minhash_kernels.o: kernels/minhash_kernels.h kernels/gpt_kernels.h
+# minhash_dedup and its CPU reference (whose CPU-only build defines the kernel's stand-ins)
+$(B)/src/minhash.o $(B)/stages/minhash_dedup.o build/san/src/minhash.o build/san/stages/minhash_dedup.o: \
+    kernels/minhash_kernels.h kernels/gpt_kernels.h
 
 build/cuda/host/gpt_ref.o: src/gpt_ref.c src/gpt_ref.h kernels/gpt_kernels.h
 	@mkdir -p $(dir $@)
@@ -135,14 +139,20 @@ test-gpt-emu: build/cuda/test_gpt_emu
 	@echo "test_gpt_emu: GPU model host code on an emulated device: $$(tail -1 build/cuda/test_gpt_emu.log)"
 cuda-check test-cuda: test-gpt-emu
 
-CUDA_TEST_SRC  := tests/cuda/test_kernels.cu tests/cuda/test_score_kernels.cu
+# tests/cuda/test_minhash_kernels.cu (part of the same binary) compares
+# kernels/minhash_kernels.cu with src/minhash.c's wn_mh_signatures (built
+# with WN_CUDA=1, so without its CPU-only stand-ins; it needs text.o, xxhash
+# and utf8proc).
+CUDA_TEST_SRC  := tests/cuda/test_kernels.cu tests/cuda/test_score_kernels.cu tests/cuda/test_minhash_kernels.cu
 CUDA_TEST_HOST := build/cuda/host/gpt_ref.o build/cuda/host/gradproj.o build/cuda/host/util.o \
-                  $(GPT_CUDA_TEST_OBJ)
+                  build/cuda/host/minhash.o build/cuda/host/text.o $(GPT_CUDA_TEST_OBJ)
+build/cuda/host/minhash.o: kernels/minhash_kernels.h
 build/cuda/test_kernels: $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) src/gpt_ref.h src/gradproj.h src/wn.h \
-                         kernels/gpt_kernels.h kernels/score_kernels.h kernels/device.h
+                         src/minhash.h kernels/gpt_kernels.h kernels/score_kernels.h kernels/minhash_kernels.h \
+                         kernels/device.h
 	@echo "  NVCC    $(CUDA_TEST_SRC)"
 	@$(NVCC) -O2 -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) \
-	    -ldl -lm -lgomp $(if $(filter 1,$(BLAS)),-lopenblas)
+	    -ldl -lm -lgomp -lxxhash -lutf8proc $(if $(filter 1,$(BLAS)),-lopenblas)
 
 cuda-check: build/cuda/test_kernels
 
@@ -182,6 +192,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench_train.sh
 	./tests/bench/bench_score.sh
 	./tests/bench/bench_line_dedup.sh
+	./tests/bench/bench_minhash.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build

@@ -724,6 +724,8 @@ static void bench(void)
 /* tests/cuda/test_score_kernels.cu (linked in): the scoring kernels; returns
  * the number of failures, prints its own SKIP line without a GPU. */
 int wn_test_score_kernels(int want_bench);
+/* tests/cuda/test_minhash_kernels.cu (linked in): the MinHash kernel, the same way. */
+int wn_test_minhash_kernels(int want_bench);
 
 int main(int argc, char **argv)
 {
@@ -738,6 +740,7 @@ int main(int argc, char **argv)
     }
 
     int score_failed = wn_test_score_kernels(want_bench) != 0;
+    score_failed |= wn_test_minhash_kernels(want_bench) != 0;
 
     printf("part 1: references on the host\n");
     host_layernorm();
