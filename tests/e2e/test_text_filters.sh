@@ -90,7 +90,7 @@ check "documentation IPs kept" grep -qE '192\.0\.2\.[0-9]+|198\.51\.100\.[0-9]+'
 check "no blocked domain in output" bash -c "! grep -q 'best-offers.example.com' '$T/out.jsonl'"
 check "same documents at 3 threads" diff <(shard_sums "$T/run") <(shard_sums "$T/run3")
 for s in 01-url_filter 02-regex_filter 03-pii_redact; do
-    strip='import json,sys; r=json.load(open(sys.argv[1])); [r.pop(k) for k in list(r) if k == "throughput" or "second" in k]; print(json.dumps(r,sort_keys=True))'
+    strip='import json,sys; r=json.load(open(sys.argv[1])); [r.pop(k) for k in list(r) if k in ("throughput", "energy") or "second" in k]; print(json.dumps(r,sort_keys=True))'
     check "same $s report at 3 threads" diff <(python3 -c "$strip" "$R/$s/report.json") \
         <(python3 -c "$strip" "$T/run3/stages/$s/report.json")
 done
