@@ -51,6 +51,21 @@ void wn_batch_compact(wn_batch *b)
     b->n = k;
 }
 
+void wn_batch_keep_dropped(wn_batch *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->docs[i].drop) continue;
+        if (k != i) { /* swap so the held-back doc's buffers stay owned */
+            wn_doc t = b->docs[k];
+            b->docs[k] = b->docs[i];
+            b->docs[i] = t;
+        }
+        k++;
+    }
+    b->n = k;
+}
+
 void wn_batch_free(wn_batch *b)
 {
     for (size_t i = 0; i < b->cap; i++) {

@@ -50,6 +50,10 @@ wn_doc *wn_batch_push(wn_batch *b);
 void wn_batch_reset(wn_batch *b);
 /* Removes dropped documents, keeping the order of the others. */
 void wn_batch_compact(wn_batch *b);
+/* The opposite, for stages that hold documents back: keeps only the
+ * documents already marked dropped (so they are counted) and takes the rest
+ * out of the batch; every buffer stays owned by the batch. */
+void wn_batch_keep_dropped(wn_batch *b);
 void wn_batch_free(wn_batch *b);
 
 /* Adds `"key":<json value>` to the document's attributes. */

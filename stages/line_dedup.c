@@ -789,23 +789,6 @@ static int doc_keys_of(ld *s, ld_tls *t, const wn_doc *d, doc_keys *dk, uint32_t
     return 0;
 }
 
-/* Moves the documents marked dropped to the front (swapping, so every buffer
- * stays owned) and keeps only them: the others are held back. */
-static void keep_only_drops(wn_batch *b)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->docs[i].drop) continue;
-        if (k != i) {
-            wn_doc t = b->docs[k];
-            b->docs[k] = b->docs[i];
-            b->docs[i] = t;
-        }
-        k++;
-    }
-    b->n = k;
-}
-
 static wn_err ld_process(wn_stage *st, wn_batch *b)
 {
     ld *s = st->state;
@@ -851,7 +834,7 @@ static wn_err ld_process(wn_stage *st, wn_batch *b)
         }
     }
     if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
-    keep_only_drops(b);
+    wn_batch_keep_dropped(b);
     account(st, s);
     return WN_OK;
 }

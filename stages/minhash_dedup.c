@@ -304,23 +304,6 @@ static wn_err gpu_batch(wn_stage *st, mh *s, wn_batch *b)
     return WN_OK;
 }
 
-/* Keeps only the documents dropped before this stage (swapping, so every
- * buffer stays owned): the rest are held back. */
-static void keep_only_drops(wn_batch *b)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->docs[i].drop) continue;
-        if (k != i) {
-            wn_doc t = b->docs[k];
-            b->docs[k] = b->docs[i];
-            b->docs[i] = t;
-        }
-        k++;
-    }
-    b->n = k;
-}
-
 static wn_err mh_process(wn_stage *st, wn_batch *b)
 {
     mh *s = st->state;
@@ -354,7 +337,7 @@ static wn_err mh_process(wn_stage *st, wn_batch *b)
         s->n_docs++;
     }
     if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
-    keep_only_drops(b);
+    wn_batch_keep_dropped(b);
     account(st, 0);
     return WN_OK;
 }

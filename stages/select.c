@@ -406,23 +406,6 @@ static wn_err sel_open(wn_stage *st)
 
 /* ---- process --------------------------------------------------------------------- */
 
-/* Moves the documents marked dropped to the front of the batch (swapping, so
- * every buffer stays owned) and keeps only them: the rest are held back. */
-static void keep_only_drops(wn_batch *b)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->docs[i].drop) continue;
-        if (k != i) {
-            wn_doc t = b->docs[k];
-            b->docs[k] = b->docs[i];
-            b->docs[i] = t;
-        }
-        k++;
-    }
-    b->n = k;
-}
-
 static wn_err spill_ready(wn_stage *st, sel_state *s)
 {
     return s->sw.open ? WN_OK : wn_spill_writer_open(&s->sw, s->path, 0, &st->err);
@@ -480,7 +463,7 @@ static wn_err doc_process(wn_stage *st, sel_state *s, wn_batch *b)
         s->n_spilled++;
     }
     if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
-    keep_only_drops(b);
+    wn_batch_keep_dropped(b);
     account(st);
     return WN_OK;
 }
@@ -610,7 +593,7 @@ static wn_err tok_process(wn_stage *st, sel_state *s, wn_batch *b)
         s->n_spilled++;
     }
     if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
-    keep_only_drops(b);
+    wn_batch_keep_dropped(b);
     account(st);
     return WN_OK;
 }

@@ -9,7 +9,7 @@
 #     changing with the seed;
 #  2. `winnow train` runs a few steps on the packed shards;
 #  3. killed at random moments (SIGKILL) and resumed: identical outputs;
-#  4. token level (needs the score stage: TODO below): the .weights.bin
+#  4. token level (per-token perplexity from a score stage): the .weights.bin
 #     sidecar lines up token for token with the .bin shard and every
 #     document keeps exactly ceil(fraction x (n - 1)) of its tokens 1..n-1.
 . "$(dirname "$0")/lib.sh"
