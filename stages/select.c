@@ -71,6 +71,9 @@ static const wn_param_def params[] = {
     {"mfu", WN_P_FLOAT, "0.4", 0, 1, NULL, "with budget_device_hours: the share of peak the training achieves"},
     {"model_params", WN_P_FLOAT, "0", 0, 1e15, NULL, "with a compute budget: parameters N of the model to train"},
     {"epochs", WN_P_FLOAT, "1", 0, 1e6, NULL, "with a compute budget: passes over the selected tokens"},
+    {"scaling_law", WN_P_STRING, "1.69,406.4,410.7,0.34,0.28", 0, 0, NULL,
+     "with a compute budget and model_params 0: E,A,B,alpha,beta of L(N,D) = E + A/N^alpha + B/D^beta "
+     "(default: Hoffmann et al. 2022's fit) to pick the compute-optimal N and D"},
     {"token_fraction", WN_P_FLOAT, "0", 0, 1, NULL, "token level: share of scored tokens that keep weight 1"},
     {"token_scope", WN_P_ENUM, "sequence", 0, 0, "sequence|global",
      "token level: the share is taken within each document, or over the whole stream (exact, two passes)"},
@@ -125,6 +128,7 @@ typedef struct {
     double temperature, token_fraction, budget_fraction;
     uint64_t budget_tokens, budget_docs, seed;
     double compute_flops; /* a compute budget turned into budget_tokens (0 = none) */
+    double optimal_n, optimal_loss; /* compute-optimal mode: the N chosen, the law's loss there */
     char path[4200];
     /* the spill */
     wn_spill_writer sw; /* sw.open: the spill is open for appending */
@@ -347,6 +351,20 @@ static wn_err sel_open(wn_stage *st)
             if (!(peak > 0) || !(mfu > 0))
                 return wn_fail(&st->err, WN_ERR_MANIFEST, "budget_device_hours needs peak_flops (FLOP/s) and mfu > 0");
             flops = hours * 3600 * peak * mfu;
+        }
+        if (flops > 0 && !(n > 0)) {
+            /* compute-optimal: minimise E + A/N^a + B/D^b subject to 6 N D = C:
+             * N = G (C/6)^(b/(a+b)), D = (C/6)^(a/(a+b)) / G, G = (aA/(bB))^(1/(a+b)) */
+            double E, A, B, a, b;
+            const char *law = wn_param(st, "scaling_law")->s;
+            if (sscanf(law, "%lf , %lf , %lf , %lf , %lf", &E, &A, &B, &a, &b) != 5 || !(A > 0) || !(B > 0) ||
+                !(a > 0) || !(b > 0))
+                return wn_fail(&st->err, WN_ERR_MANIFEST, "scaling_law: expected E,A,B,alpha,beta with A, B, alpha, "
+                               "beta > 0, got '%s'", law);
+            double G = pow(a * A / (b * B), 1 / (a + b)), c6 = flops / 6;
+            n = G * pow(c6, b / (a + b));
+            s->optimal_n = n;
+            s->optimal_loss = E + A / pow(n, a) + B / pow(c6 / n, b);
         }
         if (flops > 0) {
             if (!(n > 0) || !(epochs > 0))
@@ -976,6 +994,11 @@ static void sel_report(wn_stage *st, wn_jw *w)
     if (s->compute_flops > 0) {
         wn_jw_key(w, "compute_flops"); wn_jw_f64(w, s->compute_flops);
         wn_jw_key(w, "tokens_rule"); wn_jw_str(w, "FLOPs / (6 x model_params x epochs)");
+        if (s->optimal_n > 0) {
+            wn_jw_key(w, "compute_optimal_params"); wn_jw_f64(w, s->optimal_n);
+            wn_jw_key(w, "predicted_loss"); wn_jw_f64(w, s->optimal_loss);
+            wn_jw_key(w, "scaling_law"); wn_jw_str(w, wn_param(st, "scaling_law")->s);
+        }
     }
     wn_jw_key(w, "spent_docs"); wn_jw_u64(w, s->sel_docs);
     wn_jw_key(w, "spent_tokens"); wn_jw_u64(w, s->sel_tokens);

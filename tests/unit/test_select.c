@@ -1063,3 +1063,44 @@ TEST(select_compute_budget_is_a_token_budget)
     wn_test_stage_close(&h3);
     wn_batch_free(&in);
 }
+
+/* Compute-optimal mode: with model_params 0 the scaling law picks N, and
+ * the token budget is C / (6 N) at the law's optimum (checked against the
+ * closed form and against a brute-force search along 6 N D = C). */
+TEST(select_compute_optimal_budget)
+{
+    enum { N = 50 };
+    ref_doc ref[N];
+    wn_batch in = {0};
+    random_docs(&in, N, 3, ref);
+    wn_run_info ri;
+    harness h;
+    outs o = {0};
+    double C = 6e15; /* 6 N D: N D = 1e15 */
+    CHECK(open_with(&h, &ri, "select", "score: s, budget_flops: 6e15", 1));
+    CHECK(run_stage(&h, &in, 10, &o) == WN_OK);
+    wn_buf rep = {0};
+    wn_jw w;
+    wn_jw_init(&w, &rep, 0);
+    wn_jw_obj_begin(&w);
+    h.st.def->report(&h.st, &w);
+    wn_jw_obj_end(&w);
+    double n_rep = 0, asked = 0;
+    const char *p = rep.p ? strstr(rep.p, "\"compute_optimal_params\":") : NULL;
+    CHECK(p && sscanf(p, "\"compute_optimal_params\":%lf", &n_rep) == 1);
+    p = rep.p ? strstr(rep.p, "\"asked\":") : NULL;
+    CHECK(p && sscanf(p, "\"asked\":%lf", &asked) == 1);
+    /* brute force: the N on a fine log grid that minimises the law along 6 N D = C */
+    double best = 1e300, bn = 0;
+    for (double lg = 6; lg <= 11; lg += 1e-4) {
+        double n = pow(10, lg), d = C / (6 * n);
+        double l = 1.69 + 406.4 / pow(n, 0.34) + 410.7 / pow(d, 0.28);
+        if (l < best) { best = l; bn = n; }
+    }
+    CHECK(fabs(n_rep / bn - 1) < 1e-3);
+    CHECK(fabs(asked - floor(C / (6 * n_rep))) <= 1);
+    wn_buf_free(&rep);
+    outs_free(&o);
+    wn_test_stage_close(&h);
+    wn_batch_free(&in);
+}
