@@ -251,3 +251,16 @@ wn_err wn_spill_reader_next(wn_spill_reader *r, wn_doc *d, int *got, wn_errbuf *
     *got = 1;
     return WN_OK;
 }
+
+wn_err wn_spill_reader_push(wn_spill_reader *r, wn_batch *out, wn_doc **d, wn_errbuf *err)
+{
+    *d = wn_batch_push(out);
+    if (!*d) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    int got;
+    wn_err e = wn_spill_reader_next(r, *d, &got, err);
+    if (e || got) return e;
+    out->n--;
+    *d = NULL;
+    wn_spill_reader_close(r);
+    return WN_OK;
+}

@@ -67,5 +67,9 @@ wn_err wn_spill_reader_open(wn_spill_reader *r, const char *path, wn_errbuf *err
  * end. A cut or corrupt file is WN_ERR_STATE. */
 wn_err wn_spill_reader_next(wn_spill_reader *r, wn_doc *d, int *got, wn_errbuf *err);
 void wn_spill_reader_close(wn_spill_reader *r);
+/* The emit step of a stage's finish: appends a document to out and reads
+ * the next spilled one into it (*d points at it); at the end of the spill
+ * takes the slot back, closes the reader and sets *d = NULL. */
+wn_err wn_spill_reader_push(wn_spill_reader *r, wn_batch *out, wn_doc **d, wn_errbuf *err);
 
 #endif

@@ -139,6 +139,13 @@ const wn_value *wn_param(const wn_stage *st, const char *name);
 typedef wn_err (*wn_doc_fn)(wn_stage *st, int thread, wn_doc *d);
 wn_err wn_stage_each_doc(wn_stage *st, wn_batch *b, int n_threads, wn_doc_fn fn);
 
+/* How many text bytes a finish call should emit: the run's batch size, or
+ * fallback when the stage runs outside a run (tests). */
+static inline uint64_t wn_stage_emit_bytes(const wn_stage *st, uint64_t fallback)
+{
+    return st->run && st->run->batch_bytes > 0 ? (uint64_t)st->run->batch_bytes : fallback;
+}
+
 /* The registry: every stage, from the X-macro list in stages/stages.def. */
 extern const wn_stage_def *const wn_stage_registry[];
 extern const int wn_stage_count;

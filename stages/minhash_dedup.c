@@ -622,17 +622,13 @@ static wn_err mh_finish(wn_stage *st, wn_batch *out)
         }
         if ((e = decide(st, s)) || (e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
     }
-    uint64_t limit = st->run && st->run->batch_bytes > 0 ? (uint64_t)st->run->batch_bytes : EMIT_BYTES, bytes = 0;
+    uint64_t limit = wn_stage_emit_bytes(st, EMIT_BYTES), bytes = 0;
     char num[32];
     while (bytes < limit && out->n < EMIT_DOCS) {
-        wn_doc *d = wn_batch_push(out);
-        if (!d) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-        int got;
-        if ((e = wn_spill_reader_next(&s->sr, d, &got, &st->err))) return e;
-        if (!got) {
-            out->n--;
+        wn_doc *d;
+        if ((e = wn_spill_reader_push(&s->sr, out, &d, &st->err))) return e;
+        if (!d) {
             s->phase = 2;
-            wn_spill_reader_close(&s->sr);
             if (s->emitted != s->n_docs)
                 return wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu spilled", s->path,
                                (unsigned long long)s->emitted, (unsigned long long)s->n_docs);
