@@ -22,6 +22,10 @@ ifeq ($(origin CUDA), undefined)
   CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+# Machine code for Turing (sm_75, nvcc 13's oldest) and Hopper (sm_90: H100, H200),
+# plus compute_90 PTX that newer GPUs compile at load time.
+NVCC_ARCH ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
 
 # OpenBLAS for the CPU model's matrix products (src/model.c, mm_blas) when
 # cblas.h and -lopenblas are found; BLAS=0|1 overrides.
@@ -77,7 +81,7 @@ $(B)/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
 build/cuda/kernels/%.o: kernels/%.cu kernels/device.h
 	@mkdir -p $(dir $@)
 	@echo "  NVCC    $<"
-	@$(NVCC) -O2 -Ikernels -c $< -o $@
+	@$(NVCC) -O2 $(NVCC_ARCH) -Ikernels -c $< -o $@
 
 cuda-check: $(CU_OBJ)
 	@echo "cuda-check: compiled $(CU_SRC) with $(NVCC)"
@@ -151,7 +155,7 @@ build/cuda/test_kernels: $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) src/gpt_re
                          src/minhash.h kernels/gpt_kernels.h kernels/score_kernels.h kernels/minhash_kernels.h \
                          kernels/device.h
 	@echo "  NVCC    $(CUDA_TEST_SRC)"
-	@$(NVCC) -O2 -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) \
+	@$(NVCC) -O2 $(NVCC_ARCH) -Ikernels -Isrc -Xcompiler -Wall,-Wextra -o $@ $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) \
 	    -ldl -lm -lgomp -lxxhash -lutf8proc $(if $(filter 1,$(BLAS)),-lopenblas)
 
 cuda-check: build/cuda/test_kernels
