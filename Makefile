@@ -133,7 +133,7 @@ build/cuda/host/test_gpt_cuda.o build/cuda/host/gpt_emu.o: build/cuda/host/%.o: 
 # tests/cuda/gpt_emu.c, an emulated device whose kernels are the C references, so
 # gpt_cuda.c's own code runs everywhere. cuda-check and test-cuda run it (its full
 # output goes to build/cuda/test_gpt_emu.log).
-build/cuda/test_gpt_emu: build/cuda/host/gpt_emu.o build/cuda/host/gpt_ref.o build/cuda/host/util.o \
+build/cuda/test_gpt_emu: build/cuda/host/gpt_emu.o build/cuda/host/gpt_ref.o build/cuda/host/util.o build/cuda/host/gradproj.o \
                          $(GPT_CUDA_TEST_OBJ)
 	@echo "  LD      $@"
 	@$(CC) -fopenmp -o $@ $^ -lm $(if $(filter 1,$(BLAS)),-lopenblas)
@@ -159,6 +159,15 @@ build/cuda/test_kernels: $(CUDA_TEST_SRC) $(CU_OBJ) $(CUDA_TEST_HOST) src/gpt_re
 	    -ldl -lm -lgomp -lxxhash -lutf8proc $(if $(filter 1,$(BLAS)),-lopenblas)
 
 cuda-check: build/cuda/test_kernels
+
+# GPU throughput of the score stage's model work (tests/bench/bench_score_gpu.c;
+# scripts/gpu_check.sh runs it): linked with winnow's own CUDA-build objects.
+ifeq ($(CUDA),1)
+build/bench_score_gpu: tests/bench/bench_score_gpu.c $(OBJ) $(CU_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 $(CFLAGS) $(WARN) -o $@ $^ $(LIBS) $(BIN_LIBS)
+cuda-check: build/bench_score_gpu
+endif
 
 test-cuda: build/cuda/test_kernels
 	./build/cuda/test_kernels

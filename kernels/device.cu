@@ -28,3 +28,15 @@ extern "C" int wn_cuda_device_describe(int i, char *buf, int n)
              (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     return 0;
 }
+
+extern "C" int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    if (free_bytes) *free_bytes = f;
+    if (total_bytes) *total_bytes = t;
+    return 0;
+}

@@ -6,6 +6,8 @@
 #ifndef WN_DEVICE_H
 #define WN_DEVICE_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14,6 +16,9 @@ extern "C" {
 int wn_cuda_device_count(void);
 /* Name and compute capability of device i into buf; returns 0 on success. */
 int wn_cuda_device_describe(int i, char *buf, int n);
+/* Free and total memory of the current device in bytes (cudaMemGetInfo);
+ * returns 0 on success, -1 without a device or CUDA. */
+int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 /* 1 when this binary was built with CUDA. */
 int wn_cuda_built(void);
 

@@ -423,13 +423,14 @@ extern "C" int wn_cuda_layernorm_backward(float *dinp, float *dweight, float *db
                                           const float *inp, const float *weight, const float *mean,
                                           const float *rstd, int N, int C)
 {
-    ARG_CHECK(dinp && dweight && dbias && dout && inp && weight && mean && rstd && N > 0 && C > 0);
+    ARG_CHECK(dinp && !dweight == !dbias && dout && inp && weight && mean && rstd && N > 0 && C > 0);
     int R = colsum_rows(N), rc;
-    float *ws;
-    if ((rc = workspace(&ws, 2 * (size_t)R * C))) return rc;
     layernorm_backward_dinp<<<(N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, THREADS>>>(dinp, dout, inp, weight, mean,
                                                                                      rstd, N, C);
     LAUNCHED("layernorm_backward_dinp");
+    if (!dweight) return WN_CUDA_OK;
+    float *ws;
+    if ((rc = workspace(&ws, 2 * (size_t)R * C))) return rc;
     dim3 grid((C + COL_TILE - 1) / COL_TILE, R), block(COL_TILE, COL_ROWS);
     layernorm_backward_partial<<<grid, block>>>(ws, ws + (size_t)R * C, dout, inp, mean, rstd, N, C);
     LAUNCHED("layernorm_backward_partial");
@@ -488,7 +489,7 @@ extern "C" int wn_cuda_matmul_forward(float *out, const float *inp, const float 
 extern "C" int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                        const float *inp, const float *weight, int N, int C, int OC, int trans_w)
 {
-    ARG_CHECK(dweight && dout && inp && weight && N > 0 && C > 0 && OC > 0);
+    ARG_CHECK(dout && inp && weight && N > 0 && C > 0 && OC > 0);
     int rc = ensure_cublas();
     if (rc) return rc;
     const float one = 1.0f, zero = 0.0f;
@@ -500,10 +501,10 @@ extern "C" int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias
             CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight, OC, dout, OC, &zero,
                                 dinp, C));
     }
-    if (trans_w)
+    if (dweight && trans_w)
         CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight,
                             C));
-    else
+    else if (dweight)
         CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, dout, OC, inp, C, &one, dweight,
                             OC));
     if (dbias) {

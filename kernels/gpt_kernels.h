@@ -75,7 +75,9 @@ int wn_cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const 
 int wn_cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                               const float *bias, int N, int C);
 /* dinp (N,C) += , dweight (C) += , dbias (C) += ; from dout (N,C) and the
- * forward's inp, weight, mean, rstd. Deterministic. */
+ * forward's inp, weight, mean, rstd. dweight and dbias may both be NULL
+ * (input gradient only, as the score stage's partial backward wants).
+ * Deterministic. */
 int wn_cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                const float *weight, const float *mean, const float *rstd, int N, int C);
 
@@ -84,8 +86,8 @@ int wn_cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const 
 int wn_cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                            int OC, int trans_w);
 /* dinp (N,C) = dout (N,OC) @ W^T (overwritten; may be NULL to skip);
- * dweight (same layout as W) += ; dbias (OC) += column sums of dout (may be
- * NULL). */
+ * dweight (same layout as W) += (may be NULL to skip); dbias (OC) += column
+ * sums of dout (may be NULL). */
 int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC, int trans_w);
 

@@ -13,6 +13,12 @@ int wn_cuda_device_describe(int i, char *buf, int n)
     (void)n;
     return -1;
 }
+int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    (void)free_bytes;
+    (void)total_bytes;
+    return -1;
+}
 #else
 typedef int wn_device_cpu_unused; /* the CUDA build takes kernels/device.cu */
 #endif

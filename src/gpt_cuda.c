@@ -33,17 +33,66 @@
 
 #include "../kernels/device.h"
 #include "../kernels/gpt_kernels.h"
-
-#if WN_CUDA
-
-/* Per-layer tensor order (model.h), as in model.c. */
-enum { P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTW, P_ATTB, P_LN2W, P_LN2B, P_FCW, P_FCB, P_PRJW, P_PRJB, P_PER_LAYER };
+#include "../kernels/score_kernels.h"
 
 typedef struct {
     float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *qkvr, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd;
     float *fch, *fch_gelu, *res3, *lnf, *lnf_mean, *lnf_rstd, *logits, *nll;
     float *proj, *dres, *dbtc, *dbt4c;
 } dev_acts;
+
+/* Lays the activations out in base (NULL: counts only); returns floats. */
+static size_t layout_acts(dev_acts *a, float *base, const wn_gpt_config *c, int B, int T)
+{
+    size_t N = (size_t)B * T, C = (size_t)c->dim, L = (size_t)c->layers, used = 0;
+#define TAKE(field, n)                                                                                   \
+    do {                                                                                                 \
+        a->field = base ? base + used : NULL;                                                            \
+        used += (n);                                                                                     \
+    } while (0)
+    TAKE(encoded, N * C);
+    TAKE(ln1, L * N * C);
+    TAKE(ln1_mean, L * N);
+    TAKE(ln1_rstd, L * N);
+    TAKE(qkv, L * N * 3 * C);
+    TAKE(qkvr, L * N * 3 * C);
+    TAKE(att, L * (size_t)B * c->heads * T * T);
+    TAKE(atty, L * N * C);
+    TAKE(res2, L * N * C);
+    TAKE(ln2, L * N * C);
+    TAKE(ln2_mean, L * N);
+    TAKE(ln2_rstd, L * N);
+    TAKE(fch, L * N * 4 * C);
+    TAKE(fch_gelu, L * N * 4 * C);
+    TAKE(res3, L * N * C);
+    TAKE(lnf, N * C);
+    TAKE(lnf_mean, N);
+    TAKE(lnf_rstd, N);
+    TAKE(logits, N * (size_t)c->vocab);
+    TAKE(nll, N);
+    TAKE(proj, N * C);
+    TAKE(dres, N * C);
+    TAKE(dbtc, N * C);
+    TAKE(dbt4c, N * 4 * C);
+#undef TAKE
+    return used;
+}
+
+size_t wn_gpt_cuda_forward_bytes(const wn_gpt_config *c, int B, int T)
+{
+    dev_acts a;
+    size_t N = (size_t)B * T;
+    /* activations, token buffers (3 N words), and the kernels' largest
+     * workspace: attention backward's B NH T^2 + 4 N C floats */
+    return layout_acts(&a, NULL, c, B, T) * sizeof(float) + 3 * N * 4 +
+           ((size_t)B * c->heads * T * T + 4 * N * c->dim) * sizeof(float);
+}
+
+#if WN_CUDA
+
+/* Per-layer tensor order (model.h), as in model.c. */
+enum { P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTW, P_ATTB, P_LN2W, P_LN2B, P_FCW, P_FCB, P_PRJW, P_PRJB, P_PER_LAYER };
+
 
 struct wn_gpt_cuda {
     wn_gpt_config cfg;
@@ -231,43 +280,6 @@ fail:
     return e;
 }
 
-/* Lays the activations out in base (NULL: counts only); returns floats. */
-static size_t layout_acts(dev_acts *a, float *base, const wn_gpt_config *c, int B, int T)
-{
-    size_t N = (size_t)B * T, C = (size_t)c->dim, L = (size_t)c->layers, used = 0;
-#define TAKE(field, n)                                                                                   \
-    do {                                                                                                 \
-        a->field = base ? base + used : NULL;                                                            \
-        used += (n);                                                                                     \
-    } while (0)
-    TAKE(encoded, N * C);
-    TAKE(ln1, L * N * C);
-    TAKE(ln1_mean, L * N);
-    TAKE(ln1_rstd, L * N);
-    TAKE(qkv, L * N * 3 * C);
-    TAKE(qkvr, L * N * 3 * C);
-    TAKE(att, L * (size_t)B * c->heads * T * T);
-    TAKE(atty, L * N * C);
-    TAKE(res2, L * N * C);
-    TAKE(ln2, L * N * C);
-    TAKE(ln2_mean, L * N);
-    TAKE(ln2_rstd, L * N);
-    TAKE(fch, L * N * 4 * C);
-    TAKE(fch_gelu, L * N * 4 * C);
-    TAKE(res3, L * N * C);
-    TAKE(lnf, N * C);
-    TAKE(lnf_mean, N);
-    TAKE(lnf_rstd, N);
-    TAKE(logits, N * (size_t)c->vocab);
-    TAKE(nll, N);
-    TAKE(proj, N * C);
-    TAKE(dres, N * C);
-    TAKE(dbtc, N * C);
-    TAKE(dbt4c, N * 4 * C);
-#undef TAKE
-    return used;
-}
-
 /* Device and host buffers for (B, T). */
 static wn_err ensure_buffers(wn_gpt_cuda *g, int B, int T, wn_errbuf *err)
 {
@@ -451,6 +463,141 @@ wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
     return WN_OK;
 }
 
+/* The partial backward of the score stage: backward's steps from the top,
+ * with the weight gradients skipped (NULL) and each linear layer's (X, G)
+ * handed to fn; stops below the lowest block asked for. */
+wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer_fn fn, void *ctx, wn_errbuf *err)
+{
+    if (!g->B || !g->have_targets)
+        return wn_fail(err, WN_ERR_STATE, "cuda: backward needs a forward with targets just before it");
+    const wn_gpt_config *c = &g->cfg;
+    int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = g->B, T = g->T, n = B * T;
+    if (blocks < 0 || blocks > L) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: blocks %d of %d", blocks, L);
+    size_t N = (size_t)n, NC = N * C;
+    g->B = g->T = 0; /* the logits become dlogits: this forward is used up */
+    dev_acts *a = &g->a;
+    int nt = g->ntensors;
+    float *wte = g->params + g->off[0], *lnfw = g->params + g->off[nt - 2];
+    char name[64];
+    wn_err e;
+/* waits for the queued work first, so that fn sees finished buffers and a
+ * kernel failure is reported here rather than inside fn */
+#define LAYER(nm, X, G, in, out)                                                                         \
+    do {                                                                                                 \
+        TRY(wn_cuda_sync(), "partial backward");                                                         \
+        if ((e = fn(ctx, nm, X, G, n, in, out, err))) return e;                                          \
+    } while (0)
+    TRY(wn_cuda_softmax_xent_backward(a->logits, a->logits, g->d_tgt, g->have_weights ? g->d_w : NULL, g->scale, n,
+                                      V), "cross-entropy backward");
+    LAYER("lm_head", a->lnf, a->logits, C, V);
+    if (!blocks) return WN_OK;
+    TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->logits, a->lnf, wte, n, C, V, 1), "LM head backward");
+    TRY(wn_cuda_memset0(a->dres, NC * sizeof(float)), "zero the residual gradient");
+    TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, a->res3 + (size_t)(L - 1) * NC, lnfw, a->lnf_mean,
+                                   a->lnf_rstd, n, C), "ln_f backward");
+    for (int l = L - 1; l >= L - blocks; l--) {
+        const float *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
+        const float *ln1 = a->ln1 + l * NC, *qkvr = a->qkvr + l * 3 * NC, *atty = a->atty + l * NC;
+        const float *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
+        const float *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
+        snprintf(name, sizeof name, "h.%d.mlp.c_proj", l);
+        LAYER(name, fchg, a->dres, 4 * C, C);
+        TRY(wn_cuda_matmul_backward(a->dbt4c, NULL, NULL, a->dres, fchg, tparam(g, l, P_PRJW), n, 4 * C, C, 0),
+            "mlp.c_proj backward");
+        TRY(wn_cuda_gelu_backward(a->dbt4c, fch, a->dbt4c, 4 * NC), "gelu backward");
+        snprintf(name, sizeof name, "h.%d.mlp.c_fc", l);
+        LAYER(name, ln2, a->dbt4c, C, 4 * C);
+        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dbt4c, ln2, tparam(g, l, P_FCW), n, C, 4 * C, 0),
+            "c_fc backward");
+        TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, res2, tparam(g, l, P_LN2W), a->ln2_mean + l * N,
+                                       a->ln2_rstd + l * N, n, C), "ln_2 backward");
+        snprintf(name, sizeof name, "h.%d.attn.c_proj", l);
+        LAYER(name, atty, a->dres, C, C);
+        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dres, atty, tparam(g, l, P_ATTW), n, C, C, 0),
+            "attn.c_proj backward");
+        TRY(wn_cuda_attention_backward(a->dbt4c, a->dbtc, qkvr, att, B, T, C, NH), "attention backward");
+        snprintf(name, sizeof name, "h.%d.attn.c_attn", l);
+        LAYER(name, ln1, a->dbt4c, C, 3 * C);
+        if (l == L - blocks) break; /* nothing below is asked for */
+        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dbt4c, ln1, tparam(g, l, P_QKVW), n, C, 3 * C, 0),
+            "c_attn backward");
+        TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, x, tparam(g, l, P_LN1W), a->ln1_mean + l * N,
+                                       a->ln1_rstd + l * N, n, C), "ln_1 backward");
+    }
+#undef LAYER
+    return WN_OK;
+}
+
+wn_err wn_gpt_cuda_token_el2n(wn_gpt_cuda *g, float *el2n, wn_errbuf *err)
+{
+    if (!g->B || !g->have_targets)
+        return wn_fail(err, WN_ERR_STATE, "cuda: EL2N needs a forward with targets just before it");
+    size_t N = (size_t)g->B * g->T;
+    /* a->proj (N x C floats) is forward-only scratch: free to hold N outputs */
+    int rc = wn_cuda_token_nll_el2n(g->a.logits, (const uint32_t *)g->d_tgt, (int64_t)N, g->cfg.vocab, NULL,
+                                    g->a.proj);
+    if (rc)
+        return wn_fail(err, rc == WN_CUDA_ERR_TOKEN ? WN_ERR_INPUT : WN_ERR_IO, "cuda: EL2N: %s",
+                       wn_cuda_score_last_error());
+    TRY(wn_cuda_download(el2n, g->a.proj, N * sizeof(float)), "download EL2N");
+    return WN_OK;
+}
+
+/* ---- projections for gradient features ----------------------------------------- */
+
+struct wn_cuda_proj {
+    float *Pin, *Pout, *feats; /* device */
+    size_t feats_cap;          /* floats */
+    int kin, in, kout, out;
+};
+
+void wn_cuda_proj_free(wn_cuda_proj *p)
+{
+    if (!p) return;
+    wn_cuda_free(p->Pin);
+    wn_cuda_free(p->Pout);
+    wn_cuda_free(p->feats);
+    wn_free(p);
+}
+
+wn_err wn_cuda_proj_new(wn_cuda_proj **out, const float *Pin, int kin, int in, const float *Pout, int kout, int outd,
+                        wn_errbuf *err)
+{
+    *out = NULL;
+    int rc = wn_cuda_score_init(0);
+    if (rc) return wn_fail(err, WN_ERR_IO, "cuda: projection: %s", wn_cuda_score_last_error());
+    wn_cuda_proj *p = wn_calloc(1, sizeof *p);
+    if (!p) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    *p = (wn_cuda_proj){.kin = kin, .in = in, .kout = kout, .out = outd};
+    size_t a = (size_t)kin * in * sizeof(float), b = (size_t)kout * outd * sizeof(float);
+    if ((rc = wn_cuda_alloc((void **)&p->Pin, a)) || (rc = wn_cuda_alloc((void **)&p->Pout, b)) ||
+        (rc = wn_cuda_upload(p->Pin, Pin, a)) || (rc = wn_cuda_upload(p->Pout, Pout, b))) {
+        wn_cuda_proj_free(p);
+        return cuda_fail(err, rc, "projection matrices");
+    }
+    *out = p;
+    return WN_OK;
+}
+
+wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const int64_t *start, int nseq,
+                          const float *scale, float *feats, wn_errbuf *err)
+{
+    size_t n = (size_t)nseq * p->kin * p->kout;
+    if (n > p->feats_cap) {
+        wn_cuda_free(p->feats);
+        p->feats = NULL;
+        p->feats_cap = 0;
+        TRY(wn_cuda_alloc((void **)&p->feats, n * sizeof(float)), "projected features");
+        p->feats_cap = n;
+    }
+    TRY(wn_cuda_memset0(p->feats, n * sizeof(float)), "projected features");
+    int rc = wn_cuda_kron_project(X, G, start, nseq, scale, p->in, p->out, p->Pin, p->kin, p->Pout, p->kout, p->feats);
+    if (rc) return wn_fail(err, rc == WN_CUDA_ERR_NOMEM ? WN_ERR_NOMEM : WN_ERR_IO, "cuda: projection: %s",
+                           wn_cuda_score_last_error());
+    TRY(wn_cuda_download(feats, p->feats, n * sizeof(float)), "download projected features");
+    return WN_OK;
+}
+
 wn_err wn_gpt_cuda_clip_grad(wn_gpt_cuda *g, float max_norm, float *norm, wn_errbuf *err)
 {
     double ss = 0;
@@ -531,6 +678,37 @@ wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *er
     (void)g, (void)o, (void)t;
     return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
 }
+wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer_fn fn, void *ctx, wn_errbuf *err)
+{
+    (void)g;
+    (void)blocks;
+    (void)fn;
+    (void)ctx;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+
+wn_err wn_gpt_cuda_token_el2n(wn_gpt_cuda *g, float *el2n, wn_errbuf *err)
+{
+    (void)g;
+    (void)el2n;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+
+wn_err wn_cuda_proj_new(wn_cuda_proj **out, const float *Pin, int kin, int in, const float *Pout, int kout, int outd,
+                        wn_errbuf *err)
+{
+    (void)Pin, (void)kin, (void)in, (void)Pout, (void)kout, (void)outd;
+    *out = NULL;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+void wn_cuda_proj_free(wn_cuda_proj *p) { (void)p; }
+wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const int64_t *start, int nseq,
+                          const float *scale, float *feats, wn_errbuf *err)
+{
+    (void)p, (void)X, (void)G, (void)start, (void)nseq, (void)scale, (void)feats;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+
 wn_err wn_gpt_cuda_sync(wn_gpt_cuda *g, wn_errbuf *err)
 {
     (void)g;

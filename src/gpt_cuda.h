@@ -65,6 +65,43 @@ wn_err wn_gpt_cuda_zero_grad(wn_gpt_cuda *g, wn_errbuf *err);
  * needs a new forward: WN_ERR_STATE otherwise, and when the forward had no
  * targets. */
 wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err);
+/* Per-example gradient features on the device (the score stage), as
+ * wn_gpt_backward_layers (model.h): a backward through the LM head and the
+ * top `blocks` blocks only that leaves the device gradients untouched and
+ * hands each linear layer y = x W to fn, in the same order and with the same
+ * names ("lm_head", then per block from the top "h.l.mlp.c_proj",
+ * "h.l.mlp.c_fc", "h.l.attn.c_proj", "h.l.attn.c_attn"), but with X (N x in)
+ * and G (N x out) in DEVICE memory, valid during the call. G is the gradient
+ * of the last forward's weighted loss. fn returns WN_OK or an error that
+ * stops the backward and is returned (fn fills err). Uses up the forward
+ * like wn_gpt_cuda_backward (the logits become their gradient). */
+typedef wn_err (*wn_gpt_cuda_layer_fn)(void *ctx, const char *name, const float *X, const float *G, int N, int in,
+                                       int out, wn_errbuf *err);
+wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer_fn fn, void *ctx, wn_errbuf *err);
+/* EL2N per token of the last forward (with targets; before any backward):
+ * el2n (host, B*T) = ||softmax(logits) - onehot(target)||_2, computed on the
+ * device from the logits (kernels/score_kernels.h). */
+wn_err wn_gpt_cuda_token_el2n(wn_gpt_cuda *g, float *el2n, wn_errbuf *err);
+/* A layer's Kronecker projection matrices on the device, to turn the X and
+ * G that wn_gpt_cuda_backward_layers hands out into per-example gradient
+ * features without copying them to the host (wn_cuda_kron_project of
+ * kernels/score_kernels.h; the math is wn_kron_project's, src/gradproj.h).
+ * new copies Pin (kin x in) and Pout (kout x out) to the device. apply
+ * writes (overwrites) host feats (nseq x kin x kout) from device X (rows x
+ * in) and G (rows x out), sequences s = rows start[s] .. start[s+1]-1, each
+ * scaled by scale[s] (host arrays; scale may be NULL for all 1). Full fp32
+ * (no TF32). */
+typedef struct wn_cuda_proj wn_cuda_proj;
+wn_err wn_cuda_proj_new(wn_cuda_proj **out, const float *Pin, int kin, int in, const float *Pout, int kout, int outd,
+                        wn_errbuf *err);
+void wn_cuda_proj_free(wn_cuda_proj *p); /* accepts NULL */
+wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const int64_t *start, int nseq,
+                          const float *scale, float *feats, wn_errbuf *err);
+
+/* Device bytes one forward over B sequences of T tokens needs for its
+ * activations and token buffers (what ensure_buffers allocates). */
+size_t wn_gpt_cuda_forward_bytes(const wn_gpt_config *c, int B, int T);
+
 /* Global L2 norm of all gradients into *norm (summed in double,
  * deterministically); if max_norm > 0 and the norm exceeds it, gradients
  * are scaled down to max_norm. Waits for the device. */

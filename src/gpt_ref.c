@@ -76,8 +76,8 @@ int wn_ref_layernorm_backward(float *dinp, float *dweight, float *dbias, const f
         float mg = (float)(sg / C), mgn = (float)(sgn / C);
         for (int c = 0; c < C; c++) {
             float n = (x[c] - mean[i]) * rstd[i];
-            dbias[c] += d[c];
-            dweight[c] += n * d[c];
+            if (dbias) dbias[c] += d[c];
+            if (dweight) dweight[c] += n * d[c];
             dinp[(size_t)i * C + c] += (weight[c] * d[c] - mg - n * mgn) * rstd[i];
         }
     }
@@ -113,7 +113,7 @@ int wn_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const floa
                     s += (double)dout[(size_t)i * OC + o] * wn_ref_w(weight, C, OC, trans_w, c, o);
                 dinp[(size_t)i * C + c] = (float)s;
             }
-    for (int c = 0; c < C; c++)
+    for (int c = 0; c < C && dweight; c++)
         for (int o = 0; o < OC; o++) {
             double s = 0;
             for (int i = 0; i < N; i++) s += (double)inp[(size_t)i * C + c] * dout[(size_t)i * OC + o];

@@ -43,13 +43,15 @@
  * run's cache directory, keyed by everything the model depends on).
  *
  * Device: the manifest's `device: cuda` (or `auto` with a visible GPU) runs
- * the models' forward passes for perplexity and excess loss on the GPU
- * (src/gpt_cuda.h: cuBLAS + kernels/gpt_kernels.cu), the same within float
- * tolerance as the CPU; EL2N and gradient features stay on the CPU (they
- * need the CPU model's logits and activations; their CUDA kernels,
- * kernels/score_kernels.cu, are compared with src/gradproj.c's references
- * by `make test-cuda` but not yet driven from here). The report's device
- * says where the forwards ran. Not yet run on a GPU by anyone.
+ * all model work on the GPU (src/gpt_cuda.h: cuBLAS + kernels/gpt_kernels.cu):
+ * the forwards for perplexity and excess loss, EL2N from the device logits,
+ * and the gradient features (a partial backward on the device whose X and G
+ * are projected there by kernels/score_kernels.cu; only B x k x k features
+ * come back). The results agree with the CPU within float tolerance
+ * (tests/e2e/test_score_device.sh, checked on an H100), not bit for bit.
+ * `batch: 0` (the default) sizes the forward groups from the GPU's free
+ * memory (auto_batch); the report says which batch was used and where the
+ * model work ran (device).
  */
 #include <math.h>
 #include <stdio.h>
@@ -95,7 +97,8 @@ static const wn_param_def params[] = {
     {"classifier", WN_P_STRING, "", 0, 0, NULL, "fastText model (.bin) for the classifier method"},
     {"classifier_label", WN_P_STRING, "__label__hq", 0, 0, NULL, "label whose probability is the score"},
     {"seq_len", WN_P_INT, "0", 0, 1 << 20, NULL, "scoring window in tokens (0 = the models' context)"},
-    {"batch", WN_P_INT, "8", 1, 4096, NULL, "windows per forward pass"},
+    {"batch", WN_P_INT, "0", 0, 4096, NULL,
+     "windows per forward pass (0 = auto: on a GPU as many as fit in 80% of its free memory, at most 512; 8 on the CPU)"},
     {"grad_blocks", WN_P_INT, "1", 0, 64, NULL, "top blocks whose linear weights join the LM head (gradient)"},
     {"grad_dim", WN_P_INT, "16", 1, 256, NULL, "per layer, features are grad_dim x grad_dim (gradient)"},
     {"grad_seed", WN_P_INT, "0", 0, 9e18, NULL, "seed of the projection matrices"},
@@ -145,6 +148,7 @@ typedef struct {
 typedef struct {
     float *Pin, *Pout;
     int in, out;
+    wn_cuda_proj *dev; /* the same on the GPU, when the base model runs there */
 } layer_proj;
 
 typedef struct score score;
@@ -173,6 +177,7 @@ struct score {
     int64_t *starts;
     float *scale;
     float *nll_tmp; /* seq_len: el2n's by-product */
+    float *el2n_bt; /* B x T: EL2N of a forward group from the GPU */
     double *target_mean; /* feat_dim: mean of the target set's unit vectors */
     uint64_t target_docs;
     /* dsir */
@@ -342,35 +347,69 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
 
 /* ---- the scoring pass ------------------------------------------------------------ */
 
-static void on_layer(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out)
+/* Layer li's seeded projection matrices, made at its first sight. */
+static wn_err layer_matrices(score *s, int li, int in, int out)
 {
-    (void)name;
-    grad_ctx *g = ctx;
-    score *s = g->s;
-    if (g->err) return;
-    int li = g->layer++;
-    if (li >= MAX_LAYERS) { g->err = WN_ERR_INTERNAL; return; }
     layer_proj *lp = &s->proj[li];
-    if (!lp->Pin) { /* first sight of this layer: its seeded projections */
-        lp->Pin = wn_malloc((size_t)s->gk * in * sizeof *lp->Pin);
-        lp->Pout = wn_malloc((size_t)s->gk * out * sizeof *lp->Pout);
-        if (!lp->Pin || !lp->Pout) { g->err = WN_ERR_NOMEM; return; }
-        wn_rademacher(lp->Pin, s->gk, in, s->grad_seed, 2 * (uint64_t)li);
-        wn_rademacher(lp->Pout, s->gk, out, s->grad_seed, 2 * (uint64_t)li + 1);
-        lp->in = in;
-        lp->out = out;
-    }
+    if (lp->Pin) return WN_OK;
+    lp->Pin = wn_malloc((size_t)s->gk * in * sizeof *lp->Pin);
+    lp->Pout = wn_malloc((size_t)s->gk * out * sizeof *lp->Pout);
+    if (!lp->Pin || !lp->Pout) return WN_ERR_NOMEM;
+    wn_rademacher(lp->Pin, s->gk, in, s->grad_seed, 2 * (uint64_t)li);
+    wn_rademacher(lp->Pout, s->gk, out, s->grad_seed, 2 * (uint64_t)li + 1);
+    lp->in = in;
+    lp->out = out;
+    return WN_OK;
+}
+
+/* Adds the group's projected features of layer li (s->tmpfeat, B x k x k)
+ * to its documents' feature vectors. */
+static void add_feats(grad_ctx *g, int li)
+{
+    score *s = g->s;
     size_t kk = (size_t)s->gk * s->gk;
-    memset(s->tmpfeat, 0, (size_t)g->B * kk * sizeof *s->tmpfeat);
-    wn_err e = wn_kron_project(&s->ks, X, G, s->starts, g->B, s->scale, in, out, lp->Pin, s->gk, lp->Pout, s->gk,
-                               s->tmpfeat);
-    if (e) { g->err = e; return; }
-    (void)N;
     for (int b = 0; b < g->B; b++) {
         double *f = g->p->feats + g->win_doc[b] * (size_t)s->feat_dim + (size_t)li * kk;
         const float *t = s->tmpfeat + (size_t)b * kk;
         for (size_t i = 0; i < kk; i++) f[i] += t[i];
     }
+}
+
+static void on_layer(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out)
+{
+    (void)name;
+    (void)N;
+    grad_ctx *g = ctx;
+    score *s = g->s;
+    if (g->err) return;
+    int li = g->layer++;
+    if (li >= MAX_LAYERS) { g->err = WN_ERR_INTERNAL; return; }
+    if ((g->err = layer_matrices(s, li, in, out))) return;
+    layer_proj *lp = &s->proj[li];
+    memset(s->tmpfeat, 0, (size_t)g->B * s->gk * s->gk * sizeof *s->tmpfeat);
+    if ((g->err = wn_kron_project(&s->ks, X, G, s->starts, g->B, s->scale, in, out, lp->Pin, s->gk, lp->Pout, s->gk,
+                                  s->tmpfeat)))
+        return;
+    add_feats(g, li);
+}
+
+/* The same with the base model on the GPU: X and G are device arrays,
+ * projected there (the projection matrices are uploaded at first sight). */
+static wn_err on_layer_gpu(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out,
+                           wn_errbuf *err)
+{
+    (void)N;
+    grad_ctx *g = ctx;
+    score *s = g->s;
+    int li = g->layer++;
+    if (li >= MAX_LAYERS) return wn_fail(err, WN_ERR_INTERNAL, "gradient features: layer %s beyond the table", name);
+    if (layer_matrices(s, li, in, out)) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    layer_proj *lp = &s->proj[li];
+    wn_err e;
+    if (!lp->dev && (e = wn_cuda_proj_new(&lp->dev, lp->Pin, s->gk, in, lp->Pout, s->gk, out, err))) return e;
+    if ((e = wn_cuda_proj_apply(lp->dev, X, G, s->starts, g->B, s->scale, s->tmpfeat, err))) return e;
+    add_feats(g, li);
+    return WN_OK;
 }
 
 /* Scores p->docs[0..nd) with the models `what` needs (M_* bits). */
@@ -424,10 +463,12 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
         wn_free(s->in);
         wn_free(s->tg);
         wn_free(s->w);
+        wn_free(s->el2n_bt);
         s->in = wn_malloc(bt * sizeof *s->in);
         s->tg = wn_malloc(bt * sizeof *s->tg);
         s->w = wn_malloc(bt * sizeof *s->w);
-        if (!s->in || !s->tg || !s->w) { s->cap_bt = 0; return WN_ERR_NOMEM; }
+        s->el2n_bt = wn_malloc(bt * sizeof *s->el2n_bt);
+        if (!s->in || !s->tg || !s->w || !s->el2n_bt) { s->cap_bt = 0; return WN_ERR_NOMEM; }
         s->cap_bt = bt;
     }
     double t0 = wn_now();
@@ -454,8 +495,7 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
             if (which ? !need_base : !need_ref) continue;
             float loss;
             const float *nll;
-            /* the GPU runs forward-only passes; EL2N and gradients need the CPU model's buffers */
-            int on_gpu = ms->gpu && !(which && (what & (M_EL2N | M_GRAD)));
+            int on_gpu = ms->gpu != NULL;
             if (on_gpu) {
                 if ((e = wn_gpt_cuda_forward(ms->gpu, s->in, s->tg, s->w, B, T, &loss, &st->err))) return e;
                 nll = wn_gpt_cuda_token_nll(ms->gpu);
@@ -471,7 +511,13 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
                 size_t base = p->off[s->win_doc[w0 + b]] + s->win_off[w0 + b] + 1;
                 for (int t = 0; t < s->win_len[w0 + b]; t++) dst[base + t] = nll[(size_t)b * T + t];
             }
-            if (which && (what & M_EL2N)) {
+            if (which && (what & M_EL2N) && on_gpu) {
+                if ((e = wn_gpt_cuda_token_el2n(ms->gpu, s->el2n_bt, &st->err))) return e;
+                for (int b = 0; b < B; b++) {
+                    size_t base = p->off[s->win_doc[w0 + b]] + s->win_off[w0 + b] + 1;
+                    for (int t = 0; t < s->win_len[w0 + b]; t++) p->el2n[base + t] = s->el2n_bt[(size_t)b * T + t];
+                }
+            } else if (which && (what & M_EL2N)) {
                 const float *logits = wn_gpt_logits(ms->m);
                 int V = wn_gpt_cfg(ms->m)->vocab;
                 for (int b = 0; b < B; b++) {
@@ -488,7 +534,10 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
                     s->scale[b] = (float)(sw / (double)(d->tokens.n - 1));
                 }
                 grad_ctx g = {s, p, s->win_doc + w0, B, T, 0, WN_OK};
-                if ((e = wn_gpt_backward_layers(ms->m, s->grad_blocks, on_layer, &g)))
+                if (on_gpu) {
+                    if ((e = wn_gpt_cuda_backward_layers(ms->gpu, s->grad_blocks, on_layer_gpu, &g, &st->err)))
+                        return e;
+                } else if ((e = wn_gpt_backward_layers(ms->m, s->grad_blocks, on_layer, &g)))
                     return wn_fail(&st->err, e, "gradient features: backward failed");
                 if (g.err) return wn_fail(&st->err, g.err, "gradient features: out of memory");
                 s->flops += wn_gpt_flops_per_step(ms->m, B, T) / 3 * 2 *
@@ -755,6 +804,24 @@ static wn_err gpu_open(wn_stage *st, score *s)
     return WN_OK;
 }
 
+/* batch: 0: on the GPU, the windows per forward that fit in 80% of the
+ * device's free memory (after the models were uploaded) with every GPU
+ * model's activations, at most 512 (beyond that the GEMMs are already
+ * large and the host-side buffers only grow); 8 on the CPU, where the
+ * activations live in host memory and a larger batch gains nothing. */
+enum { AUTO_BATCH_CPU = 8, AUTO_BATCH_MAX = 512 };
+static int auto_batch(const score *s, int T)
+{
+    if (!s->ref.gpu && !s->base.gpu) return AUTO_BATCH_CPU;
+    size_t free_b = 0;
+    if (wn_cuda_mem_info(&free_b, NULL)) return AUTO_BATCH_CPU;
+    double per = 0; /* bytes per window, over the models on the GPU */
+    if (s->ref.gpu) per += (double)wn_gpt_cuda_forward_bytes(wn_gpt_cfg(s->ref.m), 1, T);
+    if (s->base.gpu) per += (double)wn_gpt_cuda_forward_bytes(wn_gpt_cfg(s->base.m), 1, T);
+    double b = 0.8 * (double)free_b / per;
+    return b < 1 ? 1 : b > AUTO_BATCH_MAX ? AUTO_BATCH_MAX : (int)b;
+}
+
 static wn_err sc_open(wn_stage *st)
 {
     score *s = st->state;
@@ -807,6 +874,7 @@ static wn_err sc_open(wn_stage *st)
     s->T = (int)wn_param(st, "seq_len")->i;
     if (!s->T || s->T > ctx) s->T = ctx;
     s->B = (int)wn_param(st, "batch")->i;
+    if (!s->B) s->B = auto_batch(s, s->T);
     if (need_model) {
         s->nll_tmp = wn_malloc((size_t)s->T * sizeof *s->nll_tmp);
         if (!s->nll_tmp) return WN_ERR_NOMEM;
@@ -930,6 +998,7 @@ static void sc_report(wn_stage *st, wn_jw *w)
     wn_jw_key(w, "tokens_scored"); wn_jw_u64(w, s->tokens_scored);
     wn_jw_key(w, "windows"); wn_jw_u64(w, s->windows);
     wn_jw_key(w, "window_tokens"); wn_jw_i64(w, s->T);
+    wn_jw_key(w, "batch"); wn_jw_i64(w, s->B);
     wn_jw_key(w, "model_seconds"); wn_jw_f64(w, s->model_seconds);
     wn_jw_key(w, "scored_tokens_per_s");
     wn_jw_f64(w, s->model_seconds > 0 ? (double)s->tokens_scored / s->model_seconds : 0);
@@ -980,12 +1049,14 @@ static void sc_close(wn_stage *st)
     for (int i = 0; i < MAX_LAYERS; i++) {
         wn_free(s->proj[i].Pin);
         wn_free(s->proj[i].Pout);
+        wn_cuda_proj_free(s->proj[i].dev);
     }
     wn_kron_scratch_free(&s->ks);
     wn_free(s->tmpfeat);
     wn_free(s->starts);
     wn_free(s->scale);
     wn_free(s->nll_tmp);
+    wn_free(s->el2n_bt);
     wn_free(s->target_mean);
     if (s->have_dsir) wn_dsir_model_free(&s->dsir);
     for (int t = 0; s->dsir_sc && t < s->n_threads; t++) wn_dsir_scratch_free(&s->dsir_sc[t]);

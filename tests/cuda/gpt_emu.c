@@ -21,12 +21,41 @@
 
 #include "../../kernels/device.h"
 #include "../../kernels/gpt_kernels.h"
+#include "../../kernels/score_kernels.h"
 #include "../../src/gpt_ref.h"
+#include "../../src/gradproj.h"
 
 int wn_test_gpt_cuda(int have_gpu, int *passed, int *failed);
 
 int wn_cuda_built(void) { return 1; }
 int wn_cuda_device_count(void) { return 1; }
+int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    if (free_bytes) *free_bytes = (size_t)8 << 30;
+    if (total_bytes) *total_bytes = (size_t)16 << 30;
+    return 0;
+}
+/* the score kernels gpt_cuda.c calls (EL2N, projection), as their references */
+const char *wn_cuda_score_last_error(void) { return ""; }
+int wn_cuda_score_init(int allow_tf32)
+{
+    (void)allow_tf32;
+    return WN_CUDA_OK;
+}
+int wn_cuda_kron_project(const float *X, const float *G, const int64_t *start, int nseq, const float *scale, int in,
+                         int out, const float *Pin, int kin, const float *Pout, int kout, float *feats)
+{
+    static wn_kron_scratch ks; /* kept for the process, as the kernel's workspace */
+    return wn_kron_project(&ks, X, G, start, nseq, scale, in, out, Pin, kin, Pout, kout, feats) ? WN_CUDA_ERR_NOMEM
+                                                                                                 : WN_CUDA_OK;
+}
+int wn_cuda_token_nll_el2n(const float *logits, const uint32_t *targets, int64_t N, int V, float *nll, float *el2n)
+{
+    for (int64_t i = 0; i < N; i++)
+        if (targets[i] >= (uint32_t)V) return WN_CUDA_ERR_TOKEN;
+    wn_token_nll_el2n(logits, targets, N, V, nll, el2n);
+    return WN_CUDA_OK;
+}
 int wn_cuda_device_describe(int i, char *buf, int n)
 {
     if (i != 0) return -1;

@@ -20,6 +20,10 @@
  *     rounding noise (~1e-11) against eps 1e-8), the moments m and v per
  *     tensor as the gradients, and the loss of the trained models within
  *     1e-5 relative;
+ *   - the score stage's partial backward (LM head only, and all blocks): the
+ *     same layers in the same order as wn_gpt_backward_layers, X within
+ *     1e-5 + 1e-4 |ref|, G as the gradients; device gradients untouched;
+ *     EL2N from the device logits within 1e-6 + 1e-5 |ref|;
  *   - errors: a token id >= V is WN_ERR_INPUT, backward without a forward
  *     (and a second backward) is WN_ERR_STATE, each with a message.
  * Every comparison prints its largest absolute and relative error.
@@ -32,7 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../kernels/gpt_kernels.h"
 #include "gpt_cuda.h"
+#include "gradproj.h"
 #include "model.h"
 
 int wn_test_gpt_cuda(int have_gpu, int *passed, int *failed);
@@ -155,6 +161,126 @@ static int forward_both(wn_gpt *m, wn_gpt_cuda *g, const uint32_t *in, const uin
     return ok;
 }
 
+/* ---- the score stage's partial backward and EL2N -------------------------- */
+
+enum { MAX_SEEN = 16 };
+typedef struct {
+    int n;
+    char name[MAX_SEEN][32];
+    float *X[MAX_SEEN], *G[MAX_SEEN];
+    int N[MAX_SEEN], in[MAX_SEEN], out[MAX_SEEN];
+    int cmp, ok, bad; /* GPU side: compare with the CPU's copies */
+    const void *cpu;
+} seen;
+
+static float *copy_of(const float *p, size_t n, int on_device)
+{
+    float *c = malloc(n * sizeof *c);
+    if (!c) return NULL;
+    if (on_device ? wn_cuda_download(c, p, n * sizeof *c) != WN_CUDA_OK : !memcpy(c, p, n * sizeof *c)) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void cpu_layer(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out)
+{
+    seen *s = ctx;
+    if (s->n == MAX_SEEN) { s->bad = 1; return; }
+    int i = s->n++;
+    snprintf(s->name[i], sizeof s->name[i], "%s", name);
+    s->X[i] = copy_of(X, (size_t)N * in, 0);
+    s->G[i] = copy_of(G, (size_t)N * out, 0);
+    s->N[i] = N, s->in[i] = in, s->out[i] = out;
+    if (!s->X[i] || !s->G[i]) s->bad = 1;
+}
+
+static wn_err gpu_layer(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out,
+                        wn_errbuf *err)
+{
+    seen *s = ctx;
+    const seen *c = s->cpu;
+    int i = s->n++;
+    if (i >= c->n || strcmp(c->name[i], name) || c->N[i] != N || c->in[i] != in || c->out[i] != out) {
+        printf("  layer %d: gpu %s (%d x %d -> %d), cpu %s\n", i, name, N, in, out, i < c->n ? c->name[i] : "none");
+        s->ok = 0;
+        return WN_OK;
+    }
+    float *x = copy_of(X, (size_t)N * in, 1), *g = copy_of(G, (size_t)N * out, 1);
+    if (!x || !g) {
+        free(x);
+        free(g);
+        return wn_fail(err, WN_ERR_IO, "download of %s failed", name);
+    }
+    char what[48];
+    snprintf(what, sizeof what, "%s X", name);
+    s->ok &= report(what, "", c->X[i], x, (size_t)N * in, compare(c->X[i], x, (size_t)N * in, 1e-5, 1e-4));
+    double gmax = 0;
+    for (size_t k = 0; k < (size_t)N * out; k++) gmax = fmax(gmax, fabs(c->G[i][k]));
+    snprintf(what, sizeof what, "%s G", name);
+    s->ok &= report(what, "", c->G[i], g, (size_t)N * out, compare(c->G[i], g, (size_t)N * out, 1e-4 * gmax, 1e-3));
+    free(x);
+    free(g);
+    return WN_OK;
+}
+
+static void seen_free(seen *s)
+{
+    for (int i = 0; i < s->n && i < MAX_SEEN; i++) free(s->X[i]), free(s->G[i]);
+}
+
+/* wn_gpt_cuda_backward_layers against wn_gpt_backward_layers: the same
+ * layers in the same order, X (forward activations) within 1e-5 + 1e-4 |ref|
+ * and G within 1e-4 max|G| + 1e-3 |ref| (the backward's tolerance); then the
+ * device gradients are untouched (still zero after zero_grad). EL2N from the
+ * device logits against wn_token_nll_el2n on the CPU logits. */
+static void partial_checks(wn_gpt *m, wn_gpt *d, wn_gpt_cuda *g, const uint32_t *in, const uint32_t *tg,
+                           const float *w, int B, int T)
+{
+    wn_errbuf err = {{0}};
+    int L = wn_gpt_cfg(m)->layers, V = wn_gpt_cfg(m)->vocab;
+    for (int blocks = 0; blocks <= L; blocks += L) {
+        seen c = {0}, s = {0};
+        s.cpu = &c;
+        s.ok = 1;
+        int ok = forward_both(m, g, in, tg, w, B, T, blocks ? "partial backward, all blocks" : "LM head only");
+        ok &= !wn_gpt_cuda_zero_grad(g, &err);
+        ok &= !wn_gpt_backward_layers(m, blocks, cpu_layer, &c) && !c.bad;
+        wn_err e = wn_gpt_cuda_backward_layers(g, blocks, gpu_layer, &s, &err);
+        if (e) printf("  backward_layers: %s\n", err.msg);
+        ok &= !e && s.ok && s.n == c.n && c.n == 1 + 4 * blocks;
+        char label[96];
+        snprintf(label, sizeof label, "backward_layers(%d): %d layers, X and G as on the CPU", blocks, c.n);
+        result(label, ok);
+        seen_free(&c);
+        if (blocks == L) {
+            ok = !wn_gpt_cuda_download(g, d, WN_GPT_CUDA_GRADS, &err);
+            wn_tensor *t;
+            int nt = wn_gpt_tensors(d, &t);
+            for (int i = 0; ok && i < nt; i++)
+                for (size_t k = 0; ok && k < t[i].size; k++) ok = t[i].grad[k] == 0;
+            result("backward_layers leaves the device gradients untouched", ok);
+            e = wn_gpt_cuda_backward_layers(g, blocks, gpu_layer, &s, &err);
+            result("backward_layers uses up the forward: WN_ERR_STATE", e == WN_ERR_STATE);
+        }
+    }
+    size_t n = (size_t)B * T;
+    float *ce = malloc(n * sizeof *ce), *ge = malloc(n * sizeof *ge), *tmp = malloc(n * sizeof *tmp);
+    int ok = ce && ge && tmp && forward_both(m, g, in, tg, w, B, T, "before EL2N");
+    wn_err e = ok ? wn_gpt_cuda_token_el2n(g, ge, &err) : WN_ERR_NOMEM;
+    if (e) printf("  token_el2n: %s\n", err.msg);
+    ok &= !e;
+    if (ok) {
+        wn_token_nll_el2n(wn_gpt_logits(m), tg, (int)n, V, tmp, ce);
+        ok = report("el2n", "per token", ce, ge, n, compare(ce, ge, n, 1e-6, 1e-5));
+    }
+    result("token_el2n: within 1e-6 + 1e-5 |ref| of wn_token_nll_el2n", ok);
+    free(ce);
+    free(ge);
+    free(tmp);
+}
+
 static void gpu_checks(void)
 {
     const wn_gpt_config cfg = {97, 20, 2, 4, 32}; /* V, context, L, NH, C */
@@ -218,6 +344,8 @@ static void gpu_checks(void)
     e = wn_gpt_cuda_backward(g, &err);
     result("second backward without a forward: WN_ERR_STATE with a message", e == WN_ERR_STATE && err.msg[0]);
     if (e == WN_ERR_STATE) printf("  (%s)\n", err.msg);
+
+    partial_checks(m, d, g, in, tg, w, 3, T);
 
     /* errors */
     in[7] = (uint32_t)V;

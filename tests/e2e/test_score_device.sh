@@ -1,7 +1,9 @@
 # test_score_device.sh - where the score stage's forward passes run. Without a GPU: `device: cuda`
 # stops before any work with a clear message, and `auto` scores on the CPU (report device "cpu").
-# With a GPU: `device: cuda` scores perplexity and excess loss with the GPU model (src/gpt_cuda.h)
-# and agrees with the CPU run within 1e-4 relative, document by document.
+# With a GPU: `device: cuda` scores perplexity, excess loss, EL2N and gradient features with the
+# GPU model (src/gpt_cuda.h; the partial backward and the projection on the device) and agrees
+# with the CPU run document by document: losses and EL2N within 1e-4 relative, the gradient
+# norm within 1e-3 relative and the gradient cosine within 1e-3 absolute.
 . "$(dirname "$0")/lib.sh"
 
 manifest() { # name, device
@@ -16,7 +18,7 @@ datasets:
 stages:
   - length_filter: {min_words: 20}
   - tokenize: {tokenizer: samples/tokenizer.json}
-  - score: {methods: 'perplexity,excess_loss', train_reference: target, train_model: target, train_steps: 5, train_layers: 1, train_dim: 32, train_heads: 2, train_context: 64, train_batch: 4}
+  - score: {methods: 'perplexity,excess_loss,el2n,gradient', target: target, train_reference: target, train_model: target, train_steps: 5, train_layers: 1, train_dim: 32, train_heads: 2, train_context: 64, train_batch: 4, grad_dim: 8}
 YAML
 }
 manifest cpu cpu >"$T/cpu.yaml"
@@ -47,13 +49,17 @@ def attrs(run):
     return out
 a, b = attrs(sys.argv[1]), attrs(sys.argv[2])
 assert a.keys() == b.keys() and a
-worst = 0
+worst = {}
 for k in a:
-    for key in ("ref_loss", "base_loss", "excess_loss"):
+    for key in ("ref_loss", "base_loss", "excess_loss", "el2n", "grad_norm", "grad_cos"):
         x, y = a[k][key], b[k][key]
-        worst = max(worst, abs(x - y) / max(1, abs(x)))
-assert worst < 1e-4, worst
-print(f"GPU vs CPU scores: {len(a)} documents, worst relative difference {worst:.2e}")
+        d = abs(x - y) if key == "grad_cos" else abs(x - y) / max(1e-12, abs(x))
+        worst[key] = max(worst.get(key, 0), d)
+print(f"GPU vs CPU scores, {len(a)} documents, worst difference (relative; grad_cos absolute): " +
+      ", ".join(f"{k} {v:.2e}" for k, v in worst.items()))
+limit = {"grad_norm": 1e-3, "grad_cos": 1e-3}
+bad = [k for k, v in worst.items() if not v <= limit.get(k, 1e-4)]
+assert not bad, bad
 PY
 fi
 finish
