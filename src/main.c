@@ -17,7 +17,7 @@ static const char *const usage_main =
     "usage: winnow <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run MANIFEST [--resume] [--threads N] [--keep-state] [--progress|--no-progress]\n"
+    "  run MANIFEST [--resume] [--threads N] [--device D] [--keep-state] [--progress|--no-progress]\n"
     "                          run a pipeline manifest into its run directory\n"
     "  validate MANIFEST       check a manifest (keys, types, ranges, input files) without running it\n"
     "  stages [NAME]           list stages, or show one stage's parameters and defaults\n"
@@ -34,10 +34,11 @@ static const char *const usage_main =
     "Every command takes --help. Manual: README.md.\n";
 
 static const char *const usage_run =
-    "usage: winnow run MANIFEST [--resume] [--threads N] [--keep-state] [--progress|--no-progress]\n"
+    "usage: winnow run MANIFEST [--resume] [--threads N] [--device D] [--keep-state] [--progress|--no-progress]\n"
     "  --resume       continue a killed run from its last checkpoint (same manifest and inputs);\n"
     "                 the outputs are byte-identical to an uninterrupted run\n"
     "  --threads N    OpenMP threads (overrides the manifest; outputs do not depend on it)\n"
+    "  --device D     cpu, cuda or auto: where model work runs (overrides the manifest's device)\n"
     "  --keep-state   keep RUN_DIR/state (checkpoints, spills) after success\n"
     "  --progress     force the progress display (default: only when stderr is a terminal)\n";
 
@@ -80,7 +81,7 @@ static int cmd_run(int argc, char **argv)
 {
     if (wants_help(argc, argv)) { fputs(usage_run, stdout); return 0; }
     wn_run_opts o = {0, 0, 0, -1, NULL};
-    const char *manifest = NULL;
+    const char *manifest = NULL, *device = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--resume")) o.resume = 1;
         else if (!strcmp(argv[i], "--keep-state")) o.keep_state = 1;
@@ -92,6 +93,11 @@ static int cmd_run(int argc, char **argv)
             long t = strtol(argv[++i], &end, 10);
             if (*end || t < 1 || t > 4096) return usage_error(usage_run, "--threads: bad value '%s'", argv[i]);
             o.threads = (int)t;
+        } else if (!strcmp(argv[i], "--device")) {
+            if (i + 1 >= argc) return usage_error(usage_run, "%s needs cpu, cuda or auto", argv[i]);
+            device = argv[++i];
+            if (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto"))
+                return usage_error(usage_run, "--device: expected cpu, cuda or auto, got '%s'", device);
         } else if (argv[i][0] == '-') return usage_error(usage_run, "unknown option '%s'", argv[i]);
         else if (!manifest) manifest = argv[i];
         else return usage_error(usage_run, "unexpected argument '%s'", argv[i]);
@@ -101,6 +107,10 @@ static int cmd_run(int argc, char **argv)
     wn_manifest *m;
     wn_err e = wn_manifest_load(&m, manifest, &err);
     if (e) return fail(e, &err);
+    if (device && (e = wn_manifest_set_device(m, device, &err))) {
+        wn_manifest_free(m);
+        return fail(e, &err);
+    }
     e = wn_run(m, &o, &err);
     if (!e) fprintf(stderr, "winnow: done: %s (see `winnow report %s`)\n", m->workdir, m->workdir);
     wn_manifest_free(m);

@@ -533,6 +533,17 @@ wn_err wn_manifest_set_workdir(wn_manifest *m, const char *dir, wn_errbuf *err)
     return WN_OK;
 }
 
+wn_err wn_manifest_set_device(wn_manifest *m, const char *device, wn_errbuf *err)
+{
+    if (strcmp(device, "auto") && strcmp(device, "cpu") && strcmp(device, "cuda"))
+        return wn_fail(err, WN_ERR_USAGE, "--device: expected auto, cpu or cuda, got '%s'", device);
+    mf_ctx c = {m, m->strings, m->file, err};
+    char *d = own_dup(&c, device);
+    if (!d) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    m->device = d;
+    return WN_OK;
+}
+
 void wn_manifest_remove_stage(wn_manifest *m, int stage)
 {
     wn_free(m->stages[stage].values);

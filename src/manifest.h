@@ -95,6 +95,9 @@ enum { WN_EXP_EVAL, WN_EXP_SEEDS, WN_EXP_STEPS, WN_EXP_BATCH, WN_EXP_CONTEXT, WN
  * parameters, stage.h), or -1. */
 int wn_manifest_selecting_stage(const wn_manifest *m);
 /* Sets parameter `key` of stage `stage` from manifest text, validated. */
+/* Replaces the manifest's device (auto|cpu|cuda; WN_ERR_USAGE otherwise), as
+ * `winnow run --device` does. */
+wn_err wn_manifest_set_device(wn_manifest *m, const char *device, wn_errbuf *err);
 wn_err wn_manifest_override(wn_manifest *m, int stage, const char *key, const char *value, wn_errbuf *err);
 /* Points the run at another directory. */
 wn_err wn_manifest_set_workdir(wn_manifest *m, const char *dir, wn_errbuf *err);

@@ -25,6 +25,15 @@ manifest cpu cpu >"$T/cpu.yaml"
 manifest auto auto >"$T/auto.yaml"
 manifest gpu cuda >"$T/gpu.yaml"
 check "device cpu runs" "$WINNOW" run "$T/cpu.yaml" --no-progress 2>/dev/null
+# `winnow run --device` overrides the manifest: the cuda manifest on the CPU gives the CPU run's scores
+check "run --device cpu overrides device: cuda" "$WINNOW" run "$T/gpu.yaml" --device cpu --no-progress 2>/dev/null
+check "... and the report says cpu" \
+    bash -c "python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))[\"device\"] == \"cpu\"' $T/gpu/stages/03-score/report.json"
+check "... with the CPU run's documents" cmp <(cd "$T/cpu/documents" && zstd -dc part-*.jsonl.zst) \
+    <(cd "$T/gpu/documents" && zstd -dc part-*.jsonl.zst)
+"$WINNOW" run "$T/cpu.yaml" --device gpu --no-progress >/dev/null 2>"$T/bad.err"
+check "run --device gpu is a usage error (exit 2)" [ $? -eq 2 ]
+check "... that names the value" grep -q "expected cpu, cuda or auto, got 'gpu'" "$T/bad.err"
 gpus=$("$WINNOW" --version | grep -c '^  cuda:' || true)
 if [ "$gpus" -eq 0 ]; then
     check "device auto runs" "$WINNOW" run "$T/auto.yaml" --no-progress 2>/dev/null
