@@ -19,6 +19,7 @@
  * ./winnow, GPU work or not.
  */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <float.h>
@@ -49,6 +50,10 @@ static struct {
     decltype(&cublasSgemm_v2) sgemm;
     decltype(&cublasSgemmStridedBatched) sgemm_batched;
     decltype(&cublasGetStatusString) status_string;
+    /* spelled out: C++ sees an overloaded cublasGemmEx */
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 } cb;
 
 static int fail(int code, const char *fmt, ...)
@@ -119,6 +124,7 @@ static int load_cublas(void)
     SYM(sgemm, cublasSgemm_v2)
     SYM(sgemm_batched, cublasSgemmStridedBatched)
     SYM(status_string, cublasGetStatusString)
+    SYM(gemm_ex, cublasGemmEx)
 #undef SYM
     cb.lib = lib;
     return WN_CUDA_OK;
@@ -473,6 +479,21 @@ extern "C" int wn_cuda_matmul_forward(float *out, const float *inp, const float 
     return WN_CUDA_OK;
 }
 
+/* dbias (OC) += column sums of dout (N,OC): partial sums per row group, then
+ * a fixed-order finish (deterministic). Uses the workspace. */
+static int bias_grad(float *dbias, const float *dout, int N, int OC)
+{
+    int R = colsum_rows(N), rc;
+    float *ws;
+    if ((rc = workspace(&ws, (size_t)R * OC))) return rc;
+    dim3 grid((OC + COL_TILE - 1) / COL_TILE, R), block(COL_TILE, COL_ROWS);
+    colsum_partial<<<grid, block>>>(ws, dout, N, OC);
+    LAUNCHED("colsum_partial");
+    colsum_finish<<<(OC + THREADS - 1) / THREADS, THREADS>>>(dbias, ws, R, OC);
+    LAUNCHED("colsum_finish");
+    return WN_CUDA_OK;
+}
+
 /* Backward.
  * dinp (N,C) = dout (N,OC) @ W^T; column-major dinp^T (C x N, ld C) =
  *   W_math (C x OC) @ dout^T, dout's buffer being dout^T (OC x N, ld OC): op N.
@@ -507,16 +528,72 @@ extern "C" int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias
     else if (dweight)
         CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, dout, OC, inp, C, &one, dweight,
                             OC));
-    if (dbias) {
-        int R = colsum_rows(N);
-        float *ws;
-        if ((rc = workspace(&ws, (size_t)R * OC))) return rc;
-        dim3 grid((OC + COL_TILE - 1) / COL_TILE, R), block(COL_TILE, COL_ROWS);
-        colsum_partial<<<grid, block>>>(ws, dout, N, OC);
-        LAUNCHED("colsum_partial");
-        colsum_finish<<<(OC + THREADS - 1) / THREADS, THREADS>>>(dbias, ws, R, OC);
-        LAUNCHED("colsum_finish");
+    return dbias ? bias_grad(dbias, dout, N, OC) : WN_CUDA_OK;
+}
+
+/* ---- bf16 matrix products (mixed precision) ----------------------------------
+ * bf16 operands, fp32 accumulation and fp32 results (cublasGemmEx with
+ * CUBLAS_COMPUTE_32F), the same layouts and transposes as the fp32 pair
+ * above. The backward rounds dout to bf16 (in the workspace) for both of its
+ * products; dbias is summed from the fp32 dout. */
+
+__global__ void to_bf16_kernel(__nv_bfloat16 *out, const float *in, size_t n)
+{
+    GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+extern "C" int wn_cuda_to_bf16(uint16_t *out, const float *in, size_t n)
+{
+    ARG_CHECK(out && in);
+    if (!n) return WN_CUDA_OK;
+    to_bf16_kernel<<<grid_for(n), THREADS>>>((__nv_bfloat16 *)out, in, n);
+    LAUNCHED("to_bf16");
+    return WN_CUDA_OK;
+}
+
+extern "C" int wn_cuda_matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias,
+                                           int N, int C, int OC, int trans_w)
+{
+    ARG_CHECK(out && inp && weight && N > 0 && C > 0 && OC > 0);
+    int rc = ensure_cublas();
+    if (rc) return rc;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_TRY(cb.gemm_ex(g_cublas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, OC, N, C, &one, weight,
+                          CUDA_R_16BF, trans_w ? C : OC, inp, CUDA_R_16BF, C, &zero, out, CUDA_R_32F, OC,
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (bias) {
+        size_t n = (size_t)N * OC;
+        add_bias_kernel<<<grid_for(n), THREADS>>>(out, bias, OC, n);
+        LAUNCHED("add_bias");
     }
+    return WN_CUDA_OK;
+}
+
+extern "C" int wn_cuda_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
+                                            const uint16_t *inp, const uint16_t *weight, int N, int C, int OC,
+                                            int trans_w)
+{
+    ARG_CHECK(dout && inp && weight && N > 0 && C > 0 && OC > 0);
+    int rc = ensure_cublas();
+    if (rc) return rc;
+    if (dbias && (rc = bias_grad(dbias, dout, N, OC))) return rc; /* before the workspace is reused below */
+    float *ws;
+    size_t n = (size_t)N * OC;
+    if ((rc = workspace(&ws, (n + 1) / 2))) return rc;
+    const __nv_bfloat16 *d16 = (const __nv_bfloat16 *)ws;
+    to_bf16_kernel<<<grid_for(n), THREADS>>>((__nv_bfloat16 *)ws, dout, n);
+    LAUNCHED("to_bf16");
+    const float one = 1.0f, zero = 0.0f;
+    if (dinp)
+        CUBLAS_TRY(cb.gemm_ex(g_cublas, trans_w ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight,
+                              CUDA_R_16BF, trans_w ? C : OC, d16, CUDA_R_16BF, OC, &zero, dinp, CUDA_R_32F, C,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (dweight && trans_w)
+        CUBLAS_TRY(cb.gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, CUDA_R_16BF, C, d16,
+                              CUDA_R_16BF, OC, &one, dweight, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    else if (dweight)
+        CUBLAS_TRY(cb.gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, d16, CUDA_R_16BF, OC, inp,
+                              CUDA_R_16BF, C, &one, dweight, CUDA_R_32F, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return WN_CUDA_OK;
 }
 

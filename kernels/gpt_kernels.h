@@ -28,6 +28,7 @@
 #define WN_GPT_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,6 +91,18 @@ int wn_cuda_matmul_forward(float *out, const float *inp, const float *weight, co
  * sums of dout (may be NULL). */
 int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC, int trans_w);
+
+/* Mixed precision (winnow train --bf16): bf16 values are uint16_t bit
+ * patterns (the top half of a float32). to_bf16 rounds to nearest even.
+ * The bf16 matmuls take bf16 inp and W, accumulate in fp32 and write fp32
+ * out / dinp / dweight (dweight +=, as above); the backward rounds dout to
+ * bf16 for its products (dbias is summed from the fp32 dout). Same layouts,
+ * NULLs and meaning as the fp32 pair. */
+int wn_cuda_to_bf16(uint16_t *out, const float *in, size_t n);
+int wn_cuda_matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
+                                int C, int OC, int trans_w);
+int wn_cuda_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const uint16_t *inp,
+                                 const uint16_t *weight, int N, int C, int OC, int trans_w);
 
 /* Causal multi-head self-attention. inp (B,T,3C) = q, k, v (as c_attn
  * writes them), NH heads of size hs = C/NH. Writes qkvr (3,B,NH,T,hs): q, k,

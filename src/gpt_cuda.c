@@ -41,15 +41,21 @@ typedef struct {
     float *proj, *dres, *dbtc, *dbt4c;
 } dev_acts;
 
-/* Lays the activations out in base (NULL: counts only); returns floats. */
-static size_t layout_acts(dev_acts *a, float *base, const wn_gpt_config *c, int B, int T)
+/* Lays the activations out in base (NULL: counts only); returns floats.
+ * With bf16, the five matrix-product inputs that only the products read
+ * (ln1, atty, ln2, fch_gelu, lnf) are bf16 arrays (uint16_t) in half the
+ * space. Each array starts on a 16-byte boundary. */
+static size_t layout_acts(dev_acts *a, float *base, const wn_gpt_config *c, int B, int T, int bf16)
 {
     size_t N = (size_t)B * T, C = (size_t)c->dim, L = (size_t)c->layers, used = 0;
 #define TAKE(field, n)                                                                                   \
     do {                                                                                                 \
+        size_t n_ = (n), k_ = (bf16 && IS16(field) ? (n_ + 1) / 2 : n_);                                   \
         a->field = base ? base + used : NULL;                                                            \
-        used += (n);                                                                                     \
+        used += (k_ + 3) & ~(size_t)3;                                                                   \
     } while (0)
+#define IS16(field) (&a->field == &a->ln1 || &a->field == &a->atty || &a->field == &a->ln2 ||                \
+                     &a->field == &a->fch_gelu || &a->field == &a->lnf)
     TAKE(encoded, N * C);
     TAKE(ln1, L * N * C);
     TAKE(ln1_mean, L * N);
@@ -75,6 +81,7 @@ static size_t layout_acts(dev_acts *a, float *base, const wn_gpt_config *c, int 
     TAKE(dbtc, N * C);
     TAKE(dbt4c, N * 4 * C);
 #undef TAKE
+#undef IS16
     return used;
 }
 
@@ -84,7 +91,7 @@ size_t wn_gpt_cuda_forward_bytes(const wn_gpt_config *c, int B, int T)
     size_t N = (size_t)B * T;
     /* activations, token buffers (3 N words), and the kernels' largest
      * workspace: attention backward's B NH T^2 + 4 N C floats */
-    return layout_acts(&a, NULL, c, B, T) * sizeof(float) + 3 * N * 4 +
+    return layout_acts(&a, NULL, c, B, T, 0) * sizeof(float) + 3 * N * 4 +
            ((size_t)B * c->heads * T * T + 4 * N * c->dim) * sizeof(float);
 }
 
@@ -117,6 +124,8 @@ struct wn_gpt_cuda {
     int have_targets, have_weights;
     float scale;    /* 1 / sum(w) of the last forward */
     int tf32;
+    int bf16;       /* matrix products in bf16 (wn_gpt_cuda_set_bf16) */
+    uint16_t *w16;  /* then: bf16 copy of params (same offsets), refreshed after each change */
     char device[256];
     double peak;    /* FLOP/s, 0 when unknown */
     char peak_label[96];
@@ -151,6 +160,7 @@ void wn_gpt_cuda_free(wn_gpt_cuda *g)
     wn_cuda_free(g->state);
     wn_cuda_free(g->acts_mem);
     wn_cuda_free(g->tok_mem);
+    wn_cuda_free(g->w16);
     wn_free(g->off);
     wn_free(g->size);
     wn_free(g->ndim);
@@ -170,6 +180,7 @@ wn_err wn_gpt_cuda_upload(wn_gpt_cuda *g, const wn_gpt *m, int what, wn_errbuf *
         if (what & WN_GPT_CUDA_GRADS)
             TRY(wn_cuda_upload(g->grads + g->off[i], t[i].grad, t[i].size * sizeof(float)), "upload gradients");
     }
+    if ((what & WN_GPT_CUDA_PARAMS) && g->bf16) TRY(wn_cuda_to_bf16(g->w16, g->params, g->nparams), "bf16 weights");
     if (what & WN_GPT_CUDA_MOMENTS) {
         TRY(wn_cuda_upload(g->m, wn_gpt_adam_m((wn_gpt *)m), g->nparams * sizeof(float)), "upload AdamW m");
         TRY(wn_cuda_upload(g->v, wn_gpt_adam_v((wn_gpt *)m), g->nparams * sizeof(float)), "upload AdamW v");
@@ -198,25 +209,27 @@ wn_err wn_gpt_cuda_download(wn_gpt_cuda *g, wn_gpt *m, int what, wn_errbuf *err)
 /* The device's dense peak (FLOP/s) for fp32 or TF32 matrix products, from
  * NVIDIA's datasheets (their TF32 figures are quoted with sparsity, twice
  * these), matched on the device name; 0 when not listed. */
-static double peak_lookup(const char *device, int tf32, char *label, size_t n)
+/* mode: 0 fp32, 1 TF32, 2 bf16 tensor cores */
+static double peak_lookup(const char *device, int mode, char *label, size_t n)
 {
     static const struct {
         const char *name, *variant; /* both must occur in the name; variant may be "" */
         const char *label;
-        double fp32, tf32; /* TFLOP/s */
+        double peak[3]; /* TFLOP/s, dense: fp32, TF32, bf16 */
     } table[] = {
-        {"H100", "PCIe", "H100 PCIe", 51.2, 378.0},
-        {"H100", "NVL", "H100 NVL", 60.0, 417.5},
-        {"H100", "", "H100 SXM", 67.0, 494.7},
-        {"H200", "NVL", "H200 NVL", 60.0, 417.5},
-        {"H200", "", "H200 SXM", 67.0, 494.7},
-        {"A100", "", "A100", 19.5, 156.0},
+        {"H100", "PCIe", "H100 PCIe", {51.2, 378.0, 756.0}},
+        {"H100", "NVL", "H100 NVL", {60.0, 417.5, 835.5}},
+        {"H100", "", "H100 SXM", {67.0, 494.7, 989.4}},
+        {"H200", "NVL", "H200 NVL", {60.0, 417.5, 835.5}},
+        {"H200", "", "H200 SXM", {67.0, 494.7, 989.4}},
+        {"A100", "", "A100", {19.5, 156.0, 312.0}},
     };
+    static const char *const mode_name[3] = {"fp32", "TF32", "bf16"};
     for (size_t i = 0; i < WN_ARRAY_LEN(table); i++)
         if (strstr(device, table[i].name) && strstr(device, table[i].variant)) {
-            snprintf(label, n, "%s dense %s peak, %.1f TFLOP/s", table[i].label, tf32 ? "TF32" : "fp32",
-                     tf32 ? table[i].tf32 : table[i].fp32);
-            return (tf32 ? table[i].tf32 : table[i].fp32) * 1e12;
+            snprintf(label, n, "%s dense %s peak, %.1f TFLOP/s", table[i].label, mode_name[mode],
+                     table[i].peak[mode]);
+            return table[i].peak[mode] * 1e12;
         }
     snprintf(label, n, "no peak FLOP/s known for this device");
     return 0;
@@ -285,7 +298,7 @@ static wn_err ensure_buffers(wn_gpt_cuda *g, int B, int T, wn_errbuf *err)
 {
     const wn_gpt_config *c = &g->cfg;
     size_t N = (size_t)B * T;
-    size_t need = layout_acts(&g->a, NULL, c, B, T);
+    size_t need = layout_acts(&g->a, NULL, c, B, T, g->bf16);
     /* the size_t products above cannot wrap when this double estimate is sane */
     double dneed = (double)c->layers * ((double)B * c->heads * T * T + 19.0 * N * c->dim + 4.0 * N) +
                    (double)N * (c->vocab + 9.0 * c->dim + 1);
@@ -303,7 +316,7 @@ static wn_err ensure_buffers(wn_gpt_cuda *g, int B, int T, wn_errbuf *err)
         }
         g->acts_cap = need;
     }
-    layout_acts(&g->a, g->acts_mem, c, B, T);
+    layout_acts(&g->a, g->acts_mem, c, B, T, g->bf16);
     if (N > g->tok_cap || !g->tok_mem) {
         wn_cuda_free(g->tok_mem);
         g->tok_mem = NULL;
@@ -327,6 +340,42 @@ static wn_err ensure_buffers(wn_gpt_cuda *g, int B, int T, wn_errbuf *err)
 
 static float *tparam(wn_gpt_cuda *g, int l, int k) { return g->params + g->off[2 + l * P_PER_LAYER + k]; }
 static float *tgrad(wn_gpt_cuda *g, int l, int k) { return g->grads + g->off[2 + l * P_PER_LAYER + k]; }
+
+static size_t woff(const wn_gpt_cuda *g, int l, int k) { return g->off[2 + l * P_PER_LAYER + k]; }
+
+/* out = x W + bias with W at element offset wo: fp32; or in bf16 mode x
+ * (fp32, just computed, in a scratch buffer) is first rounded into its
+ * saved bf16 slot xh, and the product uses W's bf16 copy. */
+static int mm_fwd(wn_gpt_cuda *g, float *out, const float *x, uint16_t *xh, size_t wo, const float *bias, int n, int C,
+                  int OC, int tw)
+{
+    if (!g->bf16) return wn_cuda_matmul_forward(out, x, g->params + wo, bias, n, C, OC, tw);
+    int rc = wn_cuda_to_bf16(xh, x, (size_t)n * C);
+    return rc ? rc : wn_cuda_matmul_forward_bf16(out, xh, g->w16 + wo, bias, n, C, OC, tw);
+}
+
+/* The matching backward: x (fp32) or xh (bf16 mode) is the saved input. */
+static int mm_bwd(wn_gpt_cuda *g, float *dinp, float *dw, float *db, const float *dout, const float *x,
+                  const uint16_t *xh, size_t wo, int n, int C, int OC, int tw)
+{
+    if (!g->bf16) return wn_cuda_matmul_backward(dinp, dw, db, dout, x, g->params + wo, n, C, OC, tw);
+    return wn_cuda_matmul_backward_bf16(dinp, dw, db, dout, xh, g->w16 + wo, n, C, OC, tw);
+}
+
+wn_err wn_gpt_cuda_set_bf16(wn_gpt_cuda *g, int on, wn_errbuf *err)
+{
+    on = !!on;
+    if (on == g->bf16) return WN_OK;
+    if (on && !g->w16) TRY(wn_cuda_alloc((void **)&g->w16, g->nparams * sizeof(uint16_t)), "bf16 weights");
+    g->bf16 = on;
+    if (on) TRY(wn_cuda_to_bf16(g->w16, g->params, g->nparams), "bf16 weights");
+    wn_cuda_free(g->acts_mem); /* the activations' layout changes: laid out again at the next forward */
+    g->acts_mem = NULL;
+    g->acts_cap = 0;
+    g->B = g->T = 0;
+    g->peak = peak_lookup(g->device, on ? 2 : g->tf32, g->peak_label, sizeof g->peak_label);
+    return WN_OK;
+}
 
 wn_err wn_gpt_cuda_forward(wn_gpt_cuda *g, const uint32_t *inputs, const uint32_t *targets, const float *weights,
                            int B, int T, float *loss, wn_errbuf *err)
@@ -364,33 +413,39 @@ wn_err wn_gpt_cuda_forward(wn_gpt_cuda *g, const uint32_t *inputs, const uint32_
     int n = (int)N;
     float *wte = g->params + g->off[0], *wpe = g->params + g->off[1];
     TRY(wn_cuda_encoder_forward(a->encoded, g->d_inp, wte, wpe, B, T, C, V), "encoder forward");
+    /* bf16 mode: the products' inputs are produced in fp32 scratch (proj, or
+     * dbt4c for the MLP's 4C-wide one) and rounded into their bf16 slots */
+    int h = g->bf16;
     for (int l = 0; l < L; l++) {
         const float *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *qkvr = a->qkvr + l * 3 * NC;
-        float *att = a->att + (size_t)l * B * NH * T * T, *atty = a->atty + l * NC, *res2 = a->res2 + l * NC;
-        float *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
-        float *res3 = a->res3 + l * NC;
+        float *qkv = a->qkv + l * 3 * NC, *qkvr = a->qkvr + l * 3 * NC;
+        float *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC;
+        float *fch = a->fch + l * 4 * NC, *res3 = a->res3 + l * NC;
+        float *ln1 = h ? a->proj : a->ln1 + l * NC, *atty = h ? a->proj : a->atty + l * NC;
+        float *ln2 = h ? a->proj : a->ln2 + l * NC, *fchg = h ? a->dbt4c : a->fch_gelu + l * 4 * NC;
+        uint16_t *ln1h = (uint16_t *)a->ln1 + l * NC, *attyh = (uint16_t *)a->atty + l * NC;
+        uint16_t *ln2h = (uint16_t *)a->ln2 + l * NC, *fchgh = (uint16_t *)a->fch_gelu + l * 4 * NC;
         TRY(wn_cuda_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, tparam(g, l, P_LN1W),
                                       tparam(g, l, P_LN1B), n, C), "ln_1 forward");
-        TRY(wn_cuda_matmul_forward(qkv, ln1, tparam(g, l, P_QKVW), tparam(g, l, P_QKVB), n, C, 3 * C, 0),
-            "c_attn forward");
+        TRY(mm_fwd(g, qkv, ln1, ln1h, woff(g, l, P_QKVW), tparam(g, l, P_QKVB), n, C, 3 * C, 0), "c_attn forward");
         TRY(wn_cuda_attention_forward(atty, qkvr, att, qkv, B, T, C, NH), "attention forward");
-        TRY(wn_cuda_matmul_forward(a->proj, atty, tparam(g, l, P_ATTW), tparam(g, l, P_ATTB), n, C, C, 0),
+        TRY(mm_fwd(g, a->proj, atty, attyh, woff(g, l, P_ATTW), tparam(g, l, P_ATTB), n, C, C, 0),
             "attn.c_proj forward");
         TRY(wn_cuda_residual_forward(res2, a->proj, x, NC), "residual forward");
         TRY(wn_cuda_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, tparam(g, l, P_LN2W),
                                       tparam(g, l, P_LN2B), n, C), "ln_2 forward");
-        TRY(wn_cuda_matmul_forward(fch, ln2, tparam(g, l, P_FCW), tparam(g, l, P_FCB), n, C, 4 * C, 0),
-            "c_fc forward");
+        TRY(mm_fwd(g, fch, ln2, ln2h, woff(g, l, P_FCW), tparam(g, l, P_FCB), n, C, 4 * C, 0), "c_fc forward");
         TRY(wn_cuda_gelu_forward(fchg, fch, 4 * NC), "gelu forward");
-        TRY(wn_cuda_matmul_forward(a->proj, fchg, tparam(g, l, P_PRJW), tparam(g, l, P_PRJB), n, 4 * C, C, 0),
+        TRY(mm_fwd(g, a->proj, fchg, fchgh, woff(g, l, P_PRJW), tparam(g, l, P_PRJB), n, 4 * C, C, 0),
             "mlp.c_proj forward");
         TRY(wn_cuda_residual_forward(res3, a->proj, res2, NC), "residual forward");
     }
     int nt = g->ntensors;
-    TRY(wn_cuda_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->res3 + (size_t)(L - 1) * NC,
+    float *lnf = h ? a->proj : a->lnf;
+    (void)wte;
+    TRY(wn_cuda_layernorm_forward(lnf, a->lnf_mean, a->lnf_rstd, a->res3 + (size_t)(L - 1) * NC,
                                   g->params + g->off[nt - 2], g->params + g->off[nt - 1], n, C), "ln_f forward");
-    TRY(wn_cuda_matmul_forward(a->logits, a->lnf, wte, NULL, n, C, V, 1), "LM head forward");
+    TRY(mm_fwd(g, a->logits, lnf, (uint16_t *)a->lnf, g->off[0], NULL, n, C, V, 1), "LM head forward");
     if (targets) {
         TRY(wn_cuda_softmax_xent_forward(a->nll, a->logits, g->d_tgt, n, V), "cross-entropy forward");
         TRY(wn_cuda_download(g->h_nll, a->nll, N * sizeof(float)), "download nll");
@@ -431,7 +486,9 @@ wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
     TRY(wn_cuda_softmax_xent_backward(a->logits, a->logits, g->d_tgt, g->have_weights ? g->d_w : NULL, g->scale, n,
                                       V), "cross-entropy backward");
     /* dlnf = dlogits @ wte; dwte += dlogits^T @ lnf */
-    TRY(wn_cuda_matmul_backward(a->dbtc, dwte, NULL, a->logits, a->lnf, wte, n, C, V, 1), "LM head backward");
+    (void)wte;
+    TRY(mm_bwd(g, a->dbtc, dwte, NULL, a->logits, a->lnf, (const uint16_t *)a->lnf, g->off[0], n, C, V, 1),
+        "LM head backward");
     TRY(wn_cuda_memset0(a->dres, NC * sizeof(float)), "zero the residual gradient");
     TRY(wn_cuda_layernorm_backward(a->dres, dlnfw, dlnfb, a->dbtc, a->res3 + (size_t)(L - 1) * NC, lnfw, a->lnf_mean,
                                    a->lnf_rstd, n, C), "ln_f backward");
@@ -440,21 +497,23 @@ wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
         const float *ln1 = a->ln1 + l * NC, *qkvr = a->qkvr + l * 3 * NC, *atty = a->atty + l * NC;
         const float *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
         const float *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
+        const uint16_t *ln1h = (uint16_t *)a->ln1 + l * NC, *attyh = (uint16_t *)a->atty + l * NC;
+        const uint16_t *ln2h = (uint16_t *)a->ln2 + l * NC, *fchgh = (uint16_t *)a->fch_gelu + l * 4 * NC;
         /* MLP: dres is the gradient of res3 and, through the skip, of res2 */
-        TRY(wn_cuda_matmul_backward(a->dbt4c, tgrad(g, l, P_PRJW), tgrad(g, l, P_PRJB), a->dres, fchg,
-                                    tparam(g, l, P_PRJW), n, 4 * C, C, 0), "mlp.c_proj backward");
+        TRY(mm_bwd(g, a->dbt4c, tgrad(g, l, P_PRJW), tgrad(g, l, P_PRJB), a->dres, fchg, fchgh, woff(g, l, P_PRJW),
+                   n, 4 * C, C, 0), "mlp.c_proj backward");
         TRY(wn_cuda_gelu_backward(a->dbt4c, fch, a->dbt4c, 4 * NC), "gelu backward");
-        TRY(wn_cuda_matmul_backward(a->dbtc, tgrad(g, l, P_FCW), tgrad(g, l, P_FCB), a->dbt4c, ln2,
-                                    tparam(g, l, P_FCW), n, C, 4 * C, 0), "c_fc backward");
+        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_FCW), tgrad(g, l, P_FCB), a->dbt4c, ln2, ln2h, woff(g, l, P_FCW), n, C,
+                   4 * C, 0), "c_fc backward");
         TRY(wn_cuda_layernorm_backward(a->dres, tgrad(g, l, P_LN2W), tgrad(g, l, P_LN2B), a->dbtc, res2,
                                        tparam(g, l, P_LN2W), a->ln2_mean + l * N, a->ln2_rstd + l * N, n, C),
             "ln_2 backward");
         /* attention: dres is now the gradient of res2 and, through the skip, of x */
-        TRY(wn_cuda_matmul_backward(a->dbtc, tgrad(g, l, P_ATTW), tgrad(g, l, P_ATTB), a->dres, atty,
-                                    tparam(g, l, P_ATTW), n, C, C, 0), "attn.c_proj backward");
+        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_ATTW), tgrad(g, l, P_ATTB), a->dres, atty, attyh, woff(g, l, P_ATTW),
+                   n, C, C, 0), "attn.c_proj backward");
         TRY(wn_cuda_attention_backward(a->dbt4c, a->dbtc, qkvr, att, B, T, C, NH), "attention backward");
-        TRY(wn_cuda_matmul_backward(a->dbtc, tgrad(g, l, P_QKVW), tgrad(g, l, P_QKVB), a->dbt4c, ln1,
-                                    tparam(g, l, P_QKVW), n, C, 3 * C, 0), "c_attn backward");
+        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_QKVW), tgrad(g, l, P_QKVB), a->dbt4c, ln1, ln1h, woff(g, l, P_QKVW), n,
+                   C, 3 * C, 0), "c_attn backward");
         TRY(wn_cuda_layernorm_backward(a->dres, tgrad(g, l, P_LN1W), tgrad(g, l, P_LN1B), a->dbtc, x,
                                        tparam(g, l, P_LN1W), a->ln1_mean + l * N, a->ln1_rstd + l * N, n, C),
             "ln_1 backward");
@@ -473,6 +532,7 @@ wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer
     const wn_gpt_config *c = &g->cfg;
     int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = g->B, T = g->T, n = B * T;
     if (blocks < 0 || blocks > L) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: blocks %d of %d", blocks, L);
+    if (g->bf16) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: not in bf16 mode (fp32 scoring only)");
     size_t N = (size_t)n, NC = N * C;
     g->B = g->T = 0; /* the logits become dlogits: this forward is used up */
     dev_acts *a = &g->a;
@@ -617,6 +677,7 @@ wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *er
                           o->beta2, o->eps, o->weight_decay, t, g->ndim[i] == 2),
             "AdamW");
     }
+    if (g->bf16) TRY(wn_cuda_to_bf16(g->w16, g->params, g->nparams), "bf16 weights");
     return WN_OK;
 }
 
@@ -684,6 +745,13 @@ wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer
     (void)blocks;
     (void)fn;
     (void)ctx;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+
+wn_err wn_gpt_cuda_set_bf16(wn_gpt_cuda *g, int on, wn_errbuf *err)
+{
+    (void)g;
+    (void)on;
     return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
 }
 

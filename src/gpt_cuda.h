@@ -102,6 +102,18 @@ wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const
  * activations and token buffers (what ensure_buffers allocates). */
 size_t wn_gpt_cuda_forward_bytes(const wn_gpt_config *c, int B, int T);
 
+/* Mixed precision: on = 1 makes every matrix product bf16 x bf16 with fp32
+ * accumulation (cublasGemmEx): the parameters stay fp32 on the device (the
+ * master weights that AdamW updates) and a bf16 copy of them is refreshed
+ * after each upload and AdamW step; the five activations that only the
+ * products read (ln_1, attention output, ln_2, GELU output, ln_f) are kept
+ * in bf16 (half the memory), everything else (residual stream, LayerNorm
+ * statistics, attention, logits, gradients) stays fp32; the backward rounds
+ * each product's output gradient to bf16. The loss tracks the fp32 run's
+ * within the tolerance tests/e2e/test_train_device.sh states, not closely.
+ * Invalidates the last forward. wn_gpt_cuda_backward_layers refuses bf16. */
+wn_err wn_gpt_cuda_set_bf16(wn_gpt_cuda *g, int on, wn_errbuf *err);
+
 /* Global L2 norm of all gradients into *norm (summed in double,
  * deterministically); if max_norm > 0 and the norm exceeds it, gradients
  * are scaled down to max_norm. Waits for the device. */

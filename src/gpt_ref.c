@@ -6,6 +6,7 @@
 #include "gpt_ref.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WN_REF_LN_EPS 1e-5f
@@ -324,4 +325,70 @@ int wn_ref_scale(float *x, float k, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] *= k;
     return WN_CUDA_OK;
+}
+
+/* ---- bf16 (mixed precision) ---------------------------------------------------- */
+
+uint16_t wn_ref_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN stays a quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1);                                            /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float wn_ref_bf16_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+int wn_ref_to_bf16(uint16_t *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = wn_ref_bf16(in[i]);
+    return WN_CUDA_OK;
+}
+
+/* bf16 arrays widened to float (exact), or NULL when out of memory */
+static float *widen(const uint16_t *h, size_t n)
+{
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    if (f)
+        for (size_t i = 0; i < n; i++) f[i] = wn_ref_bf16_float(h[i]);
+    return f;
+}
+
+int wn_ref_matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
+                               int C, int OC, int trans_w)
+{
+    float *x = widen(inp, (size_t)N * C), *w = widen(weight, (size_t)C * OC);
+    int rc = x && w ? wn_ref_matmul_forward(out, x, w, bias, N, C, OC, trans_w) : WN_CUDA_ERR_NOMEM;
+    free(x);
+    free(w);
+    return rc;
+}
+
+int wn_ref_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const uint16_t *inp,
+                                const uint16_t *weight, int N, int C, int OC, int trans_w)
+{
+    size_t n = (size_t)N * OC;
+    float *x = widen(inp, (size_t)N * C), *w = widen(weight, (size_t)C * OC), *d = malloc((n ? n : 1) * sizeof *d);
+    int rc = WN_CUDA_ERR_NOMEM;
+    if (x && w && d) {
+        for (size_t i = 0; i < n; i++) d[i] = wn_ref_bf16_float(wn_ref_bf16(dout[i]));
+        rc = wn_ref_matmul_backward(dinp, dweight, NULL, d, x, w, N, C, OC, trans_w);
+        if (!rc && dbias) /* from the fp32 dout, as the kernel */
+            for (int o = 0; o < OC; o++) {
+                double s = 0;
+                for (int i = 0; i < N; i++) s += dout[(size_t)i * OC + o];
+                dbias[o] = (float)(dbias[o] + s);
+            }
+    }
+    free(x);
+    free(w);
+    free(d);
+    return rc;
 }

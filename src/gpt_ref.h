@@ -46,6 +46,16 @@ int wn_ref_adamw(float *params, const float *grads, float *m, float *v, size_t n
 int wn_ref_sumsq(double *out, const float *x, size_t n); /* *out: sum of x^2, in double */
 int wn_ref_scale(float *x, float k, size_t n);
 
+/* bf16 (the kernels' mixed-precision functions): one value rounded to
+ * nearest even, and back (exact). */
+uint16_t wn_ref_bf16(float x);
+float wn_ref_bf16_float(uint16_t h);
+int wn_ref_to_bf16(uint16_t *out, const float *in, size_t n);
+int wn_ref_matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
+                               int C, int OC, int trans_w);
+int wn_ref_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const uint16_t *inp,
+                                const uint16_t *weight, int N, int C, int OC, int trans_w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -75,6 +75,8 @@ run fp32-a "$WARM"
 run fp32-b "$((WARM + STEPS))"
 run tf32-a "$WARM" --tf32
 run tf32-b "$((WARM + STEPS))" --tf32
+run bf16-a "$WARM" --bf16
+run bf16-b "$((WARM + STEPS))" --bf16
 
 python3 - "$D" "$VERSION" <<'EOF' | tee "$D/results.txt"
 import json, math, sys
@@ -89,7 +91,7 @@ print(f"model: L={m['layers']} C={m['dim']} H={m['heads']} T={T} V={m['vocab']},
       f"B={B} ({B * T} tokens/step), {fps / 1e12:.2f} TFLOP per step (wn_gpt_flops_per_step)\n")
 hdr = f"{'precision':<10} {'tokens/s':>10} {'ms/step':>9} {'TFLOP/s':>8} {'MFU':>7}  peak used for MFU"
 print(hdr); print("-" * (len(hdr) + 30))
-for p in ("fp32", "tf32"):
+for p in ("fp32", "tf32", "bf16"):
     a, b = load(f"{p}-a"), load(f"{p}-b")
     assert a["device"] == b["device"] == "cuda", "did not train on the GPU"
     assert all(math.isfinite(x) for x in b["train_loss"]), "non-finite loss"

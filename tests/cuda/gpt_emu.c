@@ -35,6 +35,17 @@ int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
     if (total_bytes) *total_bytes = (size_t)16 << 30;
     return 0;
 }
+int wn_cuda_to_bf16(uint16_t *out, const float *in, size_t n) { return wn_ref_to_bf16(out, in, n); }
+int wn_cuda_matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
+                                int C, int OC, int trans_w)
+{
+    return wn_ref_matmul_forward_bf16(out, inp, weight, bias, N, C, OC, trans_w);
+}
+int wn_cuda_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const uint16_t *inp,
+                                 const uint16_t *weight, int N, int C, int OC, int trans_w)
+{
+    return wn_ref_matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, N, C, OC, trans_w);
+}
 /* the score kernels gpt_cuda.c calls (EL2N, projection), as their references */
 const char *wn_cuda_score_last_error(void) { return ""; }
 int wn_cuda_score_init(int allow_tf32)

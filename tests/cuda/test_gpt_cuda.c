@@ -281,6 +281,64 @@ static void partial_checks(wn_gpt *m, wn_gpt *d, wn_gpt_cuda *g, const uint32_t 
     free(tmp);
 }
 
+/* bf16 mode against the fp32 CPU model: the products round their operands
+ * to 8 bits of mantissa, so only loose agreement is expected: loss within
+ * 1% and per-token nll within 0.05 of the CPU's; the gradient as a whole
+ * within 3% (cosine > 0.999 and norms within 3%); three AdamW steps later
+ * the loss still within 1%. */
+static void bf16_checks(const wn_gpt_config *cfg, const uint32_t *in, const uint32_t *tg, const float *w, int B,
+                        int T)
+{
+    wn_gpt *m = NULL, *d = NULL;
+    wn_gpt_cuda *g = NULL;
+    wn_errbuf err = {{0}};
+    if (wn_gpt_new(&m, cfg, 42, &err) || wn_gpt_new(&d, cfg, 42, &err) || wn_gpt_cuda_new(&g, m, 0, &err) ||
+        wn_gpt_cuda_set_bf16(g, 1, &err)) {
+        printf("  %s\n", err.msg);
+        result("bf16: set-up", 0);
+        goto done;
+    }
+    size_t n = (size_t)B * T, P = wn_gpt_num_params(m);
+    for (int step = 0; step <= 3; step++) {
+        float lc = -1, lg = -2;
+        wn_gpt_zero_grad(m);
+        int ok = !wn_gpt_cuda_zero_grad(g, &err) && !wn_gpt_forward(m, in, tg, w, B, T, &lc) &&
+                 !wn_gpt_cuda_forward(g, in, tg, w, B, T, &lg, &err);
+        if (!ok) { printf("  %s\n", err.msg); result("bf16: forward runs", 0); goto done; }
+        double worst = 0;
+        const float *a = wn_gpt_token_nll(m), *b = wn_gpt_cuda_token_nll(g);
+        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+        printf("  bf16 step %d: loss cpu %.6f gpu %.6f; per-token nll max abs diff %.3e\n", step, lc, lg, worst);
+        char label[96];
+        snprintf(label, sizeof label, "bf16 step %d: loss within 1%%, per-token nll within 0.05", step);
+        result(label, fabs(lc - lg) <= 0.01 * fabs(lc) && worst <= 0.05);
+        if (step == 3) break;
+        ok = !wn_gpt_backward(m) && !wn_gpt_cuda_backward(g, &err) &&
+             !wn_gpt_cuda_download(g, d, WN_GPT_CUDA_GRADS, &err);
+        double dot = 0, nc = 0, ng = 0;
+        wn_tensor *tc, *tgd;
+        int nt = wn_gpt_tensors(m, &tc);
+        wn_gpt_tensors(d, &tgd);
+        for (int i = 0; ok && i < nt; i++)
+            for (size_t k = 0; k < tc[i].size; k++) {
+                dot += (double)tc[i].grad[k] * tgd[i].grad[k];
+                nc += (double)tc[i].grad[k] * tc[i].grad[k];
+                ng += (double)tgd[i].grad[k] * tgd[i].grad[k];
+            }
+        double cosv = dot / sqrt(nc * ng), ratio = sqrt(ng / nc);
+        printf("  bf16 step %d: gradient cosine %.6f, norm ratio gpu/cpu %.4f (%zu parameters)\n", step, cosv, ratio, P);
+        snprintf(label, sizeof label, "bf16 step %d: gradient cosine > 0.999, norm within 3%%", step);
+        result(label, ok && cosv > 0.999 && fabs(ratio - 1) < 0.03);
+        wn_adamw o = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f};
+        wn_gpt_adamw(m, &o, step + 1);
+        if (wn_gpt_cuda_adamw(g, &o, step + 1, &err)) { printf("  %s\n", err.msg); result("bf16: AdamW", 0); goto done; }
+    }
+done:
+    wn_gpt_cuda_free(g);
+    wn_gpt_free(m);
+    wn_gpt_free(d);
+}
+
 static void gpu_checks(void)
 {
     const wn_gpt_config cfg = {97, 20, 2, 4, 32}; /* V, context, L, NH, C */
@@ -392,6 +450,7 @@ static void gpu_checks(void)
     result("after 3 AdamW steps: v within 1e-4 max|v| + 1e-3 |ref|", ok && compare_model(m, d, MOM_V, 0, 1e-4, 1e-3));
     batch(in, tg, w, nmax, V);
     forward_both(m, g, in, tg, w, 5, T, "after 3 steps");
+    bf16_checks(&cfg, in, tg, w, 4, T);
 
 done:
     wn_gpt_cuda_free(g);

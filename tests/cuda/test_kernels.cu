@@ -217,6 +217,25 @@ static void host_matmul(void)
     }
 }
 
+/* bf16 rounding: nearest, ties to even, NaN stays NaN; widening is exact. */
+static void host_bf16(void)
+{
+    const uint32_t in[6] = {0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f808001u, 0xbf7fffffu, 0x7fc00001u};
+    const uint16_t want[6] = {0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xbf80, 0x7fc0};
+    int ok = 1;
+    for (int i = 0; i < 6; i++) {
+        float f;
+        memcpy(&f, &in[i], 4);
+        uint16_t h = wn_ref_bf16(f);
+        if (h != want[i] && !(i == 5 && (h & 0x7f80) == 0x7f80 && (h & 0x7f))) {
+            printf("  bf16(0x%08x) = 0x%04x, want 0x%04x\n", in[i], h, want[i]);
+            ok = 0;
+        }
+    }
+    ok &= wn_ref_bf16_float(0x3f81) == 1.0078125f && wn_ref_bf16_float(0xc000) == -2.0f;
+    result("host bf16: round to nearest even, NaN kept, exact widening", ok);
+}
+
 static void host_attention(void)
 {
     int B = 2, T = 7, C = 12, NH = 3, ok = 1;
@@ -502,12 +521,51 @@ static void dev_matmul_case(const char *name, int N, int C, int OC, int tw, int 
     result(label, ok);
 }
 
+/* bf16 operands (the same bits on both sides), fp32 accumulation on the
+ * device vs double in the reference: the fp32 tolerances hold. */
+static void dev_matmul_bf16_case(const char *name, int N, int C, int OC, int tw, int has_bias)
+{
+    char label[96];
+    size_t nx = (size_t)N * C, nw = (size_t)C * OC, ny = (size_t)N * OC;
+    float *xf = hrand(nx, 1, 0), *wf = hrand(nw, 0.2f, 0), *b = has_bias ? hrand(OC, 1, 0) : NULL;
+    uint16_t *x = (uint16_t *)malloc(nx * 2), *w = (uint16_t *)malloc(nw * 2), *x2 = (uint16_t *)malloc(nx * 2);
+    wn_ref_to_bf16(x, xf, nx);
+    wn_ref_to_bf16(w, wf, nw);
+    float *d_xf = dup(xf, nx);
+    uint16_t *d_x = (uint16_t *)dalloc(nx * 2), *d_w = (uint16_t *)dalloc(nw * 2);
+    snprintf(label, sizeof label, "to_bf16 %s", name);
+    RUN(label, wn_cuda_to_bf16(d_x, d_xf, nx));
+    wn_cuda_download(x2, d_x, nx * 2);
+    result(label, !memcmp(x, x2, nx * 2)); /* round to nearest even, bit for bit */
+    wn_cuda_upload(d_w, w, nw * 2);
+    float *y = hfloats(ny), *d_b = b ? dup(b, OC) : NULL, *d_y = (float *)dalloc(ny * 4);
+    wn_ref_matmul_forward_bf16(y, x, w, b, N, C, OC, tw);
+    snprintf(label, sizeof label, "matmul_forward_bf16 %s", name);
+    RUN(label, wn_cuda_matmul_forward_bf16(d_y, d_x, d_w, d_b, N, C, OC, tw));
+    result(label, compare("out", y, down(d_y, ny), ny, ATOL, RTOL));
+
+    float *dy = hrand(ny, 1, 0), *dx = hrand(nx, 1, 0), *dw = hrand(nw, 1, 0), *db = has_bias ? hrand(OC, 1, 0) : NULL;
+    float *d_dy = dup(dy, ny), *d_dx = dup(dx, nx), *d_dw = dup(dw, nw), *d_db = db ? dup(db, OC) : NULL;
+    wn_ref_matmul_backward_bf16(dx, dw, db, dy, x, w, N, C, OC, tw);
+    snprintf(label, sizeof label, "matmul_backward_bf16 %s", name);
+    RUN(label, wn_cuda_matmul_backward_bf16(d_dx, d_dw, d_db, d_dy, d_x, d_w, N, C, OC, tw));
+    int ok = compare("dinp", dx, down(d_dx, nx), nx, ATOL, RTOL);
+    ok &= compare("dweight", dw, down(d_dw, nw), nw, ATOL, RTOL);
+    if (db) ok &= compare("dbias", db, down(d_db, OC), OC, ATOL, RTOL);
+    result(label, ok);
+    free(x);
+    free(w);
+    free(x2);
+}
+
 static void dev_matmul(shape s)
 {
     int N = s.B * s.T;
     dev_matmul_case("(C,3C) c_attn", N, s.C, 3 * s.C, 0, 1);
     dev_matmul_case("(4C,C) mlp.c_proj", N, 4 * s.C, s.C, 0, 1);
     dev_matmul_case("(V,C) trans_w LM head", N, s.C, s.V, 1, 0);
+    dev_matmul_bf16_case("(C,3C) c_attn", N, s.C, 3 * s.C, 0, 1);
+    dev_matmul_bf16_case("(V,C) trans_w LM head", N, s.C, s.V, 1, 0);
 }
 
 static void dev_attention(shape s)
@@ -749,6 +807,7 @@ int main(int argc, char **argv)
     printf("part 1: references on the host\n");
     host_layernorm();
     host_matmul();
+    host_bf16();
     host_attention();
     host_gelu_residual();
     host_xent();
