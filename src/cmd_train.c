@@ -103,7 +103,7 @@ static const char *const usage =
     "  --device D          cpu | cuda | auto (default auto: cuda when built with CUDA and a GPU is visible)\n"
     "  --tf32              with cuda: TF32 tensor cores for the matrix products (faster; default full fp32)\n"
     "  --bf16              with cuda: bf16 matrix products (fp32 accumulation and master weights; the\n"
-    "                      products' inputs kept in bf16: less memory, fastest; loss tracks fp32 closely)\n"
+    "                      products' inputs kept in bf16: less activation memory; loss tracks fp32 closely)\n"
     "memory:\n"
     "  --plan              print the memory of parameters, gradients, optimizer moments and activations for\n"
     "                      the shape (--layers --heads --dim --context --batch; --vocab N or --tokenizer or\n"
@@ -768,6 +768,10 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
         wn_jw_key(&w, "device_name"); wn_jw_str(&w, wn_gpt_cuda_device(r->g));
         wn_jw_key(&w, "tf32"); wn_jw_bool(&w, r->o.tf32);
         wn_jw_key(&w, "precision"); wn_jw_str(&w, r->o.bf16 ? "bf16" : r->o.tf32 ? "tf32" : "fp32");
+        size_t free_b = 0, total_b = 0; /* device memory in use now: model, activations, cuBLAS workspace */
+        if (!wn_cuda_mem_info(&free_b, &total_b)) {
+            wn_jw_key(&w, "device_memory_used_bytes"); wn_jw_u64(&w, (uint64_t)(total_b - free_b));
+        }
         wn_jw_key(&w, "peak_flops"); wn_jw_f64(&w, peak);
         wn_jw_key(&w, "peak_flops_what"); wn_jw_str(&w, peak_what);
         wn_jw_key(&w, "mfu");

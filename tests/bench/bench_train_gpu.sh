@@ -89,7 +89,7 @@ fps = m["flops_per_step"]
 print(f"device: {j.get('device_name')}")
 print(f"model: L={m['layers']} C={m['dim']} H={m['heads']} T={T} V={m['vocab']}, {m['params'] / 1e6:.2f} M parameters, "
       f"B={B} ({B * T} tokens/step), {fps / 1e12:.2f} TFLOP per step (wn_gpt_flops_per_step)\n")
-hdr = f"{'precision':<10} {'tokens/s':>10} {'ms/step':>9} {'TFLOP/s':>8} {'MFU':>7}  peak used for MFU"
+hdr = f"{'precision':<10} {'tokens/s':>10} {'ms/step':>9} {'TFLOP/s':>8} {'MFU':>7} {'GiB used':>9}  peak used for MFU"
 print(hdr); print("-" * (len(hdr) + 30))
 for p in ("fp32", "tf32", "bf16"):
     a, b = load(f"{p}-a"), load(f"{p}-b")
@@ -103,7 +103,8 @@ for p in ("fp32", "tf32", "bf16"):
     tflops = fps / (ms / 1e3) / 1e12
     peak = b.get("peak_flops") or 0
     mfu = f"{100 * tflops * 1e12 / peak:6.1f}%" if peak else "    n/a"
-    print(f"{p:<10} {tps:>10.0f} {ms:>9.1f} {tflops:>8.2f} {mfu}  {b.get('peak_flops_what')}")
+    mem = b.get("device_memory_used_bytes", 0) / 2**30
+    print(f"{p:<10} {tps:>10.0f} {ms:>9.1f} {tflops:>8.2f} {mfu} {mem:>9.1f}  {b.get('peak_flops_what')}")
     print(f"{'':<10} loss step 1 {b['train_loss'][0]:.4f} (ln V = {math.log(m['vocab']):.4f}), "
           f"step {b['steps']} {b['train_loss'][-1]:.4f}; whole run incl. warm-up: {b['tokens_per_second']:.0f} tokens/s")
 EOF
