@@ -470,29 +470,46 @@ wn_err wn_gpt_cuda_zero_grad(wn_gpt_cuda *g, wn_errbuf *err)
     return WN_OK;
 }
 
-wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
+/* The backward from the top, written once for both uses:
+ *  - fn == NULL: the full backward into the device gradients (blocks = L);
+ *  - fn != NULL: the score stage's partial backward: weight gradients are
+ *    skipped (NULL), each linear layer's (X, G) is handed to fn, and it stops
+ *    after the c_attn of the lowest block asked for. */
+static wn_err backward_impl(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer_fn fn, void *ctx, wn_errbuf *err)
 {
-    if (!g->B || !g->have_targets)
-        return wn_fail(err, WN_ERR_STATE, "cuda: backward needs a forward with targets just before it");
     const wn_gpt_config *c = &g->cfg;
     int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = g->B, T = g->T, n = B * T;
     size_t N = (size_t)n, NC = N * C;
     g->B = g->T = 0; /* the logits become dlogits below: this forward is used up */
     dev_acts *a = &g->a;
-    int nt = g->ntensors;
-    float *wte = g->params + g->off[0], *dwte = g->grads + g->off[0], *dwpe = g->grads + g->off[1];
-    float *lnfw = g->params + g->off[nt - 2], *dlnfw = g->grads + g->off[nt - 2], *dlnfb = g->grads + g->off[nt - 1];
-
+    int nt = g->ntensors, full = fn == NULL;
+    float *lnfw = g->params + g->off[nt - 2];
+    /* weight and bias gradients, or NULL (skipped) in the partial backward */
+#define GRAD(l, k) (full ? tgrad(g, l, k) : NULL)
+#define GRAD_AT(i) (full ? g->grads + g->off[i] : NULL)
+    char name[64];
+    wn_err e;
+/* waits for the queued work first, so that fn sees finished buffers and a
+ * kernel failure is reported here rather than inside fn */
+#define LAYER(X, G, in, out)                                                                             \
+    do {                                                                                                 \
+        if (!full) {                                                                                     \
+            TRY(wn_cuda_sync(), "partial backward");                                                     \
+            if ((e = fn(ctx, name, X, G, n, in, out, err))) return e;                                    \
+        }                                                                                                \
+    } while (0)
     TRY(wn_cuda_softmax_xent_backward(a->logits, a->logits, g->d_tgt, g->have_weights ? g->d_w : NULL, g->scale, n,
                                       V), "cross-entropy backward");
+    snprintf(name, sizeof name, "lm_head");
+    LAYER(a->lnf, a->logits, C, V);
+    if (!blocks) return WN_OK;
     /* dlnf = dlogits @ wte; dwte += dlogits^T @ lnf */
-    (void)wte;
-    TRY(mm_bwd(g, a->dbtc, dwte, NULL, a->logits, a->lnf, (const uint16_t *)a->lnf, g->off[0], n, C, V, 1),
+    TRY(mm_bwd(g, a->dbtc, GRAD_AT(0), NULL, a->logits, a->lnf, (const uint16_t *)a->lnf, g->off[0], n, C, V, 1),
         "LM head backward");
     TRY(wn_cuda_memset0(a->dres, NC * sizeof(float)), "zero the residual gradient");
-    TRY(wn_cuda_layernorm_backward(a->dres, dlnfw, dlnfb, a->dbtc, a->res3 + (size_t)(L - 1) * NC, lnfw, a->lnf_mean,
-                                   a->lnf_rstd, n, C), "ln_f backward");
-    for (int l = L - 1; l >= 0; l--) {
+    TRY(wn_cuda_layernorm_backward(a->dres, GRAD_AT(nt - 2), GRAD_AT(nt - 1), a->dbtc, a->res3 + (size_t)(L - 1) * NC,
+                                   lnfw, a->lnf_mean, a->lnf_rstd, n, C), "ln_f backward");
+    for (int l = L - 1; l >= L - blocks; l--) {
         const float *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
         const float *ln1 = a->ln1 + l * NC, *qkvr = a->qkvr + l * 3 * NC, *atty = a->atty + l * NC;
         const float *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
@@ -500,92 +517,55 @@ wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
         const uint16_t *ln1h = (uint16_t *)a->ln1 + l * NC, *attyh = (uint16_t *)a->atty + l * NC;
         const uint16_t *ln2h = (uint16_t *)a->ln2 + l * NC, *fchgh = (uint16_t *)a->fch_gelu + l * 4 * NC;
         /* MLP: dres is the gradient of res3 and, through the skip, of res2 */
-        TRY(mm_bwd(g, a->dbt4c, tgrad(g, l, P_PRJW), tgrad(g, l, P_PRJB), a->dres, fchg, fchgh, woff(g, l, P_PRJW),
-                   n, 4 * C, C, 0), "mlp.c_proj backward");
+        snprintf(name, sizeof name, "h.%d.mlp.c_proj", l);
+        LAYER(fchg, a->dres, 4 * C, C);
+        TRY(mm_bwd(g, a->dbt4c, GRAD(l, P_PRJW), GRAD(l, P_PRJB), a->dres, fchg, fchgh, woff(g, l, P_PRJW), n, 4 * C,
+                   C, 0), "mlp.c_proj backward");
         TRY(wn_cuda_gelu_backward(a->dbt4c, fch, a->dbt4c, 4 * NC), "gelu backward");
-        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_FCW), tgrad(g, l, P_FCB), a->dbt4c, ln2, ln2h, woff(g, l, P_FCW), n, C,
-                   4 * C, 0), "c_fc backward");
-        TRY(wn_cuda_layernorm_backward(a->dres, tgrad(g, l, P_LN2W), tgrad(g, l, P_LN2B), a->dbtc, res2,
-                                       tparam(g, l, P_LN2W), a->ln2_mean + l * N, a->ln2_rstd + l * N, n, C),
-            "ln_2 backward");
+        snprintf(name, sizeof name, "h.%d.mlp.c_fc", l);
+        LAYER(ln2, a->dbt4c, C, 4 * C);
+        TRY(mm_bwd(g, a->dbtc, GRAD(l, P_FCW), GRAD(l, P_FCB), a->dbt4c, ln2, ln2h, woff(g, l, P_FCW), n, C, 4 * C, 0),
+            "c_fc backward");
+        TRY(wn_cuda_layernorm_backward(a->dres, GRAD(l, P_LN2W), GRAD(l, P_LN2B), a->dbtc, res2, tparam(g, l, P_LN2W),
+                                       a->ln2_mean + l * N, a->ln2_rstd + l * N, n, C), "ln_2 backward");
         /* attention: dres is now the gradient of res2 and, through the skip, of x */
-        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_ATTW), tgrad(g, l, P_ATTB), a->dres, atty, attyh, woff(g, l, P_ATTW),
-                   n, C, C, 0), "attn.c_proj backward");
+        snprintf(name, sizeof name, "h.%d.attn.c_proj", l);
+        LAYER(atty, a->dres, C, C);
+        TRY(mm_bwd(g, a->dbtc, GRAD(l, P_ATTW), GRAD(l, P_ATTB), a->dres, atty, attyh, woff(g, l, P_ATTW), n, C, C, 0),
+            "attn.c_proj backward");
         TRY(wn_cuda_attention_backward(a->dbt4c, a->dbtc, qkvr, att, B, T, C, NH), "attention backward");
-        TRY(mm_bwd(g, a->dbtc, tgrad(g, l, P_QKVW), tgrad(g, l, P_QKVB), a->dbt4c, ln1, ln1h, woff(g, l, P_QKVW), n,
-                   C, 3 * C, 0), "c_attn backward");
-        TRY(wn_cuda_layernorm_backward(a->dres, tgrad(g, l, P_LN1W), tgrad(g, l, P_LN1B), a->dbtc, x,
-                                       tparam(g, l, P_LN1W), a->ln1_mean + l * N, a->ln1_rstd + l * N, n, C),
-            "ln_1 backward");
+        snprintf(name, sizeof name, "h.%d.attn.c_attn", l);
+        LAYER(ln1, a->dbt4c, C, 3 * C);
+        if (!full && l == L - blocks) return WN_OK; /* nothing below is asked for */
+        TRY(mm_bwd(g, a->dbtc, GRAD(l, P_QKVW), GRAD(l, P_QKVB), a->dbt4c, ln1, ln1h, woff(g, l, P_QKVW), n, C, 3 * C,
+                   0), "c_attn backward");
+        TRY(wn_cuda_layernorm_backward(a->dres, GRAD(l, P_LN1W), GRAD(l, P_LN1B), a->dbtc, x, tparam(g, l, P_LN1W),
+                                       a->ln1_mean + l * N, a->ln1_rstd + l * N, n, C), "ln_1 backward");
     }
-    TRY(wn_cuda_encoder_backward(dwte, dwpe, a->dres, g->d_inp, B, T, C), "encoder backward");
+#undef LAYER
+#undef GRAD
+#undef GRAD_AT
+    TRY(wn_cuda_encoder_backward(g->grads + g->off[0], g->grads + g->off[1], a->dres, g->d_inp, B, T, C),
+        "encoder backward");
     return WN_OK;
 }
 
-/* The partial backward of the score stage: backward's steps from the top,
- * with the weight gradients skipped (NULL) and each linear layer's (X, G)
- * handed to fn; stops below the lowest block asked for. */
+wn_err wn_gpt_cuda_backward(wn_gpt_cuda *g, wn_errbuf *err)
+{
+    if (!g->B || !g->have_targets)
+        return wn_fail(err, WN_ERR_STATE, "cuda: backward needs a forward with targets just before it");
+    return backward_impl(g, g->cfg.layers, NULL, NULL, err);
+}
+
 wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer_fn fn, void *ctx, wn_errbuf *err)
 {
     if (!g->B || !g->have_targets)
         return wn_fail(err, WN_ERR_STATE, "cuda: backward needs a forward with targets just before it");
-    const wn_gpt_config *c = &g->cfg;
-    int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = g->B, T = g->T, n = B * T;
-    if (blocks < 0 || blocks > L) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: blocks %d of %d", blocks, L);
+    if (blocks < 0 || blocks > g->cfg.layers)
+        return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: blocks %d of %d", blocks, g->cfg.layers);
     if (g->bf16) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: not in bf16 mode (fp32 scoring only)");
-    size_t N = (size_t)n, NC = N * C;
-    g->B = g->T = 0; /* the logits become dlogits: this forward is used up */
-    dev_acts *a = &g->a;
-    int nt = g->ntensors;
-    float *wte = g->params + g->off[0], *lnfw = g->params + g->off[nt - 2];
-    char name[64];
-    wn_err e;
-/* waits for the queued work first, so that fn sees finished buffers and a
- * kernel failure is reported here rather than inside fn */
-#define LAYER(nm, X, G, in, out)                                                                         \
-    do {                                                                                                 \
-        TRY(wn_cuda_sync(), "partial backward");                                                         \
-        if ((e = fn(ctx, nm, X, G, n, in, out, err))) return e;                                          \
-    } while (0)
-    TRY(wn_cuda_softmax_xent_backward(a->logits, a->logits, g->d_tgt, g->have_weights ? g->d_w : NULL, g->scale, n,
-                                      V), "cross-entropy backward");
-    LAYER("lm_head", a->lnf, a->logits, C, V);
-    if (!blocks) return WN_OK;
-    TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->logits, a->lnf, wte, n, C, V, 1), "LM head backward");
-    TRY(wn_cuda_memset0(a->dres, NC * sizeof(float)), "zero the residual gradient");
-    TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, a->res3 + (size_t)(L - 1) * NC, lnfw, a->lnf_mean,
-                                   a->lnf_rstd, n, C), "ln_f backward");
-    for (int l = L - 1; l >= L - blocks; l--) {
-        const float *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
-        const float *ln1 = a->ln1 + l * NC, *qkvr = a->qkvr + l * 3 * NC, *atty = a->atty + l * NC;
-        const float *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        const float *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
-        snprintf(name, sizeof name, "h.%d.mlp.c_proj", l);
-        LAYER(name, fchg, a->dres, 4 * C, C);
-        TRY(wn_cuda_matmul_backward(a->dbt4c, NULL, NULL, a->dres, fchg, tparam(g, l, P_PRJW), n, 4 * C, C, 0),
-            "mlp.c_proj backward");
-        TRY(wn_cuda_gelu_backward(a->dbt4c, fch, a->dbt4c, 4 * NC), "gelu backward");
-        snprintf(name, sizeof name, "h.%d.mlp.c_fc", l);
-        LAYER(name, ln2, a->dbt4c, C, 4 * C);
-        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dbt4c, ln2, tparam(g, l, P_FCW), n, C, 4 * C, 0),
-            "c_fc backward");
-        TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, res2, tparam(g, l, P_LN2W), a->ln2_mean + l * N,
-                                       a->ln2_rstd + l * N, n, C), "ln_2 backward");
-        snprintf(name, sizeof name, "h.%d.attn.c_proj", l);
-        LAYER(name, atty, a->dres, C, C);
-        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dres, atty, tparam(g, l, P_ATTW), n, C, C, 0),
-            "attn.c_proj backward");
-        TRY(wn_cuda_attention_backward(a->dbt4c, a->dbtc, qkvr, att, B, T, C, NH), "attention backward");
-        snprintf(name, sizeof name, "h.%d.attn.c_attn", l);
-        LAYER(name, ln1, a->dbt4c, C, 3 * C);
-        if (l == L - blocks) break; /* nothing below is asked for */
-        TRY(wn_cuda_matmul_backward(a->dbtc, NULL, NULL, a->dbt4c, ln1, tparam(g, l, P_QKVW), n, C, 3 * C, 0),
-            "c_attn backward");
-        TRY(wn_cuda_layernorm_backward(a->dres, NULL, NULL, a->dbtc, x, tparam(g, l, P_LN1W), a->ln1_mean + l * N,
-                                       a->ln1_rstd + l * N, n, C), "ln_1 backward");
-    }
-#undef LAYER
-    return WN_OK;
+    if (!fn) return wn_fail(err, WN_ERR_USAGE, "cuda: backward_layers: no layer function");
+    return backward_impl(g, blocks, fn, ctx, err);
 }
 
 wn_err wn_gpt_cuda_token_el2n(wn_gpt_cuda *g, float *el2n, wn_errbuf *err)
