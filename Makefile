@@ -15,7 +15,8 @@ NVCC    ?= nvcc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -Isrc
-LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm
+# -ldl: NVML is opened with dlopen (src/energy.c); part of libc since glibc 2.34
+LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm -ldl
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(origin CUDA), undefined)
@@ -173,8 +174,16 @@ build/san/winnow: build/san/src/main.o $(SAN_OBJ)
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
-build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ)
+build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+# A stand-in for libnvidia-ml.so.1 that tests/unit/test_energy.c loads, so
+# src/energy.c's NVML path runs without a GPU (not instrumented: it is
+# dlopen'ed into the sanitized unit binary).
+build/san/fake_nvml.so: tests/unit/fake_nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (shared)"
+	@$(CC) -std=c11 -O1 -g -fPIC -shared $(WARN) -o $@ $<
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 build/san/fuzz_%: build/san/tests/fuzz/fuzz_%.o build/san/tests/fuzz/replay.o $(SAN_OBJ)

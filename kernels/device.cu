@@ -1,6 +1,7 @@
 /*
  * device.cu - CUDA runtime queries for device selection (`device: auto`)
- * and `winnow --version`. No kernels yet: the scoring kernels of later
+ * and `winnow --version`, and the PCI bus ids that match CUDA's devices to
+ * NVML's (src/energy.c). No kernels yet: the scoring kernels of later
  * stages live beside this file, each with a CPU reference.
  */
 #include <cuda_runtime.h>
@@ -26,5 +27,14 @@ extern "C" int wn_cuda_device_describe(int i, char *buf, int n)
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) return -1;
     snprintf(buf, (size_t)n, "%s (compute %d.%d, %.1f GiB)", p.name, p.major, p.minor,
              (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return 0;
+}
+
+extern "C" int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
+{
+    if (cudaDeviceGetPCIBusId(buf, n, i) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
     return 0;
 }
