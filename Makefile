@@ -164,6 +164,23 @@ cuda-check: build/cuda/test_kernels
 test-cuda: build/cuda/test_kernels
 	./build/cuda/test_kernels
 
+# ---- GPU MinHash throughput (tests/bench/bench_minhash_gpu.c) ----------------
+# CPU (src/minhash.c) and GPU (kernels/minhash_kernels.cu) signatures on
+# generated documents, checked identical; prints SKIP for the GPU part and
+# exits 0 without a GPU. Needs nvcc's runtime whatever CUDA= says, like
+# test_kernels; cuda-check builds it (CI compiles it), scripts/gpu_check.sh
+# runs it.
+BENCH_MH_HOST := $(addprefix build/cuda/host/,minhash.o text.o util.o energy.o json.o)
+build/cuda/host/energy.o: kernels/device.h
+build/bench_minhash_gpu: tests/bench/bench_minhash_gpu.c build/cuda/kernels/minhash_kernels.o \
+                         build/cuda/kernels/device.o $(BENCH_MH_HOST) src/minhash.h src/energy.h \
+                         kernels/minhash_kernels.h kernels/device.h
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 -O2 -g $(WARN) -o $@ $< build/cuda/kernels/minhash_kernels.o \
+	    build/cuda/kernels/device.o $(BENCH_MH_HOST) -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread \
+	    -lstdc++ -lxxhash -lutf8proc -lm
+cuda-check: build/bench_minhash_gpu
+
 # ---- tests (sanitized, CPU-only) --------------------------------------------
 build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h tests/stage_harness.h
 	@mkdir -p $(dir $@)
