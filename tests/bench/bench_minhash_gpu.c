@@ -293,7 +293,11 @@ static int gpu_part(const corpus *c, const uint64_t *a, const uint64_t *b, const
     uint64_t sh = c->off[n];
     uint64_t *sig = xmalloc((size_t)n * NPERM * sizeof *sig);
     memset(sig, 0xa5, (size_t)n * NPERM * sizeof *sig);
-    if (gpu_call(c->h, c->off, n, a, b, sig) || wn_cuda_minhash_timing(1)) return 1; /* warm-up: context, buffers */
+    if (gpu_call(c->h, c->off, n, a, b, sig)) return 1; /* warm-up: context, buffers */
+    if (wn_cuda_minhash_timing(1)) {
+        fprintf(stderr, "bench_minhash_gpu: CUDA events: %s\n", wn_cuda_minhash_last_error());
+        return 1;
+    }
     double best = 1e30;
     float up = 0, ker = 0, down = 0;
     for (int r = 0; r < 3; r++) {
