@@ -15,7 +15,8 @@ NVCC    ?= nvcc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -Isrc
-LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm
+# -ldl: NVML is opened with dlopen (src/energy.c); part of libc since glibc 2.34
+LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm -ldl
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(origin CUDA), undefined)
@@ -172,6 +173,23 @@ endif
 test-cuda: build/cuda/test_kernels
 	./build/cuda/test_kernels
 
+# ---- GPU MinHash throughput (tests/bench/bench_minhash_gpu.c) ----------------
+# CPU (src/minhash.c) and GPU (kernels/minhash_kernels.cu) signatures on
+# generated documents, checked identical; prints SKIP for the GPU part and
+# exits 0 without a GPU. Needs nvcc's runtime whatever CUDA= says, like
+# test_kernels; cuda-check builds it (CI compiles it), scripts/gpu_check.sh
+# runs it.
+BENCH_MH_HOST := $(addprefix build/cuda/host/,minhash.o text.o util.o energy.o json.o)
+build/cuda/host/energy.o: kernels/device.h
+build/bench_minhash_gpu: tests/bench/bench_minhash_gpu.c build/cuda/kernels/minhash_kernels.o \
+                         build/cuda/kernels/device.o $(BENCH_MH_HOST) src/minhash.h src/energy.h \
+                         kernels/minhash_kernels.h kernels/device.h
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 -O2 -g $(WARN) -o $@ $< build/cuda/kernels/minhash_kernels.o \
+	    build/cuda/kernels/device.o $(BENCH_MH_HOST) -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread \
+	    -lstdc++ -lxxhash -lutf8proc -lm
+cuda-check: build/bench_minhash_gpu
+
 # ---- tests (sanitized, CPU-only) --------------------------------------------
 build/san/%.o: %.c $(wildcard src/*.h) stages/stages.def tests/test.h tests/stage_harness.h
 	@mkdir -p $(dir $@)
@@ -182,8 +200,16 @@ build/san/winnow: build/san/src/main.o $(SAN_OBJ)
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
-build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ)
+build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+# A stand-in for libnvidia-ml.so.1 that tests/unit/test_energy.c loads, so
+# src/energy.c's NVML path runs without a GPU (not instrumented: it is
+# dlopen'ed into the sanitized unit binary).
+build/san/fake_nvml.so: tests/unit/fake_nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (shared)"
+	@$(CC) -std=c11 -O1 -g -fPIC -shared $(WARN) -o $@ $<
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 build/san/fuzz_%: build/san/tests/fuzz/fuzz_%.o build/san/tests/fuzz/replay.o $(SAN_OBJ)

@@ -1,6 +1,7 @@
 /*
  * device.cu - CUDA runtime queries for device selection (`device: auto`)
- * and `winnow --version`. No kernels yet: the scoring kernels of later
+ * and `winnow --version`, and the PCI bus ids that match CUDA's devices to
+ * NVML's (src/energy.c). No kernels yet: the scoring kernels of later
  * stages live beside this file, each with a CPU reference.
  */
 #include <cuda_runtime.h>
@@ -38,5 +39,14 @@ extern "C" int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
     }
     if (free_bytes) *free_bytes = f;
     if (total_bytes) *total_bytes = t;
+    return 0;
+}
+
+extern "C" int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
+{
+    if (cudaDeviceGetPCIBusId(buf, n, i) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
     return 0;
 }

@@ -21,6 +21,9 @@ int wn_cuda_device_describe(int i, char *buf, int n);
 int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 /* 1 when this binary was built with CUDA. */
 int wn_cuda_built(void);
+/* PCI bus id of device i ("domain:bus:device.function", hexadecimal) into
+ * buf; returns 0 on success. NVML names GPUs by it (src/energy.c). */
+int wn_cuda_device_pci_bus_id(int i, char *buf, int n);
 
 #ifdef __cplusplus
 }

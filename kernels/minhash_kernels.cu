@@ -31,6 +31,10 @@ enum { THREADS = 128, TILE = 1024 };
 static char g_msg[512];
 static uint64_t *d_h, *d_off, *d_ab, *d_sig;
 static size_t cap_h, cap_off, cap_ab, cap_sig; /* bytes */
+/* timing (wn_cuda_minhash_timing): before the uploads, after them, after
+ * the kernels, after the download */
+static cudaEvent_t g_ev[4];
+static int g_timing, g_timed;
 
 static int fail(int code, const char *fmt, ...)
 {
@@ -116,10 +120,12 @@ extern "C" int wn_cuda_minhash_signatures(const uint64_t *h, const uint64_t *off
     if ((e = grow(&d_h, &cap_h, (nh ? nh : 1) * 8)) || (e = grow(&d_off, &cap_off, (size_t)(ndocs + 1) * 8)) ||
         (e = grow(&d_ab, &cap_ab, (size_t)nperm * 16)) || (e = grow(&d_sig, &cap_sig, (size_t)ndocs * nperm * 8)))
         return e;
+    if (g_timing) CUDA_TRY(cudaEventRecord(g_ev[0]));
     if (nh) CUDA_TRY(cudaMemcpy(d_h, h, nh * 8, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(d_off, off, (size_t)(ndocs + 1) * 8, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(d_ab, a, (size_t)nperm * 8, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(d_ab + nperm, b, (size_t)nperm * 8, cudaMemcpyHostToDevice));
+    if (g_timing) CUDA_TRY(cudaEventRecord(g_ev[1]));
     for (int64_t d0 = 0; d0 < ndocs; d0 += 1 << 30) { /* grid.x is at most 2^31 - 1 */
         int64_t nd = ndocs - d0 < (1 << 30) ? ndocs - d0 : (1 << 30);
         minhash_kernel<<<(unsigned)nd, THREADS>>>(d_h, d_off, d_ab, nperm, d0, d_sig);
@@ -127,7 +133,33 @@ extern "C" int wn_cuda_minhash_signatures(const uint64_t *h, const uint64_t *off
         if (le != cudaSuccess)
             return fail(WN_CUDA_ERR_RUNTIME, "minhash_kernel: launch failed: %s", cudaGetErrorString(le));
     }
+    if (g_timing) CUDA_TRY(cudaEventRecord(g_ev[2]));
     CUDA_TRY(cudaMemcpy(sig, d_sig, (size_t)ndocs * nperm * 8, cudaMemcpyDeviceToHost));
+    if (g_timing) {
+        CUDA_TRY(cudaEventRecord(g_ev[3]));
+        CUDA_TRY(cudaEventSynchronize(g_ev[3]));
+        g_timed = 1;
+    }
+    return WN_CUDA_OK;
+}
+
+extern "C" int wn_cuda_minhash_timing(int on)
+{
+    g_msg[0] = 0;
+    for (int i = 0; on && i < 4; i++)
+        if (!g_ev[i]) CUDA_TRY(cudaEventCreate(&g_ev[i]));
+    g_timing = on;
+    g_timed = 0;
+    return WN_CUDA_OK;
+}
+
+extern "C" int wn_cuda_minhash_last_times(float *upload_ms, float *kernel_ms, float *download_ms)
+{
+    if (!g_timing || !g_timed)
+        return fail(WN_CUDA_ERR_ARG, "wn_cuda_minhash_last_times: no timed call (turn timing on first)");
+    CUDA_TRY(cudaEventElapsedTime(upload_ms, g_ev[0], g_ev[1]));
+    CUDA_TRY(cudaEventElapsedTime(kernel_ms, g_ev[1], g_ev[2]));
+    CUDA_TRY(cudaEventElapsedTime(download_ms, g_ev[2], g_ev[3]));
     return WN_CUDA_OK;
 }
 
@@ -141,4 +173,9 @@ extern "C" void wn_cuda_minhash_shutdown(void)
     cudaFree(d_sig);
     d_h = d_off = d_ab = d_sig = NULL;
     cap_h = cap_off = cap_ab = cap_sig = 0;
+    for (int i = 0; i < 4; i++) {
+        if (g_ev[i]) cudaEventDestroy(g_ev[i]);
+        g_ev[i] = NULL;
+    }
+    g_timing = g_timed = 0;
 }

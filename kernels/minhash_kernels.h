@@ -41,6 +41,14 @@ int wn_cuda_minhash_signatures(const uint64_t *h, const uint64_t *off, int64_t n
                                const uint64_t *b, int nperm, uint64_t *sig);
 /* Message of the last failure ("" when none). */
 const char *wn_cuda_minhash_last_error(void);
+/* Benchmarks (tests/bench/bench_minhash_gpu.c): with timing on, every call
+ * records CUDA events around its uploads, its kernel launches and its
+ * download, and wn_cuda_minhash_last_times gives their milliseconds on the
+ * device's clock. Off by default (the events cost a little per call).
+ * Both return 0 or a WN_CUDA_ERR_* status (last_times: when timing is off
+ * or no call ran since it was turned on). */
+int wn_cuda_minhash_timing(int on);
+int wn_cuda_minhash_last_times(float *upload_ms, float *kernel_ms, float *download_ms);
 /* Frees the device buffers; accepts being called twice. */
 void wn_cuda_minhash_shutdown(void);
 

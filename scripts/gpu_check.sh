@@ -9,8 +9,10 @@
 # Runs, each under a time limit and each logged: nvidia-smi, ./winnow --version,
 # build/cuda/test_kernels (every kernel against its CPU reference, the GPU model against the
 # CPU model), tests/e2e/test_score_device.sh and test_train_device.sh (GPU vs CPU through the
-# CLI), then the GPU benchmarks (tests/bench/bench_train_gpu.sh, and bench_score_gpu /
-# bench_minhash_gpu when built). Prints a PASS/FAIL line per step and exits 1 if any failed.
+# CLI), tests/e2e/test_energy.sh (NVML: `winnow train --device cuda` and a minhash_dedup run on
+# the GPU write measured GPU joules), then the GPU benchmarks (tests/bench/bench_train_gpu.sh,
+# and bench_score_gpu / bench_minhash_gpu when built: `make cuda-check` builds the latter).
+# Prints a PASS/FAIL line per step and exits 1 if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG=${1:-build/gpu_check}
@@ -32,6 +34,7 @@ step version 30 ./winnow --version
 step test_kernels 300 ./build/cuda/test_kernels
 step test_score_device 300 env WINNOW="$PWD/winnow" bash tests/e2e/test_score_device.sh
 step test_train_device 300 bash tests/e2e/test_train_device.sh
+step test_energy 300 bash tests/e2e/test_energy.sh
 step bench_train_gpu 400 bash tests/bench/bench_train_gpu.sh
 [ -x build/bench_score_gpu ] && step bench_score_gpu 300 ./build/bench_score_gpu
 [ -x build/bench_minhash_gpu ] && step bench_minhash_gpu 300 ./build/bench_minhash_gpu

@@ -448,7 +448,8 @@ typedef struct {
     int early; /* stopped early (--early-stop) */
     int auto_batch; /* --batch 0 */
     int have_rapl;
-    uint64_t rapl0; /* energy counters at the start */
+    uint64_t rapl0;          /* energy counters at the start */
+    wn_energy_gpu_mark gpu0; /* --device cuda: the GPUs' counters at the start */
 } run;
 
 /* The shortest decimal that reads back as the same float. */
@@ -733,11 +734,16 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
                      ru.ru_stime.tv_usec / 1e6;
         wn_jw_key(&w, "cpu_seconds_last_session"); wn_jw_f64(&w, cpu);
         wn_jw_key(&w, "flops"); wn_jw_f64(&w, (double)r->step * wn_gpt_flops_per_step(r->m, r->B, r->T));
-        if (r->g) { /* the GPU was busy for the training steps: their wall time */
-            wn_jw_key(&w, "gpu_seconds_last_session"); wn_jw_f64(&w, r->wall_before + wn_now() - r->wall_start);
+        /* on the GPU: the train loop of this session (steps, validations,
+         * checkpoints) counts as GPU time, and NVML measures its energy */
+        wn_energy_gpu_part gp = {wn_now() - r->wall_start, -1};
+        if (r->g) {
+            gp.joules = wn_energy_gpu_since(&r->gpu0);
+            wn_jw_key(&w, "gpu_seconds_last_session"); wn_jw_f64(&w, gp.seconds);
         }
         uint64_t uj;
-        wn_energy_write(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu);
+        wn_energy_write_parts(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu,
+                              r->g ? &gp : NULL);
     }
     wn_jw_key(&w, "unigram_entropy_nats"); wn_jw_f64(&w, round(r->entropy_bits * M_LN2 * 1e6) / 1e6);
     wn_jw_key(&w, "model");
@@ -1105,6 +1111,7 @@ int wn_cmd_train(int argc, char **argv)
     r.progress = isatty(2);
     r.wall_start = wn_now();
     r.have_rapl = wn_energy_rapl(&r.rapl0);
+    if (r.g) r.gpu0 = wn_energy_gpu_start();
     if (r.val && !o->resume) {
         float vl;
         if ((e = validation(&r, &vl, &err)) || (e = add_val(&r, 0, vl, &err))) goto out;

@@ -19,6 +19,13 @@ int wn_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
     (void)total_bytes;
     return -1;
 }
+int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
+{
+    (void)i;
+    (void)buf;
+    (void)n;
+    return -1;
+}
 #else
 typedef int wn_device_cpu_unused; /* the CUDA build takes kernels/device.cu */
 #endif

@@ -9,6 +9,7 @@
 
 #include "../kernels/device.h"
 #include "cli.h"
+#include "energy.h"
 #include "manifest.h"
 #include "run.h"
 #include "stage.h"
@@ -220,6 +221,12 @@ int main(int argc, char **argv)
             char desc[256];
             if (!wn_cuda_device_describe(i, desc, sizeof desc)) printf("  cuda:%d %s\n", i, desc);
         }
+        uint64_t mj;
+        if (n > 0 && wn_energy_gpu(&mj)) /* what reports will say about GPU energy */
+            printf("  GPU energy: measured (NVML counters of %d GPU%s)\n", wn_energy_gpu_count(),
+                   wn_energy_gpu_count() == 1 ? "" : "s");
+        else if (n > 0)
+            printf("  GPU energy: not measured (%s)\n", wn_energy_gpu_why());
         return 0;
     }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);

@@ -899,4 +899,14 @@ const char *wn_cuda_minhash_last_error(void)
     return "this winnow was built without CUDA (nvcc not found, or make CUDA=0)";
 }
 void wn_cuda_minhash_shutdown(void) {}
+int wn_cuda_minhash_timing(int on)
+{
+    (void)on;
+    return WN_CUDA_ERR_RUNTIME;
+}
+int wn_cuda_minhash_last_times(float *upload_ms, float *kernel_ms, float *download_ms)
+{
+    (void)upload_ms, (void)kernel_ms, (void)download_ms;
+    return WN_CUDA_ERR_RUNTIME;
+}
 #endif

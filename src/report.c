@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "energy.h"
 #include "fs.h"
 #include "json.h"
 #include "run.h"
@@ -152,6 +153,39 @@ static void cell(FILE *f, int w, int prec, double x)
     fprintf(f, " %*s", w, b);
 }
 
+/* The steps that ran on a GPU, with their time and energy there, and the
+ * total over them; nothing when none did. */
+static void print_gpu_steps(const wn_report *r, FILE *f)
+{
+    double total_s = 0, total_j = 0;
+    int n = 0, unmeasured = 0;
+    for (int i = 0; i < r->n_stages; i++) {
+        const wn_buf *j = &r->stages[i].json;
+        double s, e;
+        if (!j->len || !wn_energy_read_gpu(j->p, j->len, &s, &e)) continue;
+        if (!n++) fprintf(f, "\non the GPU (wall seconds with work there; energy from NVML around each step's calls):\n");
+        fprintf(f, "  %-18s", r->stages[i].dir);
+        cell(f, 9, 3, s);
+        fprintf(f, " s");
+        if (e >= 0) {
+            cell(f, 10, 0, e);
+            fprintf(f, " J\n");
+        } else {
+            fprintf(f, "  energy not measured (no NVML counters)\n");
+        }
+        total_s += s;
+        total_j += e >= 0 ? e : 0;
+        unmeasured |= e < 0;
+    }
+    if (n > 1) {
+        fprintf(f, "  %-18s", "total");
+        cell(f, 9, 3, total_s);
+        fprintf(f, " s");
+        cell(f, 10, 0, total_j);
+        fprintf(f, " J%s\n", unmeasured ? " (measured steps only)" : "");
+    }
+}
+
 wn_err wn_report_print(const wn_report *r, FILE *f, wn_errbuf *err)
 {
     (void)err;
@@ -174,9 +208,18 @@ wn_err wn_report_print(const wn_report *r, FILE *f, wn_errbuf *err)
             wn_span jv;
             if (wn_json_get(en.p, en.n, "joules", &jv)) wn_json_to_double(jv, &j);
             int measured = wn_json_get(en.p, en.n, "method", &m) && m.n == 6 && !memcmp(m.p, "\"rapl\"", 6);
-            fprintf(f, "cost: %.1f CPU-seconds, %.3g FLOPs of model work, %.0f J (%s)\n",
-                    num(run, "cpu_seconds_last_session"), num(run, "flops"), j,
-                    measured ? "measured, RAPL" : "estimated: 10 W per busy core");
+            const char *cpu_how = measured ? "measured, RAPL" : "estimated: 10 W per busy core";
+            double gs, gj;
+            fprintf(f, "cost: %.1f CPU-seconds, %.3g FLOPs of model work, ", num(run, "cpu_seconds_last_session"),
+                    num(run, "flops"));
+            if (!wn_energy_read_gpu(run->p, run->len, &gs, &gj))
+                fprintf(f, "%.0f J (%s)\n", j, cpu_how);
+            else if (gj >= 0) /* joules = CPU part + GPU part */
+                fprintf(f, "%.0f J = CPU %.0f J (%s) + GPU %.0f J (measured, NVML) over %.1f GPU-seconds\n", j,
+                        j - gj, cpu_how, gj, gs);
+            else
+                fprintf(f, "%.0f J (%s); GPU: %.1f GPU-seconds, energy not measured (no NVML counters)\n", j,
+                        cpu_how, gs);
         }
     } else {
         fprintf(f, "run %s: not complete (no run.json); reports below are from an earlier finished run, if any\n",
@@ -238,6 +281,7 @@ wn_err wn_report_print(const wn_report *r, FILE *f, wn_errbuf *err)
         fprintf(f, "\n  %.0f documents read, %.0f written (%.1f%%), %.0f dropped; %.3f s in the steps\n", in, out,
                 in > 0 ? 100 * out / in : 0.0, dropped_total, stage_wall);
     }
+    print_gpu_steps(r, f);
     if (any_drops) {
         fprintf(f, "\ndrop reasons (sampled ids: winnow report %s --rejects STAGE):\n", r->run_dir);
         for (int i = 0; i < r->n_stages; i++) {

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "energy.h"
 #include "fs.h"
 #include "json.h"
 #include "run.h"
@@ -246,6 +247,8 @@ typedef struct {
     double docs_in, docs_out, bytes_in, bytes_out, tokens_in, tokens_out, modified, dropped;
     double wall, cpu, mem;
     int has_tokens;
+    int has_gpu;         /* ran on a GPU: its report's energy has a GPU part */
+    double gpu_s, gpu_j; /* gpu_j < 0: not measured */
     double hist[64];
     int n_hist;
 } step;
@@ -273,6 +276,7 @@ static void step_read(step *s, const wn_report_stage *rs, int i, int last)
     s->wall = num(j, n, "wall_seconds");
     s->cpu = num(j, n, "cpu_seconds");
     s->mem = num(j, n, "peak_memory_bytes");
+    s->has_gpu = wn_energy_read_gpu(j, n, &s->gpu_s, &s->gpu_j);
     if (wn_json_get(j, n, "dropped", &v) && v.p[0] == '{') {
         wn_json_iter it;
         wn_json_iter_init(&it, v.p, v.n);
@@ -831,10 +835,26 @@ static void section_summary(ctx *c)
         if (wn_json_get(rj, rn, "energy", &en) && en.p[0] == '{' && wn_json_get(en.p, en.n, "joules", &jv) &&
             is_number(jv))
             wn_json_to_double(jv, &j);
+        double gs, gj;
+        int gpu = wn_energy_read_gpu(rj, rn, &gs, &gj);
         if (!isnan(j)) {
             snprintf(a, sizeof a, "%.0f J", j);
             int measured = wn_json_get(en.p, en.n, "method", &mv) && mv.n == 6 && !memcmp(mv.p, "\"rapl\"", 6);
-            card(pg, "energy", a, measured ? "measured (RAPL counters)" : "estimated: 10 W per busy core");
+            if (gpu && gj >= 0) /* the total is CPU part + GPU part */
+                card(pg, "energy", a, measured ? "CPU + GPU, measured (RAPL, NVML)"
+                                               : "CPU estimated (10 W per busy core) + GPU measured (NVML)");
+            else
+                card(pg, "energy", a, measured ? "measured (RAPL counters)" : "estimated: 10 W per busy core");
+        }
+        if (gpu) {
+            fmt_secs(a, sizeof a, gs);
+            card(pg, "GPU time", a, "last session, steps with work on the GPU");
+            if (gj >= 0) {
+                snprintf(a, sizeof a, "%.0f J", gj);
+                card(pg, "GPU energy", a, "measured (NVML counters, last session), part of energy");
+            } else {
+                card(pg, "GPU energy", "not measured", "no readable NVML counters; not in energy");
+            }
         }
     }
     if (has(rj, rn, "input_files")) {
@@ -1162,12 +1182,26 @@ static void section_time(ctx *c)
                    chart == 0 ? fmt_secs : fmt_rate, 190);
     }
     wn_free(rows);
-    int tokens = 0;
-    for (int i = 0; i < c->n; i++) tokens |= c->steps[i].has_tokens;
+    int tokens = 0, gpu = 0;
+    for (int i = 0; i < c->n; i++) {
+        tokens |= c->steps[i].has_tokens;
+        gpu |= c->steps[i].has_gpu;
+    }
+    if (gpu)
+        put(pg, "<p class=\"hint\">GPU time is the wall time of the steps that ran on a GPU; their GPU energy is "
+                "the difference of the NVML energy counters (whole boards) read around each of their calls.</p>");
     put(pg, "<div class=\"tbl\"><table>");
-    static const char *const cols[] = {"<step", "wall", "CPU", "CPU / wall", "MB/s", "docs/s", "peak memory",
-                                       "<device", "tokens/s"};
-    th_row(pg, cols, tokens ? 9 : 8);
+    static const char *const base[] = {"<step", "wall", "CPU", "CPU / wall", "MB/s", "docs/s", "peak memory",
+                                       "<device"};
+    const char *cols[WN_ARRAY_LEN(base) + 3];
+    int nc = 0;
+    for (size_t i = 0; i < WN_ARRAY_LEN(base); i++) cols[nc++] = base[i];
+    if (tokens) cols[nc++] = "tokens/s";
+    if (gpu) {
+        cols[nc++] = "GPU time";
+        cols[nc++] = "GPU energy";
+    }
+    th_row(pg, cols, nc);
     put(pg, "<tbody>");
     for (int i = 0; i < c->n; i++) {
         const step *s = &c->steps[i];
@@ -1193,6 +1227,14 @@ static void section_time(ctx *c)
             double t = s->tokens_out > s->tokens_in ? s->tokens_out : s->tokens_in;
             if (s->has_tokens && s->wall > 0) td_num(pg, fmt_count, round(t / s->wall));
             else put(pg, "<td></td>");
+        }
+        if (gpu && s->has_gpu) {
+            td_num(pg, fmt_secs, s->gpu_s);
+            if (s->gpu_j >= 0) snprintf(b, sizeof b, "%.0f J", s->gpu_j);
+            else snprintf(b, sizeof b, "not measured");
+            td_text(pg, b);
+        } else if (gpu) {
+            put(pg, "<td></td><td></td>");
         }
         put(pg, "</tr>\n");
     }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../kernels/device.h"
 #include "energy.h"
 #include "fs.h"
 #include "json.h"
@@ -46,6 +47,10 @@ typedef struct {
     int n_drops;
     double wall, cpu;
     uint64_t hist[HIST_BUCKETS]; /* output documents by floor(log2(text bytes)) + 1; [0] = empty */
+    /* a stage on the GPU: NVML joules over its calls, and how many calls
+     * were measured or not (all sessions; checkpointed) */
+    double gpu_j;
+    uint64_t gpu_read, gpu_missed;
 } stats;
 
 typedef struct {
@@ -68,6 +73,8 @@ typedef struct {
     uint64_t read_since_ckpt; /* text bytes read since the last checkpoint */
     int have_rapl;
     uint64_t rapl0; /* energy counters at the start of the session */
+    wn_energy_gpu_mark gpu0; /* GPU energy counters at the start of the session */
+    double gpu_wall;         /* this session's wall seconds in stages on the GPU */
     int resumed_from;
     double t0, last_progress;
     int progress_lines;
@@ -162,6 +169,29 @@ static void stats_write(const stats *s, wn_jw *w)
     wn_jw_obj_end(w);
 }
 
+/* The stage runs its work on the GPU (it says so when it opens). */
+static int on_gpu(const wn_stage *st) { return !strcmp(st->device_used, "cuda"); }
+
+/* A checkpoint's copy of a GPU stage's energy counters (its report carries
+ * them inside "energy"); nothing for the others. */
+static void stats_write_gpu(const stats *s, wn_jw *w)
+{
+    if (!s->gpu_read && !s->gpu_missed) return;
+    wn_jw_key(w, "gpu_joules"); wn_jw_f64(w, s->gpu_j);
+    wn_jw_key(w, "gpu_calls_measured"); wn_jw_u64(w, s->gpu_read);
+    wn_jw_key(w, "gpu_calls_unmeasured"); wn_jw_u64(w, s->gpu_missed);
+}
+
+/* The joules a GPU stage's report states: measured only if every call was
+ * (a partial sum would undercount); -1 when not. */
+static double stage_gpu_joules(const stats *s)
+{
+    uint64_t mj;
+    if (s->gpu_missed) return -1;
+    if (s->gpu_read) return s->gpu_j;
+    return wn_energy_gpu(&mj) ? 0 : -1; /* never called: nothing spent, if it could have been measured */
+}
+
 static uint64_t get_u64(const char *obj, size_t n, const char *key)
 {
     wn_span v;
@@ -178,7 +208,7 @@ static double get_f64(const char *obj, size_t n, const char *key)
     return x;
 }
 
-/* Restores counters written by stats_write. */
+/* Restores counters written by stats_write and stats_write_gpu. */
 static wn_err stats_read(stats *s, wn_span o)
 {
     s->docs_in = get_u64(o.p, o.n, "docs_in");
@@ -192,6 +222,9 @@ static wn_err stats_read(stats *s, wn_span o)
     s->tokens_out = get_u64(o.p, o.n, "tokens_out");
     s->wall = get_f64(o.p, o.n, "wall_seconds");
     s->cpu = get_f64(o.p, o.n, "cpu_seconds");
+    s->gpu_j = get_f64(o.p, o.n, "gpu_joules");
+    s->gpu_read = get_u64(o.p, o.n, "gpu_calls_measured");
+    s->gpu_missed = get_u64(o.p, o.n, "gpu_calls_unmeasured");
     wn_span v, k, x, samples = {0};
     wn_json_iter it, it2;
     wn_buf key = {0};
@@ -272,7 +305,11 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
     if (st && st->flops > 0) {
         wn_jw_key(&w, "flops"); wn_jw_f64(&w, st->flops);
     }
-    wn_energy_write(&w, -1, s->cpu); /* per stage: estimated (counters are machine-wide) */
+    /* per stage the CPU part is estimated (the RAPL counters are machine-wide,
+     * and stages take turns within each batch); the GPU part of a stage on
+     * the GPU is measured around its own calls */
+    wn_energy_gpu_part gp = {s->wall, stage_gpu_joules(s)};
+    wn_energy_write_parts(&w, -1, s->cpu, st && on_gpu(st) ? &gp : NULL);
     wn_jw_key(&w, "params");
     wn_jw_obj_begin(&w);
     if (st)
@@ -362,6 +399,7 @@ static wn_err checkpoint(run *r, wn_errbuf *err)
     for (int k = 0; k < r->n + 2; k++) {
         wn_jw_obj_begin(&w);
         stats_write(&r->stats[k], &w);
+        stats_write_gpu(&r->stats[k], &w);
         wn_jw_obj_end(&w);
     }
     wn_jw_arr_end(&w);
@@ -511,6 +549,20 @@ static void count_tokens(stats *s, const wn_batch *b, uint64_t *into)
         }
 }
 
+/* Counts a call of a stage on the GPU: wall seconds, and the GPU energy
+ * since mark m (read outside the stage's wall time). */
+static void gpu_account(run *r, stats *s, const wn_energy_gpu_mark *m, double wall)
+{
+    double j = wn_energy_gpu_since(m);
+    if (j >= 0) {
+        s->gpu_j += j;
+        s->gpu_read++;
+    } else {
+        s->gpu_missed++;
+    }
+    r->gpu_wall += wall;
+}
+
 /* Passes batch b through stages first..n-1 (0-based), counting. */
 static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
 {
@@ -520,10 +572,15 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
         s->docs_in += b->n;
         s->bytes_in += wn_batch_text_bytes(b);
         count_tokens(s, b, &s->tokens_in);
+        int gpu = on_gpu(st);
+        wn_energy_gpu_mark gm = {0, 0};
+        if (gpu) gm = wn_energy_gpu_start();
         double w0 = wn_now(), c0 = wn_cpu_now();
         wn_err e = st->def->process(st, b);
-        s->wall += wn_now() - w0;
+        double dw = wn_now() - w0;
+        s->wall += dw;
         s->cpu += wn_cpu_now() - c0;
+        if (gpu) gpu_account(r, s, &gm, dw);
         if (e) return wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
         for (size_t k = 0; k < b->n; k++) {
             wn_doc *d = &b->docs[k];
@@ -603,10 +660,15 @@ static wn_err pipeline(run *r, wn_errbuf *err)
         stats *s = &r->stats[i + 1];
         for (;;) { /* a batch at a time, until the stage appends nothing */
             wn_batch_reset(&b);
+            int gpu = on_gpu(st);
+            wn_energy_gpu_mark gm = {0, 0};
+            if (gpu) gm = wn_energy_gpu_start();
             double w0 = wn_now(), c0 = wn_cpu_now();
             e = st->def->finish(st, &b);
-            s->wall += wn_now() - w0;
+            double dw = wn_now() - w0;
+            s->wall += dw;
             s->cpu += wn_cpu_now() - c0;
+            if (gpu) gpu_account(r, s, &gm, dw);
             if (e) {
                 e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
                 goto cleanup;
@@ -664,7 +726,12 @@ static wn_err write_summary(run *r, double wall, wn_errbuf *err)
     wn_jw_key(&w, "flops"); wn_jw_f64(&w, flops);
     wn_jw_key(&w, "flops_note"); wn_jw_str(&w, "model work counted analytically by the stages that do it");
     uint64_t uj;
-    wn_energy_write(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu);
+    int gpu = 0;
+    for (int i = 0; i < r->n; i++) gpu |= on_gpu(&r->st[i]);
+    /* the session's GPU energy, stages' setup and idle gaps included */
+    wn_energy_gpu_part gp = {r->gpu_wall, gpu ? wn_energy_gpu_since(&r->gpu0) : -1};
+    wn_energy_write_parts(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu,
+                          gpu ? &gp : NULL);
     wn_jw_key(&w, "input_files"); wn_jw_i64(&w, r->m->n_files);
     wn_jw_key(&w, "input_bytes"); wn_jw_u64(&w, r->total_size);
     wn_jw_key(&w, "documents_out"); wn_jw_u64(&w, r->stats[r->n + 1].docs_out);
@@ -736,6 +803,9 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     r.n = m->n_stages;
     r.t0 = wn_now();
     r.have_rapl = wn_energy_rapl(&r.rapl0);
+    /* GPU counters only where a stage may use a GPU (NVML's start-up is not
+     * free, and a CPU-only build never loads it) */
+    if (strcmp(m->device ? m->device : "auto", "cpu") && wn_cuda_device_count() > 0) r.gpu0 = wn_energy_gpu_start();
     r.progress = o->progress < 0 ? isatty(2) : o->progress;
     snprintf(r.dir, sizeof r.dir, "%s", m->workdir);
     int threads = o->threads ? o->threads : m->threads;

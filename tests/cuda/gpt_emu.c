@@ -73,6 +73,13 @@ int wn_cuda_device_describe(int i, char *buf, int n)
     snprintf(buf, (size_t)n, "host emulation (tests/cuda/gpt_emu.c: the kernels' C references)");
     return 0;
 }
+int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
+{
+    (void)i;
+    (void)buf;
+    (void)n;
+    return -1; /* no PCI device behind the emulation */
+}
 
 int wn_cuda_gpt_init(int allow_tf32)
 {
