@@ -1,0 +1,449 @@
+/*
+ * synthesize.c - adds generated documents to the stream, with provenance, so
+ * that they pass through the same dedup, filters, scoring and selection as
+ * real ones (docs/synthesis.md).
+ *
+ * Modes:
+ *   template  documents expanded from a template file (src/synth_template.h):
+ *             word lists, integer ranges, arithmetic, weighted grammars,
+ *             fields of the source document.
+ *
+ * Ratio. Each source document gets floor(per_doc) generations plus one more
+ * with probability frac(per_doc), decided by a hash of (seed, id), so the
+ * decision belongs to the document whatever the batching. max_total caps
+ * the documents generated over the whole stream, taken in stream order.
+ *
+ * Determinism. Generation k of source d draws from a splitmix64 stream
+ * seeded by xxh3(k; xxh3(id, seed)): a function of the document alone, so
+ * the output is the same for any thread count, and a resumed run (which
+ * reprocesses whole batches from a checkpoint) regenerates the same text.
+ * Generated documents follow their source in the output, in k order.
+ *
+ * Provenance. A generated document has the id "<source id>#synth-<k>", no
+ * input fields of its own, and the attributes
+ *   "synthetic": true,
+ *   "synth": {"mode": ..., "template": ..., "source": <source id>, "index": k,
+ *             "seed": <the stage's seed>}
+ * written under the record's "winnow" object.
+ *
+ * Failures. An expansion that fails (a missing field, a division by zero,
+ * ...) generates nothing and is counted per reason, with the first message
+ * of each reason in the report; on_failure: fail stops the run instead.
+ *
+ * Resume: the counters (and with them the cap's progress) are checkpointed.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "../src/json.h"
+#include "../src/stage.h"
+#include "../src/synth_template.h"
+
+static const wn_param_def params[] = {
+    {"mode", WN_P_ENUM, "template", 0, 0, "template", "how documents are generated (see docs/synthesis.md)"},
+    {"templates", WN_P_STRING, "", 0, 0, NULL, "template mode: the template file"},
+    {"use", WN_P_STRING, "", 0, 0, NULL,
+     "comma-separated template names to pick from, by weight (empty = every template of the file)"},
+    {"per_doc", WN_P_FLOAT, "1", 0, 1000, NULL,
+     "generated documents per source document; a fraction is drawn per document (0.25 = one in four)"},
+    {"max_total", WN_P_SIZE, "0", 0, 9e18, NULL, "at most this many generated documents in all (0 = no cap)"},
+    {"keep_source", WN_P_BOOL, "true", 0, 0, NULL, "pass the source documents on (false: only generated ones)"},
+    {"seed", WN_P_INT, "0", 0, 9e18, NULL, "seed of every draw"},
+    {"max_bytes", WN_P_SIZE, "1MiB", 16, 1e9, NULL, "largest generated document; longer ones fail as too_long"},
+    {"on_failure", WN_P_ENUM, "skip", 0, 0, "skip|fail", "a generation that fails: count it and go on, or stop"},
+};
+
+enum { MODE_TEMPLATE };
+static const char *const mode_names[] = {"template"};
+
+/* Failure reasons, in report order (the template ones are synth_template.h's). */
+static const char *const reasons[] = {"missing_field", "arithmetic", "unbound", "too_long", "too_deep", "error"};
+enum { N_REASONS = WN_ARRAY_LEN(reasons), MSG_LEN = 240 };
+
+/* One generation: source document src of the batch, its k-th. */
+typedef struct {
+    uint32_t src, k;
+    int32_t tmpl;     /* template expanded */
+    int8_t reason;    /* -1 = ok, else index into reasons */
+    uint8_t accepted;
+    char msg[MSG_LEN];
+} job;
+
+typedef struct {
+    int mode, keep_source, fail;
+    double per_doc;
+    uint64_t max_total, seed, max_bytes;
+    const char *templates;
+    wn_tmpl *tmpl;
+    wn_tmpl_ctx **ctx;
+    wn_errbuf *terr;
+    int n_ctx;
+    wn_buf mode_json;   /* "\"template\"" */
+    /* the current batch's generations */
+    job *jobs;
+    size_t n_jobs, cap_jobs;
+    wn_batch gen;       /* gen.docs[j] = the document of jobs[j] */
+    /* counters (checkpointed) */
+    uint64_t sources, planned, generated, capped, failed, bytes;
+    uint64_t fail_by[N_REASONS];
+    uint64_t *by_tmpl;  /* generated per template */
+    char first_msg[N_REASONS][MSG_LEN];
+    double seconds;     /* wall time spent generating */
+} synth;
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static wn_err syn_open(wn_stage *st)
+{
+    synth *s = st->state;
+    s->mode = MODE_TEMPLATE;
+    s->templates = wn_param(st, "templates")->s;
+    s->per_doc = wn_param(st, "per_doc")->f;
+    s->max_total = (uint64_t)wn_param(st, "max_total")->i;
+    s->keep_source = wn_param(st, "keep_source")->b;
+    s->seed = (uint64_t)wn_param(st, "seed")->i;
+    s->max_bytes = (uint64_t)wn_param(st, "max_bytes")->i;
+    s->fail = !strcmp(wn_param(st, "on_failure")->s, "fail");
+    if (st->run && st->run->vocab_size > 0)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "place synthesize before tokenize: generated documents carry "
+                       "no tokens");
+    if (!s->templates[0])
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "mode template needs templates: a template file (docs/synthesis.md)");
+    wn_err e = wn_tmpl_load(&s->tmpl, s->templates, &st->err);
+    if (e == WN_ERR_INPUT) return WN_ERR_MANIFEST; /* a bad template file is a configuration error */
+    if (e) return e;
+    if ((e = wn_tmpl_restrict(s->tmpl, wn_param(st, "use")->s, &st->err))) return e;
+    s->n_ctx = st->threads > 0 ? st->threads : 1;
+    s->ctx = wn_calloc((size_t)s->n_ctx, sizeof *s->ctx);
+    s->terr = wn_calloc((size_t)s->n_ctx, sizeof *s->terr);
+    s->by_tmpl = wn_calloc((size_t)wn_tmpl_count(s->tmpl), sizeof *s->by_tmpl);
+    if (!s->ctx || !s->terr || !s->by_tmpl) return WN_ERR_NOMEM;
+    for (int i = 0; i < s->n_ctx; i++) {
+        if (!(s->ctx[i] = wn_tmpl_ctx_new(s->tmpl))) return WN_ERR_NOMEM;
+        wn_tmpl_ctx_limit(s->ctx[i], (size_t)s->max_bytes);
+    }
+    if (wn_json_encode_string(&s->mode_json, mode_names[s->mode], strlen(mode_names[s->mode]))) return WN_ERR_NOMEM;
+    return WN_OK;
+}
+
+static void syn_close(wn_stage *st)
+{
+    synth *s = st->state;
+    for (int i = 0; s->ctx && i < s->n_ctx; i++) wn_tmpl_ctx_free(s->ctx[i]);
+    wn_free(s->ctx);
+    wn_free(s->terr);
+    wn_free(s->by_tmpl);
+    wn_tmpl_free(s->tmpl);
+    wn_free(s->jobs);
+    wn_batch_free(&s->gen);
+    wn_buf_free(&s->mode_json);
+}
+
+/* ---- planning ---------------------------------------------------------------- */
+
+/* Generations for document d: floor(per_doc), plus one with probability
+ * frac(per_doc) by a hash of (seed, id). */
+static uint32_t plan_count(const synth *s, const wn_doc *d)
+{
+    double whole = floor(s->per_doc), frac = s->per_doc - whole;
+    uint32_t n = (uint32_t)whole;
+    if (frac > 0) {
+        uint64_t h = XXH3_64bits_withSeed(d->id.p ? d->id.p : "", d->id.len, s->seed ^ 0x73796e74682d7261ull);
+        n += (double)(h >> 11) * 0x1p-53 < frac;
+    }
+    return n;
+}
+
+/* The seed of generation k of document d. */
+static uint64_t gen_seed(const synth *s, const wn_doc *d, uint32_t k)
+{
+    uint64_t h = XXH3_64bits_withSeed(d->id.p ? d->id.p : "", d->id.len, s->seed ^ 0x73796e74682d6b73ull);
+    uint64_t kk = k;
+    return XXH3_64bits_withSeed(&kk, sizeof kk, h);
+}
+
+static wn_err plan(wn_stage *st, synth *s, const wn_batch *b)
+{
+    s->n_jobs = 0;
+    wn_batch_reset(&s->gen);
+    int full = s->max_total && s->generated >= s->max_total;
+    for (size_t i = 0; i < b->n; i++) {
+        s->sources++;
+        uint32_t n = plan_count(s, &b->docs[i]);
+        s->planned += n;
+        if (full) { /* the cap is reached: nothing more is generated */
+            s->capped += n;
+            continue;
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            if (s->n_jobs == s->cap_jobs) {
+                size_t cap = s->cap_jobs ? s->cap_jobs * 2 : 256;
+                job *j = wn_realloc(s->jobs, cap * sizeof *j);
+                if (!j) return WN_ERR_NOMEM;
+                s->jobs = j;
+                s->cap_jobs = cap;
+            }
+            job *j = &s->jobs[s->n_jobs++];
+            j->src = (uint32_t)i;
+            j->k = k;
+            j->tmpl = -1;
+            j->reason = -1;
+            j->accepted = 0;
+            j->msg[0] = 0;
+            if (!wn_batch_push(&s->gen)) return WN_ERR_NOMEM;
+        }
+    }
+    return WN_OK;
+}
+
+static int8_t reason_index(const char *why)
+{
+    for (int i = 0; i < N_REASONS; i++)
+        if (why && !strcmp(why, reasons[i])) return (int8_t)i;
+    return N_REASONS - 1;
+}
+
+/* ---- template mode ------------------------------------------------------------ */
+
+/* Expands every job of the batch, in parallel; a job's text depends on its
+ * document and k alone. Returns a hard error (out of memory), never a
+ * template failure (those are recorded in the job). */
+static wn_err run_templates(wn_stage *st, synth *s, const wn_batch *b)
+{
+    wn_err hard = WN_OK;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_ctx)
+    for (size_t j = 0; j < s->n_jobs; j++) {
+        int t = omp_get_thread_num();
+        job *jb = &s->jobs[j];
+        const wn_doc *d = &b->docs[jb->src];
+        wn_doc *g = &s->gen.docs[j];
+        wn_tmpl_doc td = {{d->id.p ? d->id.p : "", d->id.len},
+                          {d->text.p ? d->text.p : "", d->text.len},
+                          {d->raw.p ? d->raw.p : "", d->raw.len}};
+        uint64_t rng = gen_seed(s, d, jb->k);
+        const char *why;
+        int picked = -1;
+        wn_err e = wn_tmpl_expand(s->tmpl, s->ctx[t], -1, &td, &rng, &g->text, &picked, &why, &s->terr[t]);
+        jb->tmpl = picked;
+        if (e == WN_ERR_INPUT) {
+            jb->reason = reason_index(why);
+            snprintf(jb->msg, sizeof jb->msg, "%.*s", MSG_LEN - 1, s->terr[t].msg);
+        } else if (e) {
+#pragma omp critical(synth_hard)
+            hard = e;
+        }
+    }
+    return hard;
+}
+
+/* ---- the batch --------------------------------------------------------------- */
+
+/* Fills in a generated document's id, attributes and origin. */
+static wn_err finish_doc(synth *s, const wn_doc *src, const job *jb, wn_doc *g)
+{
+    wn_buf *a = &g->attrs;
+    wn_buf_clear(&g->id);
+    wn_buf_clear(a);
+    if (wn_buf_append(&g->id, src->id.p ? src->id.p : "", src->id.len) || wn_buf_printf(&g->id, "#synth-%u", jb->k))
+        return WN_ERR_NOMEM;
+    wn_err e = wn_buf_puts(a, "\"synthetic\":true,\"synth\":{\"mode\":");
+    if (!e) e = wn_buf_append(a, s->mode_json.p, s->mode_json.len);
+    if (!e && jb->tmpl >= 0) {
+        const char *name = wn_tmpl_name(s->tmpl, jb->tmpl);
+        if (!(e = wn_buf_puts(a, ",\"template\":"))) e = wn_json_encode_string(a, name, strlen(name));
+    }
+    if (!e) e = wn_buf_puts(a, ",\"source\":");
+    if (!e) e = wn_json_encode_string(a, src->id.p ? src->id.p : "", src->id.len);
+    if (!e) e = wn_buf_printf(a, ",\"index\":%u,\"seed\":%llu}", jb->k, (unsigned long long)s->seed);
+    if (e) return e;
+    g->file = src->file;
+    g->record = src->record;
+    g->raw_text = 0;
+    g->dirty = 0;
+    g->has_tokens = 0;
+    g->drop = NULL;
+    return WN_OK;
+}
+
+/* Counts the jobs in order, applies the cap, and stops on a failure when
+ * asked to. Returns the number accepted. */
+static wn_err account(wn_stage *st, synth *s, const wn_batch *b, size_t *accepted)
+{
+    *accepted = 0;
+    for (size_t j = 0; j < s->n_jobs; j++) {
+        job *jb = &s->jobs[j];
+        if (jb->reason >= 0) {
+            if (s->fail)
+                return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: %s (on_failure: skip counts it and goes on)", (int)b->docs[jb->src].id.len,
+                               b->docs[jb->src].id.p, jb->msg);
+            s->failed++;
+            if (!s->fail_by[jb->reason]++) snprintf(s->first_msg[jb->reason], MSG_LEN, "%s", jb->msg);
+            continue;
+        }
+        if (s->max_total && s->generated >= s->max_total) {
+            s->capped++;
+            continue;
+        }
+        wn_err e = finish_doc(s, &b->docs[jb->src], jb, &s->gen.docs[j]);
+        if (e) return e;
+        jb->accepted = 1;
+        s->generated++;
+        s->bytes += s->gen.docs[j].text.len;
+        if (jb->tmpl >= 0) s->by_tmpl[jb->tmpl]++;
+        (*accepted)++;
+    }
+    return WN_OK;
+}
+
+static void swap_doc(wn_doc *a, wn_doc *b)
+{
+    wn_doc t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Interleaves the accepted documents after their sources: the batch grows
+ * by `accepted` slots, then is filled from the end, moving document structs
+ * (buffers and all) rather than copying; what is displaced is an empty slot,
+ * which goes back to s->gen for reuse. */
+static wn_err merge(synth *s, wn_batch *b, size_t accepted)
+{
+    size_t n = b->n;
+    for (size_t k = 0; k < accepted; k++)
+        if (!wn_batch_push(b)) return WN_ERR_NOMEM;
+    size_t dst = n + accepted, j = s->n_jobs;
+    for (size_t i = n; i-- > 0;) {
+        while (j > 0 && s->jobs[j - 1].src == i) {
+            j--;
+            if (s->jobs[j].accepted) swap_doc(&b->docs[--dst], &s->gen.docs[j]);
+        }
+        if (--dst != i) swap_doc(&b->docs[dst], &b->docs[i]);
+    }
+    WN_CHECK(dst == 0 && j == 0);
+    return WN_OK;
+}
+
+static wn_err syn_process(wn_stage *st, wn_batch *b)
+{
+    synth *s = st->state;
+    double t0 = wn_now();
+    wn_err e = plan(st, s, b);
+    if (!e) e = run_templates(st, s, b);
+    size_t accepted = 0;
+    if (!e) e = account(st, s, b, &accepted);
+    if (!e && !s->keep_source)
+        for (size_t i = 0; i < b->n; i++) b->docs[i].drop = "source_replaced";
+    if (!e) e = merge(s, b, accepted);
+    s->seconds += wn_now() - t0;
+    uint64_t mem = s->cap_jobs * sizeof(job) + s->gen.cap * sizeof(wn_doc);
+    if (mem > st->mem_peak) st->mem_peak = mem;
+    if (e == WN_ERR_NOMEM) return wn_fail(&st->err, e, "out of memory");
+    return e;
+}
+
+/* ---- checkpoint and report ------------------------------------------------------- */
+
+#define CKPT_MAGIC 0x3168746e7973ull /* "synth1" */
+
+static wn_err syn_save(wn_stage *st, FILE *f)
+{
+    synth *s = st->state;
+    uint64_t n_t = (uint64_t)wn_tmpl_count(s->tmpl);
+    uint64_t h[8] = {CKPT_MAGIC, s->sources, s->planned, s->generated, s->capped, s->failed, s->bytes, n_t};
+    if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(s->fail_by, sizeof s->fail_by, 1, f) != 1 ||
+        fwrite(s->first_msg, sizeof s->first_msg, 1, f) != 1 || fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t ||
+        fwrite(&s->seconds, sizeof s->seconds, 1, f) != 1)
+        return wn_fail(&st->err, WN_ERR_IO, "write failed");
+    return WN_OK;
+}
+
+static wn_err syn_load(wn_stage *st, FILE *f)
+{
+    synth *s = st->state;
+    uint64_t h[8], n_t = (uint64_t)wn_tmpl_count(s->tmpl);
+    if (fread(h, sizeof h, 1, f) != 1 || h[0] != CKPT_MAGIC)
+        return wn_fail(&st->err, WN_ERR_STATE, "not a synthesize checkpoint");
+    if (h[7] != n_t)
+        return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint has %llu templates, the file %llu: the template file "
+                       "changed since the run started", (unsigned long long)h[7], (unsigned long long)n_t);
+    if (fread(s->fail_by, sizeof s->fail_by, 1, f) != 1 || fread(s->first_msg, sizeof s->first_msg, 1, f) != 1 ||
+        fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fread(&s->seconds, sizeof s->seconds, 1, f) != 1)
+        return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
+    s->sources = h[1];
+    s->planned = h[2];
+    s->generated = h[3];
+    s->capped = h[4];
+    s->failed = h[5];
+    s->bytes = h[6];
+    for (int i = 0; i < N_REASONS; i++) s->first_msg[i][MSG_LEN - 1] = 0;
+    return WN_OK;
+}
+
+static void syn_report(wn_stage *st, wn_jw *w)
+{
+    synth *s = st->state;
+    wn_jw_key(w, "mode"); wn_jw_str(w, mode_names[s->mode]);
+    wn_jw_key(w, "sources"); wn_jw_u64(w, s->sources);
+    wn_jw_key(w, "planned"); wn_jw_u64(w, s->planned);
+    wn_jw_key(w, "generated"); wn_jw_u64(w, s->generated);
+    wn_jw_key(w, "generated_per_mode");
+    wn_jw_obj_begin(w);
+    wn_jw_key(w, mode_names[s->mode]); wn_jw_u64(w, s->generated);
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "generated_per_template");
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < wn_tmpl_count(s->tmpl); i++) {
+        wn_jw_key(w, wn_tmpl_name(s->tmpl, i));
+        wn_jw_u64(w, s->by_tmpl[i]);
+    }
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "capped"); wn_jw_u64(w, s->capped);
+    wn_jw_key(w, "failures"); wn_jw_u64(w, s->failed);
+    wn_jw_key(w, "failures_by_reason");
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < N_REASONS; i++)
+        if (s->fail_by[i]) {
+            wn_jw_key(w, reasons[i]);
+            wn_jw_u64(w, s->fail_by[i]);
+        }
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "failure_examples");
+    wn_jw_obj_begin(w);
+    for (int i = 0; i < N_REASONS; i++)
+        if (s->fail_by[i]) {
+            wn_jw_key(w, reasons[i]);
+            wn_jw_str(w, s->first_msg[i]);
+        }
+    wn_jw_obj_end(w);
+    wn_jw_key(w, "bytes_generated"); wn_jw_u64(w, s->bytes);
+    wn_jw_key(w, "generation_seconds"); wn_jw_f64(w, s->seconds);
+    wn_jw_key(w, "generated_docs_per_second"); wn_jw_f64(w, s->seconds > 0 ? (double)s->generated / s->seconds : 0);
+}
+
+const wn_stage_def wn_stage_synthesize = {
+    .name = "synthesize",
+    .summary = "add generated documents (templates) with provenance after their source documents",
+    .doc = "mode template: each source document gets per_doc generated documents (a fraction is\n"
+           "drawn per document by a hash of its id), expanded from the template file `templates`\n"
+           "(format in docs/synthesis.md: word lists, integer ranges, calc, weighted rules and\n"
+           "inline choices, fields of the source document, filters), deterministic from `seed`\n"
+           "whatever the thread count. Generated documents follow their source, with id\n"
+           "<source>#synth-<k> and attributes synthetic: true and synth: {mode, template, source,\n"
+           "index, seed}. max_total caps them over the stream; keep_source: false drops the\n"
+           "sources (reason source_replaced). Failed expansions are counted per reason\n"
+           "(on_failure: fail stops the run). Report: sources, planned, generated,\n"
+           "generated_per_mode, generated_per_template, capped, failures, failures_by_reason,\n"
+           "failure_examples, bytes_generated, generation_seconds, generated_docs_per_second.",
+    .params = params,
+    .n_params = WN_ARRAY_LEN(params),
+    .state_size = sizeof(synth),
+    .open = syn_open,
+    .process = syn_process,
+    .save = syn_save,
+    .load = syn_load,
+    .report = syn_report,
+    .close = syn_close,
+};

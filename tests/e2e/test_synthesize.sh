@@ -1,0 +1,193 @@
+# test_synthesize.sh - the synthesize stage end to end.
+#  1. template mode on the shipped pipeline (pipelines/synth_template.yaml):
+#     byte-identical documents for --threads 1, 2, 4; every generated document
+#     right after its source, with its provenance; every worked answer
+#     recomputed in Python; the per-template report adds up;
+#  2. ratio controls: a fractional per_doc matches a Python recomputation of
+#     the per-document draw (xxh3-64 of the id), max_total takes the first
+#     documents of the stream, keep_source: false passes only generated ones;
+#  3. failures: counted per reason with a FILE:LINE example (skip), or the
+#     run stops naming them (fail); a broken template file is a manifest
+#     error naming its line;
+#  4. killed after a checkpoint and resumed: identical documents and report.
+. "$(dirname "$0")/lib.sh"
+
+manifest() { # workdir, synthesize params, [extra stages]
+    cat <<YAML
+name: synth
+workdir: $1
+batch_bytes: 16KiB
+inputs:
+  - path: samples/web/*.jsonl.zst
+stages:
+  - length_filter: {min_words: 20}
+  - synthesize: {$2}
+${3:-}
+outputs:
+  documents: {shard_bytes: 64KiB}
+YAML
+}
+TMPL="mode: template, templates: pipelines/synth/qa_arith.tmpl, seed: 3"
+
+# ---- 1. the shipped pipeline, determinism, provenance, worked answers ----------------
+sed "s|^name: synth_template|name: synth_template\nworkdir: $T/ship|" pipelines/synth_template.yaml >"$T/ship.yaml"
+for t in 1 2 4; do
+    check "shipped pipeline, --threads $t" "$WINNOW" run "$T/ship.yaml" --threads "$t" --no-progress 2>/dev/null
+    shard_sums "$T/ship" >"$T/ship.$t"
+done
+check "threads 2 == threads 1" cmp -s "$T/ship.1" "$T/ship.2"
+check "threads 4 == threads 1" cmp -s "$T/ship.1" "$T/ship.4"
+
+manifest "$T/plain" "$TMPL" >"$T/plain.yaml"
+check "template run" "$WINNOW" run "$T/plain.yaml" --no-progress --threads 3 2>/dev/null
+python3 - "$T/plain" <<'PY' || fails=$((fails + 1))
+import glob, json, re, subprocess, sys
+run = sys.argv[1]
+recs = []
+for f in sorted(glob.glob(run + "/documents/*.zst")):
+    out = subprocess.run(["zstd", "-dc", f], capture_output=True, check=True).stdout.decode()
+    recs += [json.loads(l) for l in out.split("\n") if l]
+rep = json.load(open(run + "/stages/02-synthesize/report.json"))
+bad = []
+def need(c, what):
+    if not c: bad.append(what)
+prev_src = None
+synth = 0
+for r in recs:
+    w = r.get("winnow", {})
+    if not w.get("synthetic"):
+        prev_src = r["id"]
+        continue
+    synth += 1
+    s = w["synth"]
+    need(set(r) == {"id", "text", "winnow"}, f"{r['id']}: fields {sorted(r)}")
+    need(s["mode"] == "template" and s["seed"] == 3 and s["index"] == 0, f"{r['id']}: provenance {s}")
+    need(s["source"] == prev_src and r["id"] == prev_src + "#synth-0", f"{r['id']}: not right after its source {prev_src}")
+    t = r["text"]
+    # every "x op y = z" with integers, recomputed (÷ is checked through its worked lines)
+    for a, op, b, c in re.findall(r"(\d+) ([-+×]) (\d+) = (\d+)(?![\d ×+])", t):
+        a, b, c = int(a), int(b), int(c)
+        need({"+": a + b, "-": a - b, "×": a * b}[op] == c, f"{r['id']}: {a} {op} {b} = {c} in {t!r}")
+    m = re.search(r"What is (\d+) × (\d+)\?", t) or re.search(r"(\d+) × (\d+)\?", t)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        need(t.endswith(f"= {a * b}."), f"{r['id']}: product of {a} × {b} in {t!r}")
+    m = re.search(r"(\d+) ÷ (\d+)", t)
+    if m:
+        n, d = int(m.group(1)), int(m.group(2))
+        need(f"quotient is {n // d} and the remainder is {n % d}." in t, f"{r['id']}: {n} ÷ {d} in {t!r}")
+    if s.get("template") == "source_quote":
+        need("The page at https://" in t, f"{r['id']}: url of the source in {t!r}")
+    need(s.get("template") in rep["generated_per_template"], f"{r['id']}: template {s.get('template')}")
+sources = len(recs) - synth
+need(rep["sources"] == sources and rep["generated"] == synth == sources, f"report {rep['sources']} {rep['generated']} vs {sources} {synth}")
+need(sum(rep["generated_per_template"].values()) == synth, "per-template counts add up")
+need(rep["generated_per_mode"] == {"template": synth}, "per-mode counts")
+need(all(v > 0 for v in rep["generated_per_template"].values()), f"every template used: {rep['generated_per_template']}")
+need(rep["failures"] == 0 and rep["docs_out"] == 2 * sources, "no failures, docs out")
+for b in bad[:10]:
+    print("  ", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+# ---- 2. ratio controls ------------------------------------------------------------
+manifest "$T/frac" "$TMPL, per_doc: 1.3" >"$T/frac.yaml"
+check "per_doc 1.3" "$WINNOW" run "$T/frac.yaml" --no-progress 2>/dev/null
+manifest "$T/cap" "$TMPL, per_doc: 2, max_total: 101" >"$T/cap.yaml"
+check "max_total 101" "$WINNOW" run "$T/cap.yaml" --no-progress 2>/dev/null
+manifest "$T/only" "$TMPL, keep_source: false, use: 'addition, capital'" >"$T/only.yaml"
+check "keep_source false" "$WINNOW" run "$T/only.yaml" --no-progress 2>/dev/null
+python3 - "$T" <<'PY' || fails=$((fails + 1))
+import glob, json, subprocess, sys, xxhash
+T = sys.argv[1]
+def docs(run):
+    out = []
+    for f in sorted(glob.glob(f"{T}/{run}/documents/*.zst")):
+        out += [json.loads(l) for l in subprocess.run(["zstd", "-dc", f], capture_output=True, check=True).stdout.decode().split("\n") if l]
+    return out
+bad = []
+# per_doc 1.3: one each, plus one more when xxh3-64(id, seed ^ "synth-ra") / 2^64 < 0.3
+frac = docs("frac")
+src = [r for r in frac if not r.get("winnow", {}).get("synthetic")]
+for i, r in enumerate(frac):
+    if r.get("winnow", {}).get("synthetic"):
+        continue
+    h = xxhash.xxh3_64_intdigest(r["id"].encode(), seed=3 ^ 0x73796e74682d7261)
+    want = 1 + ((h >> 11) * 2.0 ** -53 < 0.3)
+    got = 0
+    while i + 1 + got < len(frac) and frac[i + 1 + got].get("winnow", {}).get("synth", {}).get("source") == r["id"]:
+        s = frac[i + 1 + got]["winnow"]["synth"]
+        if s["index"] != got: bad.append(f"index {s['index']} at {got}")
+        got += 1
+    if got != want:
+        bad.append(f"{r['id']}: {got} generated, expected {want}")
+rep = json.load(open(f"{T}/frac/stages/02-synthesize/report.json"))
+extra = rep["generated"] - len(src)
+if not (0.2 * len(src) < extra < 0.4 * len(src)): bad.append(f"per_doc 1.3: {extra} extra of {len(src)}")
+# max_total: the first 101 generations of the stream, 2 per source
+cap = docs("cap")
+rep = json.load(open(f"{T}/cap/stages/02-synthesize/report.json"))
+gen = [r for r in cap if r.get("winnow", {}).get("synthetic")]
+srcs = [r["id"] for r in cap if not r.get("winnow", {}).get("synthetic")]
+want = [(s, k) for s in srcs for k in (0, 1)][:101]
+got = [(r["winnow"]["synth"]["source"], r["winnow"]["synth"]["index"]) for r in gen]
+if got != want: bad.append(f"max_total: got {got[:4]}... ({len(got)})")
+if rep["generated"] != 101 or rep["capped"] != rep["planned"] - 101: bad.append(f"cap report {rep['generated']} {rep['capped']} {rep['planned']}")
+# keep_source false: generated only, from the two templates asked for
+only = docs("only")
+rep = json.load(open(f"{T}/only/stages/02-synthesize/report.json"))
+if not only or any(not r.get("winnow", {}).get("synthetic") for r in only): bad.append("keep_source false kept a source")
+if {r["winnow"]["synth"]["template"] for r in only} != {"addition", "capital"}: bad.append("use: restricts templates")
+if rep["dropped"].get("source_replaced") != rep["sources"] or rep["docs_out"] != len(only): bad.append(f"only: {rep['dropped']} {rep['docs_out']}")
+for b in bad[:10]: print("  ", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+# ---- 3. failures ------------------------------------------------------------------
+cat >"$T/fail.tmpl" <<'EOF'
+template title [1]:
+  Title: {doc.title}
+template ok [1]:
+  {a = int 0..3} / {b = int 0..1} = {calc a / b}
+EOF
+manifest "$T/skip" "templates: $T/fail.tmpl" >"$T/skip.yaml"
+check "failures skipped" "$WINNOW" run "$T/skip.yaml" --no-progress 2>/dev/null
+rep=$T/skip/stages/02-synthesize/report.json
+check "missing fields counted" [ "$(json_get "$rep" failures_by_reason.missing_field)" -gt 0 ]
+check "division by zero counted" [ "$(json_get "$rep" failures_by_reason.arithmetic)" -gt 0 ]
+check "failures add up" [ "$(json_get "$rep" failures)" -eq $(($(json_get "$rep" planned) - $(json_get "$rep" generated))) ]
+check "example names file and line" contains "$rep" "fail.tmpl:2: the source document has no field 'title'"
+check "example names file and line (calc)" contains "$rep" "fail.tmpl:4: division by zero"
+manifest "$T/stop" "templates: $T/fail.tmpl, on_failure: fail" >"$T/stop.yaml"
+"$WINNOW" run "$T/stop.yaml" --no-progress 2>"$T/stop.err"
+check "on_failure fail stops the run" [ $? -eq 1 ]
+check "and says where" grep -q "fail.tmpl:[24]: " "$T/stop.err"
+printf 'template t:\n  {a b}\n' >"$T/broken.tmpl"
+manifest "$T/broken" "templates: $T/broken.tmpl" >"$T/broken.yaml"
+"$WINNOW" run "$T/broken.yaml" --no-progress 2>"$T/broken.err"
+check "broken template: a manifest error (exit 2)" [ $? -eq 2 ]
+check "broken template: file and line" contains "$T/broken.err" "broken.tmpl:2: unexpected 'b' in a slot"
+manifest "$T/late" "$TMPL" "  - tokenize: {tokenizer: samples/tokenizer.json}
+  - synthesize: {$TMPL}" >"$T/late.yaml"
+"$WINNOW" run "$T/late.yaml" --no-progress 2>"$T/late.err"
+check "synthesize after tokenize is refused" contains "$T/late.err" "place synthesize before tokenize"
+
+# ---- 4. resume ------------------------------------------------------------------
+manifest "$T/ref" "$TMPL, per_doc: 1.5" >"$T/ref.yaml"
+check "reference run" "$WINNOW" run "$T/ref.yaml" --no-progress 2>/dev/null
+shard_sums "$T/ref" >"$T/ref.sums"
+check "several shards" [ "$(wc -l <"$T/ref.sums")" -ge 3 ]
+for k in 1 2; do
+    manifest "$T/k$k" "$TMPL, per_doc: 1.5" >"$T/k$k.yaml"
+    WINNOW_TEST_KILL_AT_CHECKPOINT=$k "$WINNOW" run "$T/k$k.yaml" --no-progress 2>/dev/null
+    check "killed at checkpoint $k" [ ! -e "$T/k$k/run.json" ]
+    check "resumed after checkpoint $k" "$WINNOW" run "$T/k$k.yaml" --resume --no-progress 2>/dev/null
+    shard_sums "$T/k$k" >"$T/k$k.sums"
+    check "resume $k: identical documents" cmp -s "$T/ref.sums" "$T/k$k.sums"
+    for key in sources planned generated generated_per_template.addition; do
+        check "resume $k: report $key" [ "$(json_get "$T/k$k/stages/02-synthesize/report.json" $key)" = \
+            "$(json_get "$T/ref/stages/02-synthesize/report.json" $key)" ]
+    done
+done
+
+finish
