@@ -7,6 +7,13 @@
  *   template  documents expanded from a template file (src/synth_template.h):
  *             word lists, integer ranges, arithmetic, weighted grammars,
  *             fields of the source document.
+ *   model     a prompt is expanded from a prompt template (the same format;
+ *             a built-in set rephrases, continues, summarises or asks a
+ *             question about the source document), tokenized, and continued
+ *             by a winnow GPT checkpoint on the CPU (src/generate.h: batched,
+ *             temperature / top-k / top-p, max_tokens, stopping at the
+ *             end-of-text token); the completion, decoded and made valid
+ *             UTF-8, is the document. The GPU model is not used yet.
  *
  * Ratio. Each source document gets floor(per_doc) generations plus one more
  * with probability frac(per_doc), decided by a hash of (seed, id), so the
@@ -19,11 +26,16 @@
  * reprocesses whole batches from a checkpoint) regenerates the same text.
  * Generated documents follow their source in the output, in k order.
  *
+ * In model mode the prompt's draws and then the sampling continue that one
+ * stream, and prompts are continued `batch` at a time in job order within the
+ * batch of documents, which is fixed by the manifest.
+ *
  * Provenance. A generated document has the id "<source id>#synth-<k>", no
  * input fields of its own, and the attributes
  *   "synthetic": true,
- *   "synth": {"mode": ..., "template": ..., "source": <source id>, "index": k,
- *             "seed": <the stage's seed>}
+ *   "synth": {"mode": ..., "template" (template mode) or "prompt" (model),
+ *             "source": <source id>, "index": k, "seed": <the stage's seed>,
+ *             model mode: "model": <checkpoint path>, "tokens": <generated>}
  * written under the record's "winnow" object.
  *
  * Failures. An expansion that fails (a missing field, a division by zero,
@@ -38,15 +50,31 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "../src/generate.h"
 #include "../src/json.h"
+#include "../src/model.h"
+#include "../src/safetensors.h"
 #include "../src/stage.h"
 #include "../src/synth_template.h"
+#include "../src/text.h"
+#include "../src/tokenizer.h"
 
 static const wn_param_def params[] = {
-    {"mode", WN_P_ENUM, "template", 0, 0, "template", "how documents are generated (see docs/synthesis.md)"},
+    {"mode", WN_P_ENUM, "template", 0, 0, "template|model", "how documents are generated (see docs/synthesis.md)"},
     {"templates", WN_P_STRING, "", 0, 0, NULL, "template mode: the template file"},
+    {"prompts", WN_P_STRING, "", 0, 0, NULL,
+     "model mode: a template file whose templates are prompts (empty = the built-in rephrase, continue, "
+     "summarize, qa; pipelines/synth/prompts.tmpl is a copy)"},
     {"use", WN_P_STRING, "", 0, 0, NULL,
-     "comma-separated template names to pick from, by weight (empty = every template of the file)"},
+     "comma-separated template (or prompt) names to pick from, by weight (empty = every one of the file)"},
+    {"model", WN_P_STRING, "", 0, 0, NULL, "model mode: a GPT checkpoint (.safetensors, winnow's or HF GPT-2's)"},
+    {"tokenizer", WN_P_STRING, "", 0, 0, NULL, "model mode: the model's tokenizer (tokenizer.json or a GPT-2 directory)"},
+    {"temperature", WN_P_FLOAT, "0.8", 0, 100, NULL, "model mode: sampling temperature (0 = greedy)"},
+    {"top_k", WN_P_INT, "40", 0, 1e9, NULL, "model mode: sample among the k most likely tokens (0 = all)"},
+    {"top_p", WN_P_FLOAT, "0.95", 0, 1, NULL, "model mode: nucleus sampling mass (1 = off)"},
+    {"max_tokens", WN_P_INT, "64", 1, 1e6, NULL, "model mode: most tokens generated per document"},
+    {"batch", WN_P_INT, "8", 1, 4096, NULL, "model mode: sequences per forward pass"},
+    {"include_prompt", WN_P_BOOL, "false", 0, 0, NULL, "model mode: the document is the prompt + completion"},
     {"per_doc", WN_P_FLOAT, "1", 0, 1000, NULL,
      "generated documents per source document; a fraction is drawn per document (0.25 = one in four)"},
     {"max_total", WN_P_SIZE, "0", 0, 9e18, NULL, "at most this many generated documents in all (0 = no cap)"},
@@ -56,17 +84,41 @@ static const wn_param_def params[] = {
     {"on_failure", WN_P_ENUM, "skip", 0, 0, "skip|fail", "a generation that fails: count it and go on, or stop"},
 };
 
-enum { MODE_TEMPLATE };
-static const char *const mode_names[] = {"template"};
+enum { MODE_TEMPLATE, MODE_MODEL };
+static const char *const mode_names[] = {"template", "model"};
 
-/* Failure reasons, in report order (the template ones are synth_template.h's). */
-static const char *const reasons[] = {"missing_field", "arithmetic", "unbound", "too_long", "too_deep", "error"};
+/* The prompts of model mode when none are given (pipelines/synth/prompts.tmpl
+ * is a copy, checked by tests/e2e/test_synthesize.sh). */
+static const char builtin_prompts[] =
+    "template rephrase:\n"
+    "  Rewrite the following text in {(plain|simple|formal)} English.\n"
+    "\n"
+    "  Text: {doc.text|words 120}\n"
+    "\n"
+    "  Rewritten:\n"
+    "template continue:\n"
+    "  {doc.text|words 120}\n"
+    "template summarize:\n"
+    "  {doc.text|words 200}\n"
+    "\n"
+    "  In summary,\n"
+    "template qa:\n"
+    "  {doc.text|words 150}\n"
+    "\n"
+    "  Question: {(What is this text about|What is the main point of this text|Who would find this text useful)}?\n"
+    "  Answer:\n";
+
+/* Failure reasons, in report order (the first five are synth_template.h's;
+ * empty: the model ended the text before any token). */
+static const char *const reasons[] = {"missing_field", "arithmetic", "unbound", "too_long", "too_deep", "empty",
+                                      "error"};
 enum { N_REASONS = WN_ARRAY_LEN(reasons), MSG_LEN = 240 };
 
 /* One generation: source document src of the batch, its k-th. */
 typedef struct {
     uint32_t src, k;
-    int32_t tmpl;     /* template expanded */
+    int32_t tmpl;     /* template (or prompt) expanded */
+    uint32_t tokens;  /* model mode: tokens generated */
     int8_t reason;    /* -1 = ok, else index into reasons */
     uint8_t accepted;
     char msg[MSG_LEN];
@@ -76,8 +128,8 @@ typedef struct {
     int mode, keep_source, fail;
     double per_doc;
     uint64_t max_total, seed, max_bytes;
-    const char *templates;
-    wn_tmpl *tmpl;
+    const char *templates, *model_path;
+    wn_tmpl *tmpl;      /* the templates, or model mode's prompts */
     wn_tmpl_ctx **ctx;
     wn_errbuf *terr;
     int n_ctx;
@@ -86,8 +138,22 @@ typedef struct {
     job *jobs;
     size_t n_jobs, cap_jobs;
     wn_batch gen;       /* gen.docs[j] = the document of jobs[j] */
+    /* model mode */
+    wn_gpt *m;
+    wn_tokenizer *tok;
+    wn_tok_ctx **tctx;
+    wn_gen_opts gen_opts;
+    int batch, include_prompt;
+    wn_ids *pids, *outs;  /* per job: prompt ids; per generated sequence: its ids */
+    uint64_t *rngs;       /* per job: the stream after the prompt's draws */
+    wn_ids *gp;           /* the jobs to continue, compacted (shallow copies of pids) */
+    uint64_t *grng;
+    size_t *gjob;
+    size_t cap_model;
+    wn_buf dec;
     /* counters (checkpointed) */
     uint64_t sources, planned, generated, capped, failed, bytes;
+    uint64_t tokens, prompt_tokens, forward_tokens;
     uint64_t fail_by[N_REASONS];
     uint64_t *by_tmpl;  /* generated per template */
     char first_msg[N_REASONS][MSG_LEN];
@@ -96,10 +162,43 @@ typedef struct {
 
 /* ---- open / close ------------------------------------------------------------ */
 
+/* Model mode: the checkpoint, the tokenizer and the prompts. */
+static wn_err open_model(wn_stage *st, synth *s)
+{
+    const char *tok = wn_param(st, "tokenizer")->s, *prompts = wn_param(st, "prompts")->s;
+    s->model_path = wn_param(st, "model")->s;
+    if (!s->model_path[0] || !tok[0])
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "mode model needs model (a .safetensors checkpoint) and tokenizer");
+    if (s->templates[0])
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "templates is for mode template; mode model takes prompts");
+    wn_err e = prompts[0] ? wn_tmpl_load(&s->tmpl, prompts, &st->err)
+                          : wn_tmpl_parse(&s->tmpl, builtin_prompts, sizeof builtin_prompts - 1, "built-in prompts", 0,
+                                          &st->err);
+    if (e) return e == WN_ERR_INPUT ? WN_ERR_MANIFEST : e;
+    if ((e = wn_st_gpt_load_file(&s->m, s->model_path, 0, &st->err))) return e;
+    if ((e = wn_tokenizer_load(&s->tok, tok, &st->err))) return e;
+    int tv = wn_tokenizer_vocab_size(s->tok), mv = wn_gpt_cfg(s->m)->vocab;
+    if (tv > mv)
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "tokenizer %s has %d tokens, more than the model's vocabulary of %d",
+                       tok, tv, mv);
+    s->gen_opts.temperature = (float)wn_param(st, "temperature")->f;
+    s->gen_opts.top_k = (int)wn_param(st, "top_k")->i;
+    s->gen_opts.top_p = (float)wn_param(st, "top_p")->f;
+    s->gen_opts.max_tokens = (int)wn_param(st, "max_tokens")->i;
+    s->gen_opts.stop_id = wn_tokenizer_special(s->tok, "<|endoftext|>");
+    s->batch = (int)wn_param(st, "batch")->i;
+    s->include_prompt = wn_param(st, "include_prompt")->b;
+    s->tctx = wn_calloc((size_t)s->n_ctx, sizeof *s->tctx);
+    if (!s->tctx) return WN_ERR_NOMEM;
+    for (int i = 0; i < s->n_ctx; i++)
+        if (!(s->tctx[i] = wn_tok_ctx_new(s->tok))) return WN_ERR_NOMEM;
+    return WN_OK;
+}
+
 static wn_err syn_open(wn_stage *st)
 {
     synth *s = st->state;
-    s->mode = MODE_TEMPLATE;
+    s->mode = !strcmp(wn_param(st, "mode")->s, "model") ? MODE_MODEL : MODE_TEMPLATE;
     s->templates = wn_param(st, "templates")->s;
     s->per_doc = wn_param(st, "per_doc")->f;
     s->max_total = (uint64_t)wn_param(st, "max_total")->i;
@@ -110,13 +209,18 @@ static wn_err syn_open(wn_stage *st)
     if (st->run && st->run->vocab_size > 0)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "place synthesize before tokenize: generated documents carry "
                        "no tokens");
-    if (!s->templates[0])
-        return wn_fail(&st->err, WN_ERR_MANIFEST, "mode template needs templates: a template file (docs/synthesis.md)");
-    wn_err e = wn_tmpl_load(&s->tmpl, s->templates, &st->err);
-    if (e == WN_ERR_INPUT) return WN_ERR_MANIFEST; /* a bad template file is a configuration error */
-    if (e) return e;
-    if ((e = wn_tmpl_restrict(s->tmpl, wn_param(st, "use")->s, &st->err))) return e;
     s->n_ctx = st->threads > 0 ? st->threads : 1;
+    wn_err e;
+    if (s->mode == MODE_MODEL) {
+        if ((e = open_model(st, s))) return e;
+    } else {
+        if (!s->templates[0])
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "mode template needs templates: a template file (docs/synthesis.md)");
+        e = wn_tmpl_load(&s->tmpl, s->templates, &st->err);
+        if (e == WN_ERR_INPUT) return WN_ERR_MANIFEST; /* a bad template file is a configuration error */
+        if (e) return e;
+    }
+    if ((e = wn_tmpl_restrict(s->tmpl, wn_param(st, "use")->s, &st->err))) return e;
     s->ctx = wn_calloc((size_t)s->n_ctx, sizeof *s->ctx);
     s->terr = wn_calloc((size_t)s->n_ctx, sizeof *s->terr);
     s->by_tmpl = wn_calloc((size_t)wn_tmpl_count(s->tmpl), sizeof *s->by_tmpl);
@@ -140,6 +244,21 @@ static void syn_close(wn_stage *st)
     wn_free(s->jobs);
     wn_batch_free(&s->gen);
     wn_buf_free(&s->mode_json);
+    for (int i = 0; s->tctx && i < s->n_ctx; i++) wn_tok_ctx_free(s->tctx[i]);
+    wn_free(s->tctx);
+    for (size_t i = 0; i < s->cap_model; i++) {
+        wn_ids_free(&s->pids[i]);
+        wn_ids_free(&s->outs[i]);
+    }
+    wn_free(s->pids);
+    wn_free(s->outs);
+    wn_free(s->rngs);
+    wn_free(s->gp);
+    wn_free(s->grng);
+    wn_free(s->gjob);
+    wn_buf_free(&s->dec);
+    wn_tokenizer_free(s->tok);
+    wn_gpt_free(s->m);
 }
 
 /* ---- planning ---------------------------------------------------------------- */
@@ -190,6 +309,7 @@ static wn_err plan(wn_stage *st, synth *s, const wn_batch *b)
             j->src = (uint32_t)i;
             j->k = k;
             j->tmpl = -1;
+            j->tokens = 0;
             j->reason = -1;
             j->accepted = 0;
             j->msg[0] = 0;
@@ -208,35 +328,136 @@ static int8_t reason_index(const char *why)
 
 /* ---- template mode ------------------------------------------------------------ */
 
-/* Expands every job of the batch, in parallel; a job's text depends on its
- * document and k alone. Returns a hard error (out of memory), never a
- * template failure (those are recorded in the job). */
+/* Expands job j's template for its document into out, on thread t's
+ * context; *rng is left where the expansion's draws ended. A template
+ * failure is recorded in the job; the return value is a hard error. */
+static wn_err expand_job(synth *s, int t, const wn_batch *b, size_t j, wn_buf *out, uint64_t *rng)
+{
+    job *jb = &s->jobs[j];
+    const wn_doc *d = &b->docs[jb->src];
+    wn_tmpl_doc td = {{d->id.p ? d->id.p : "", d->id.len},
+                      {d->text.p ? d->text.p : "", d->text.len},
+                      {d->raw.p ? d->raw.p : "", d->raw.len}};
+    *rng = gen_seed(s, d, jb->k);
+    const char *why;
+    int picked = -1;
+    wn_err e = wn_tmpl_expand(s->tmpl, s->ctx[t], -1, &td, rng, out, &picked, &why, &s->terr[t]);
+    jb->tmpl = picked;
+    if (e == WN_ERR_INPUT) {
+        jb->reason = reason_index(why);
+        snprintf(jb->msg, sizeof jb->msg, "%.*s", MSG_LEN - 1, s->terr[t].msg);
+        return WN_OK;
+    }
+    return e;
+}
+
+/* Template mode: every job of the batch expanded, in parallel; a job's text
+ * depends on its document and k alone. */
 static wn_err run_templates(wn_stage *st, synth *s, const wn_batch *b)
 {
     wn_err hard = WN_OK;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_ctx)
     for (size_t j = 0; j < s->n_jobs; j++) {
-        int t = omp_get_thread_num();
-        job *jb = &s->jobs[j];
-        const wn_doc *d = &b->docs[jb->src];
-        wn_doc *g = &s->gen.docs[j];
-        wn_tmpl_doc td = {{d->id.p ? d->id.p : "", d->id.len},
-                          {d->text.p ? d->text.p : "", d->text.len},
-                          {d->raw.p ? d->raw.p : "", d->raw.len}};
-        uint64_t rng = gen_seed(s, d, jb->k);
-        const char *why;
-        int picked = -1;
-        wn_err e = wn_tmpl_expand(s->tmpl, s->ctx[t], -1, &td, &rng, &g->text, &picked, &why, &s->terr[t]);
-        jb->tmpl = picked;
-        if (e == WN_ERR_INPUT) {
-            jb->reason = reason_index(why);
-            snprintf(jb->msg, sizeof jb->msg, "%.*s", MSG_LEN - 1, s->terr[t].msg);
-        } else if (e) {
+        uint64_t rng;
+        wn_err e = expand_job(s, omp_get_thread_num(), b, j, &s->gen.docs[j].text, &rng);
+        if (e) {
 #pragma omp critical(synth_hard)
             hard = e;
         }
     }
     return hard;
+}
+
+/* ---- model mode ---------------------------------------------------------------- */
+
+static wn_err model_reserve(synth *s, size_t n)
+{
+    if (n <= s->cap_model) return WN_OK;
+    size_t cap = s->cap_model ? s->cap_model : 64;
+    while (cap < n) cap *= 2;
+    wn_ids *p = wn_realloc(s->pids, cap * sizeof *p);
+    if (p) s->pids = p;
+    wn_ids *o = wn_realloc(s->outs, cap * sizeof *o);
+    if (o) s->outs = o;
+    if (!p || !o) return WN_ERR_NOMEM;
+    memset(s->pids + s->cap_model, 0, (cap - s->cap_model) * sizeof *p);
+    memset(s->outs + s->cap_model, 0, (cap - s->cap_model) * sizeof *o);
+    s->cap_model = cap;
+    uint64_t *r = wn_realloc(s->rngs, cap * sizeof *r);
+    if (r) s->rngs = r;
+    uint64_t *gr = wn_realloc(s->grng, cap * sizeof *gr);
+    if (gr) s->grng = gr;
+    wn_ids *gp = wn_realloc(s->gp, cap * sizeof *gp);
+    if (gp) s->gp = gp;
+    size_t *gj = wn_realloc(s->gjob, cap * sizeof *gj);
+    if (gj) s->gjob = gj;
+    return r && gr && gp && gj ? WN_OK : WN_ERR_NOMEM;
+}
+
+/* Appends p[0..n) to out with every invalid UTF-8 sequence (a byte-level
+ * token can end inside a character) replaced by U+FFFD. */
+static wn_err put_utf8(wn_buf *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t s = i;
+        int32_t c = wn_utf8_next(p, n, &i);
+        wn_err e = c < 0 ? wn_buf_puts(out, "\xEF\xBF\xBD") : wn_buf_append(out, p + s, i - s);
+        if (e) return e;
+    }
+    return WN_OK;
+}
+
+/* Model mode: prompts expanded and tokenized in parallel (the prompt text
+ * is kept in the job's document), continued in groups of `batch`, decoded. */
+static wn_err run_model(wn_stage *st, synth *s, const wn_batch *b)
+{
+    wn_err hard = model_reserve(s, s->n_jobs);
+    if (hard) return hard;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(s->n_ctx)
+    for (size_t j = 0; j < s->n_jobs; j++) {
+        int t = omp_get_thread_num();
+        wn_buf *text = &s->gen.docs[j].text;
+        wn_ids *ids = &s->pids[j];
+        ids->n = 0;
+        wn_err e = expand_job(s, t, b, j, text, &s->rngs[j]);
+        if (!e && s->jobs[j].reason < 0) {
+            e = wn_tokenizer_encode(s->tctx[t], text->p ? text->p : "", text->len, 0, ids);
+            if (!e && !ids->n) e = wn_ids_push(ids, s->gen_opts.stop_id >= 0 ? (uint32_t)s->gen_opts.stop_id : 0);
+        }
+        if (e) {
+#pragma omp critical(synth_hard)
+            hard = e;
+        }
+    }
+    if (hard) return hard;
+    size_t n = 0;
+    for (size_t j = 0; j < s->n_jobs; j++)
+        if (s->jobs[j].reason < 0) {
+            s->gp[n] = s->pids[j];
+            s->grng[n] = s->rngs[j];
+            s->gjob[n++] = j;
+            s->prompt_tokens += s->pids[j].n;
+        }
+    uint64_t ft = 0;
+    wn_err e = wn_gen_run(s->m, s->gp, n, s->batch, &s->gen_opts, s->grng, s->outs, &ft);
+    s->forward_tokens += ft;
+    st->flops += 2.0 * (double)wn_gpt_num_params(s->m) * (double)ft; /* a forward: about 2 N per token */
+    if (e) return wn_fail(&st->err, e, "generation failed (%s)", wn_err_name(e));
+    for (size_t k = 0; k < n; k++) {
+        job *jb = &s->jobs[s->gjob[k]];
+        wn_buf *text = &s->gen.docs[s->gjob[k]].text;
+        jb->tokens = (uint32_t)s->outs[k].n;
+        if (!jb->tokens) {
+            jb->reason = reason_index("empty");
+            snprintf(jb->msg, sizeof jb->msg, "the model ended the text right after the prompt");
+            continue;
+        }
+        wn_buf_clear(&s->dec);
+        if ((e = wn_tokenizer_decode(s->tok, s->outs[k].p, s->outs[k].n, &s->dec))) return e;
+        if (!s->include_prompt) wn_buf_clear(text);
+        if ((e = put_utf8(text, s->dec.p ? s->dec.p : "", s->dec.len))) return e;
+    }
+    return WN_OK;
 }
 
 /* ---- the batch --------------------------------------------------------------- */
@@ -253,11 +474,17 @@ static wn_err finish_doc(synth *s, const wn_doc *src, const job *jb, wn_doc *g)
     if (!e) e = wn_buf_append(a, s->mode_json.p, s->mode_json.len);
     if (!e && jb->tmpl >= 0) {
         const char *name = wn_tmpl_name(s->tmpl, jb->tmpl);
-        if (!(e = wn_buf_puts(a, ",\"template\":"))) e = wn_json_encode_string(a, name, strlen(name));
+        if (!(e = wn_buf_puts(a, s->mode == MODE_TEMPLATE ? ",\"template\":" : ",\"prompt\":")))
+            e = wn_json_encode_string(a, name, strlen(name));
     }
     if (!e) e = wn_buf_puts(a, ",\"source\":");
     if (!e) e = wn_json_encode_string(a, src->id.p ? src->id.p : "", src->id.len);
-    if (!e) e = wn_buf_printf(a, ",\"index\":%u,\"seed\":%llu}", jb->k, (unsigned long long)s->seed);
+    if (!e) e = wn_buf_printf(a, ",\"index\":%u,\"seed\":%llu", jb->k, (unsigned long long)s->seed);
+    if (!e && s->mode == MODE_MODEL) {
+        if (!(e = wn_buf_puts(a, ",\"model\":"))) e = wn_json_encode_string(a, s->model_path, strlen(s->model_path));
+        if (!e) e = wn_buf_printf(a, ",\"tokens\":%u", jb->tokens);
+    }
+    if (!e) e = wn_buf_putc(a, '}');
     if (e) return e;
     g->file = src->file;
     g->record = src->record;
@@ -292,6 +519,7 @@ static wn_err account(wn_stage *st, synth *s, const wn_batch *b, size_t *accepte
         jb->accepted = 1;
         s->generated++;
         s->bytes += s->gen.docs[j].text.len;
+        s->tokens += jb->tokens;
         if (jb->tmpl >= 0) s->by_tmpl[jb->tmpl]++;
         (*accepted)++;
     }
@@ -331,7 +559,7 @@ static wn_err syn_process(wn_stage *st, wn_batch *b)
     synth *s = st->state;
     double t0 = wn_now();
     wn_err e = plan(st, s, b);
-    if (!e) e = run_templates(st, s, b);
+    if (!e) e = s->mode == MODE_MODEL ? run_model(st, s, b) : run_templates(st, s, b);
     size_t accepted = 0;
     if (!e) e = account(st, s, b, &accepted);
     if (!e && !s->keep_source)
@@ -355,7 +583,9 @@ static wn_err syn_save(wn_stage *st, FILE *f)
     uint64_t h[8] = {CKPT_MAGIC, s->sources, s->planned, s->generated, s->capped, s->failed, s->bytes, n_t};
     if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(s->fail_by, sizeof s->fail_by, 1, f) != 1 ||
         fwrite(s->first_msg, sizeof s->first_msg, 1, f) != 1 || fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t ||
-        fwrite(&s->seconds, sizeof s->seconds, 1, f) != 1)
+        fwrite(&s->seconds, sizeof s->seconds, 1, f) != 1 || fwrite(&s->tokens, sizeof s->tokens, 1, f) != 1 ||
+        fwrite(&s->prompt_tokens, sizeof s->prompt_tokens, 1, f) != 1 ||
+        fwrite(&s->forward_tokens, sizeof s->forward_tokens, 1, f) != 1 || fwrite(&st->flops, sizeof st->flops, 1, f) != 1)
         return wn_fail(&st->err, WN_ERR_IO, "write failed");
     return WN_OK;
 }
@@ -370,7 +600,9 @@ static wn_err syn_load(wn_stage *st, FILE *f)
         return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint has %llu templates, the file %llu: the template file "
                        "changed since the run started", (unsigned long long)h[7], (unsigned long long)n_t);
     if (fread(s->fail_by, sizeof s->fail_by, 1, f) != 1 || fread(s->first_msg, sizeof s->first_msg, 1, f) != 1 ||
-        fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fread(&s->seconds, sizeof s->seconds, 1, f) != 1)
+        fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fread(&s->seconds, sizeof s->seconds, 1, f) != 1 ||
+        fread(&s->tokens, sizeof s->tokens, 1, f) != 1 || fread(&s->prompt_tokens, sizeof s->prompt_tokens, 1, f) != 1 ||
+        fread(&s->forward_tokens, sizeof s->forward_tokens, 1, f) != 1 || fread(&st->flops, sizeof st->flops, 1, f) != 1)
         return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
     s->sources = h[1];
     s->planned = h[2];
@@ -393,7 +625,7 @@ static void syn_report(wn_stage *st, wn_jw *w)
     wn_jw_obj_begin(w);
     wn_jw_key(w, mode_names[s->mode]); wn_jw_u64(w, s->generated);
     wn_jw_obj_end(w);
-    wn_jw_key(w, "generated_per_template");
+    wn_jw_key(w, s->mode == MODE_TEMPLATE ? "generated_per_template" : "generated_per_prompt");
     wn_jw_obj_begin(w);
     for (int i = 0; i < wn_tmpl_count(s->tmpl); i++) {
         wn_jw_key(w, wn_tmpl_name(s->tmpl, i));
@@ -419,8 +651,24 @@ static void syn_report(wn_stage *st, wn_jw *w)
         }
     wn_jw_obj_end(w);
     wn_jw_key(w, "bytes_generated"); wn_jw_u64(w, s->bytes);
+    wn_jw_key(w, "tokens_generated"); wn_jw_u64(w, s->tokens);
+    if (s->mode == MODE_MODEL) {
+        wn_jw_key(w, "prompt_tokens"); wn_jw_u64(w, s->prompt_tokens);
+        wn_jw_key(w, "forward_tokens"); wn_jw_u64(w, s->forward_tokens);
+        wn_jw_key(w, "model");
+        wn_jw_obj_begin(w);
+        const wn_gpt_config *c = wn_gpt_cfg(s->m);
+        wn_jw_key(w, "path"); wn_jw_str(w, s->model_path);
+        wn_jw_key(w, "params"); wn_jw_u64(w, wn_gpt_num_params(s->m));
+        wn_jw_key(w, "layers"); wn_jw_i64(w, c->layers);
+        wn_jw_key(w, "dim"); wn_jw_i64(w, c->dim);
+        wn_jw_key(w, "context"); wn_jw_i64(w, c->context);
+        wn_jw_key(w, "vocab"); wn_jw_i64(w, c->vocab);
+        wn_jw_obj_end(w);
+    }
     wn_jw_key(w, "generation_seconds"); wn_jw_f64(w, s->seconds);
     wn_jw_key(w, "generated_docs_per_second"); wn_jw_f64(w, s->seconds > 0 ? (double)s->generated / s->seconds : 0);
+    wn_jw_key(w, "tokens_per_second"); wn_jw_f64(w, s->seconds > 0 ? (double)s->tokens / s->seconds : 0);
 }
 
 const wn_stage_def wn_stage_synthesize = {

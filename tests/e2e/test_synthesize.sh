@@ -9,8 +9,16 @@
 #  3. failures: counted per reason with a FILE:LINE example (skip), or the
 #     run stops naming them (fail); a broken template file is a manifest
 #     error naming its line;
-#  4. killed after a checkpoint and resumed: identical documents and report.
+#  4. killed after a checkpoint and resumed: identical documents and report;
+#  5. model mode with a small GPT trained here: byte-identical documents for
+#     --threads 1 and 2, valid UTF-8, at most max_tokens tokens each (and the
+#     report's count is their sum), greedy continuations that start with
+#     their prompt, the shipped prompts file equal to the built-in set, and
+#     resume.
 . "$(dirname "$0")/lib.sh"
+
+TRAIN_BIN=${WINNOW_TRAIN:-$ROOT/winnow}
+[ -x "$TRAIN_BIN" ] || TRAIN_BIN=$WINNOW
 
 manifest() { # workdir, synthesize params, [extra stages]
     cat <<YAML
@@ -189,5 +197,99 @@ for k in 1 2; do
             "$(json_get "$T/ref/stages/02-synthesize/report.json" $key)" ]
     done
 done
+
+# ---- 5. model mode ------------------------------------------------------------
+cat >"$T/shards.yaml" <<YAML
+name: shards
+workdir: $T/shards
+inputs:
+  - path: samples/web/*.jsonl.zst
+stages:
+  - tokenize: {tokenizer: samples/tokenizer.json}
+  - pack: {shard_tokens: 1000000}
+YAML
+check "shards for a small model" "$TRAIN_BIN" run "$T/shards.yaml" --no-progress 2>/dev/null
+check "a small model" "$TRAIN_BIN" train --data "$T/shards/shards/train_*.bin" --out "$T/model" --layers 1 --heads 2 \
+    --dim 32 --context 48 --batch 4 --steps 25 --lr 0.01 --tokenizer samples/tokenizer.json >/dev/null 2>&1
+MODEL="mode: model, model: $T/model/model.safetensors, tokenizer: samples/tokenizer.json, seed: 5"
+model_manifest() { # workdir, extra params
+    cat <<YAML
+name: synth_model
+workdir: $1
+batch_bytes: 16KiB
+inputs:
+  - path: samples/web/web-000.jsonl.zst
+stages:
+  - length_filter: {min_words: 20}
+  - synthesize: {$MODEL, per_doc: 0.15, max_tokens: 12, batch: 4$2}
+outputs:
+  documents: {shard_bytes: 16KiB}
+YAML
+}
+for t in 1 2; do
+    model_manifest "$T/m$t" "" >"$T/m$t.yaml"
+    check "model mode, --threads $t" "$WINNOW" run "$T/m$t.yaml" --threads "$t" --no-progress 2>/dev/null
+    shard_sums "$T/m$t" >"$T/m$t.sums"
+done
+check "model mode: threads 2 == threads 1" cmp -s "$T/m1.sums" "$T/m2.sums"
+model_manifest "$T/mfile" ", prompts: pipelines/synth/prompts.tmpl" >"$T/mfile.yaml"
+check "model mode, shipped prompts file" "$WINNOW" run "$T/mfile.yaml" --no-progress 2>/dev/null
+shard_sums "$T/mfile" >"$T/mfile.sums"
+check "pipelines/synth/prompts.tmpl is the built-in set" cmp -s "$T/m1.sums" "$T/mfile.sums"
+model_manifest "$T/greedy" ", temperature: 0, use: continue, include_prompt: true" >"$T/greedy.yaml"
+check "model mode, greedy, with the prompt" "$WINNOW" run "$T/greedy.yaml" --no-progress 2>/dev/null
+python3 - "$T" <<'PY' || fails=$((fails + 1))
+import glob, json, subprocess, sys
+T = sys.argv[1]
+def docs(run):
+    out = []
+    for f in sorted(glob.glob(f"{T}/{run}/documents/*.zst")):
+        raw = subprocess.run(["zstd", "-dc", f], capture_output=True, check=True).stdout
+        out += [json.loads(l) for l in raw.decode("utf-8").split("\n") if l]  # strict UTF-8
+    return out
+bad = []
+recs = docs("m1")
+rep = json.load(open(f"{T}/m1/stages/02-synthesize/report.json"))
+gen = [r for r in recs if r.get("winnow", {}).get("synthetic")]
+if len(gen) < 5: bad.append(f"only {len(gen)} generated")
+for r in gen:
+    s = r["winnow"]["synth"]
+    if not (1 <= s["tokens"] <= 12): bad.append(f"{r['id']}: {s['tokens']} tokens")
+    if s["mode"] != "model" or s["model"] != f"{T}/model/model.safetensors" or s["prompt"] not in rep["generated_per_prompt"]:
+        bad.append(f"{r['id']}: provenance {s}")
+    if not r["text"]: bad.append(f"{r['id']}: empty text")
+if sum(r["winnow"]["synth"]["tokens"] for r in gen) != rep["tokens_generated"]: bad.append("tokens_generated is not the sum")
+if rep["generated"] + rep["failures"] != rep["planned"]: bad.append("planned = generated + failures")
+if not any(r["winnow"]["synth"]["tokens"] == 12 for r in gen): bad.append("no document reached max_tokens")
+if rep["forward_tokens"] < rep["tokens_generated"] or rep["model"]["layers"] != 1: bad.append(f"report {rep['model']}")
+# greedy continuations start with their prompt: the first 120 words of the source
+g = docs("greedy")
+src = {r["id"]: r["text"] for r in g if not r.get("winnow", {}).get("synthetic")}
+gg = [r for r in g if r.get("winnow", {}).get("synthetic")]
+if not gg: bad.append("greedy: nothing generated")
+for r in gg:
+    s = r["winnow"]["synth"]
+    prompt = " ".join(src[s["source"]].split()[:120])
+    words = src[s["source"]].lstrip()
+    # the prompt is the source text from its first word to the end of the 120th, as written
+    cut = len(words)
+    n, i = 0, 0
+    while i < len(words) and n < 120:
+        while i < len(words) and not words[i].isspace(): i += 1
+        n += 1; cut = i
+        while i < len(words) and words[i].isspace(): i += 1
+    if not r["text"].startswith(words[:cut]) or len(r["text"]) <= cut: bad.append(f"{r['id']}: does not start with its prompt")
+    if s["prompt"] != "continue": bad.append(f"{r['id']}: prompt {s['prompt']}")
+for b in bad[:10]: print("  ", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+model_manifest "$T/mk" "" >"$T/mk.yaml"
+WINNOW_TEST_KILL_AT_CHECKPOINT=1 "$WINNOW" run "$T/mk.yaml" --no-progress 2>/dev/null
+check "model mode: killed at checkpoint 1" [ ! -e "$T/mk/run.json" ]
+check "model mode: resumed" "$WINNOW" run "$T/mk.yaml" --resume --no-progress 2>/dev/null
+shard_sums "$T/mk" >"$T/mk.sums"
+check "model mode: resume gives identical documents" cmp -s "$T/m1.sums" "$T/mk.sums"
+check "model mode: resume gives the same token count" [ "$(json_get "$T/mk/stages/02-synthesize/report.json" tokens_generated)" = \
+    "$(json_get "$T/m1/stages/02-synthesize/report.json" tokens_generated)" ]
 
 finish
