@@ -14,6 +14,10 @@
  *             temperature / top-k / top-p, max_tokens, stopping at the
  *             end-of-text token); the completion, decoded and made valid
  *             UTF-8, is the document. The GPU model is not used yet.
+ *   endpoint  the same prompts sent to an OpenAI-compatible completions or
+ *             chat endpoint (src/completions.h: libcurl, a concurrency limit,
+ *             retries with backoff, timeouts, a response cache on disk keyed
+ *             by a hash of the request, so a resumed run does not pay twice).
  *
  * Ratio. Each source document gets floor(per_doc) generations plus one more
  * with probability frac(per_doc), decided by a hash of (seed, id), so the
@@ -42,14 +46,19 @@
  * ...) generates nothing and is counted per reason, with the first message
  * of each reason in the report; on_failure: fail stops the run instead.
  *
- * Resume: the counters (and with them the cap's progress) are checkpointed.
+ * Resume: the counters (and with them the cap's progress) are checkpointed;
+ * endpoint mode's cache lives outside the state directory
+ * (RUN_DIR/cache/NN-synthesize by default), so it outlives the run.
  */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "../src/completions.h"
+#include "../src/fs.h"
 #include "../src/generate.h"
 #include "../src/json.h"
 #include "../src/model.h"
@@ -60,21 +69,35 @@
 #include "../src/tokenizer.h"
 
 static const wn_param_def params[] = {
-    {"mode", WN_P_ENUM, "template", 0, 0, "template|model", "how documents are generated (see docs/synthesis.md)"},
+    {"mode", WN_P_ENUM, "template", 0, 0, "template|model|endpoint", "how documents are generated (see docs/synthesis.md)"},
     {"templates", WN_P_STRING, "", 0, 0, NULL, "template mode: the template file"},
     {"prompts", WN_P_STRING, "", 0, 0, NULL,
-     "model mode: a template file whose templates are prompts (empty = the built-in rephrase, continue, "
+     "model and endpoint modes: a template file whose templates are prompts (empty = the built-in rephrase, continue, "
      "summarize, qa; pipelines/synth/prompts.tmpl is a copy)"},
     {"use", WN_P_STRING, "", 0, 0, NULL,
      "comma-separated template (or prompt) names to pick from, by weight (empty = every one of the file)"},
-    {"model", WN_P_STRING, "", 0, 0, NULL, "model mode: a GPT checkpoint (.safetensors, winnow's or HF GPT-2's)"},
+    {"model", WN_P_STRING, "", 0, 0, NULL,
+     "model mode: a GPT checkpoint (.safetensors, winnow's or HF GPT-2's); endpoint mode: the model name sent"},
     {"tokenizer", WN_P_STRING, "", 0, 0, NULL, "model mode: the model's tokenizer (tokenizer.json or a GPT-2 directory)"},
-    {"temperature", WN_P_FLOAT, "0.8", 0, 100, NULL, "model mode: sampling temperature (0 = greedy)"},
-    {"top_k", WN_P_INT, "40", 0, 1e9, NULL, "model mode: sample among the k most likely tokens (0 = all)"},
-    {"top_p", WN_P_FLOAT, "0.95", 0, 1, NULL, "model mode: nucleus sampling mass (1 = off)"},
-    {"max_tokens", WN_P_INT, "64", 1, 1e6, NULL, "model mode: most tokens generated per document"},
+    {"temperature", WN_P_FLOAT, "0.8", 0, 100, NULL, "model and endpoint modes: sampling temperature (0 = greedy)"},
+    {"top_k", WN_P_INT, "0", 0, 1e9, NULL,
+     "model and endpoint modes: sample among the k most likely tokens (0 = all; endpoint: not sent when 0)"},
+    {"top_p", WN_P_FLOAT, "0.95", 0, 1, NULL, "model and endpoint modes: nucleus sampling mass (1 = off)"},
+    {"max_tokens", WN_P_INT, "64", 1, 1e6, NULL, "model and endpoint modes: most tokens generated per document"},
     {"batch", WN_P_INT, "8", 1, 4096, NULL, "model mode: sequences per forward pass"},
-    {"include_prompt", WN_P_BOOL, "false", 0, 0, NULL, "model mode: the document is the prompt + completion"},
+    {"include_prompt", WN_P_BOOL, "false", 0, 0, NULL,
+     "model and endpoint modes: the document is the prompt + completion"},
+    {"url", WN_P_STRING, "", 0, 0, NULL, "endpoint mode: the endpoint, e.g. http://127.0.0.1:8080/v1/completions"},
+    {"api", WN_P_ENUM, "completions", 0, 0, "completions|chat",
+     "endpoint mode: request and response shapes of /v1/completions or /v1/chat/completions"},
+    {"api_key_env", WN_P_STRING, "", 0, 0, NULL,
+     "endpoint mode: the environment variable holding the API key (sent as a Bearer token; never stored)"},
+    {"concurrency", WN_P_INT, "4", 1, 1024, NULL, "endpoint mode: requests in flight at once"},
+    {"retries", WN_P_INT, "4", 0, 100, NULL, "endpoint mode: retries of a failed request (backoff doubles each time)"},
+    {"backoff_ms", WN_P_INT, "500", 0, 600000, NULL, "endpoint mode: delay before the first retry"},
+    {"timeout_ms", WN_P_INT, "60000", 1, 3600000, NULL, "endpoint mode: time limit of one request"},
+    {"cache", WN_P_STRING, "", 0, 0, NULL,
+     "endpoint mode: response cache directory (empty = RUN_DIR/cache/NN-synthesize; none = no cache)"},
     {"per_doc", WN_P_FLOAT, "1", 0, 1000, NULL,
      "generated documents per source document; a fraction is drawn per document (0.25 = one in four)"},
     {"max_total", WN_P_SIZE, "0", 0, 9e18, NULL, "at most this many generated documents in all (0 = no cap)"},
@@ -84,8 +107,8 @@ static const wn_param_def params[] = {
     {"on_failure", WN_P_ENUM, "skip", 0, 0, "skip|fail", "a generation that fails: count it and go on, or stop"},
 };
 
-enum { MODE_TEMPLATE, MODE_MODEL };
-static const char *const mode_names[] = {"template", "model"};
+enum { MODE_TEMPLATE, MODE_MODEL, MODE_ENDPOINT };
+static const char *const mode_names[] = {"template", "model", "endpoint"};
 
 /* The prompts of model mode when none are given (pipelines/synth/prompts.tmpl
  * is a copy, checked by tests/e2e/test_synthesize.sh). */
@@ -108,11 +131,24 @@ static const char builtin_prompts[] =
     "  Question: {(What is this text about|What is the main point of this text|Who would find this text useful)}?\n"
     "  Answer:\n";
 
-/* Failure reasons, in report order (the first five are synth_template.h's;
- * empty: the model ended the text before any token). */
-static const char *const reasons[] = {"missing_field", "arithmetic", "unbound", "too_long", "too_deep", "empty",
-                                      "error"};
+/* Failure reasons, in report order: synth_template.h's five; empty (the
+ * model ended the text before any token); completions.h's causes of a request
+ * given up on. */
+static const char *const reasons[] = {"missing_field", "arithmetic", "unbound",  "too_long", "too_deep",
+                                      "empty",         "timeout",    "connect",  "transport", "http_5xx",
+                                      "http_429",      "http_4xx",   "bad_response", "error"};
 enum { N_REASONS = WN_ARRAY_LEN(reasons), MSG_LEN = 240 };
+
+/* What the report counts, checkpointed as one block. */
+typedef struct {
+    uint64_t sources, planned, generated, capped, failed, bytes;
+    uint64_t tokens, prompt_tokens, forward_tokens;
+    /* endpoint mode: attempts sent, failed attempts, retries, timeouts, cache hits */
+    uint64_t requests, request_failures, retries, timeouts, cache_hits;
+    uint64_t fail_by[N_REASONS];
+    double seconds, request_seconds, flops;
+    char first_msg[N_REASONS][MSG_LEN];
+} counters;
 
 /* One generation: source document src of the batch, its k-th. */
 typedef struct {
@@ -151,13 +187,14 @@ typedef struct {
     size_t *gjob;
     size_t cap_model;
     wn_buf dec;
-    /* counters (checkpointed) */
-    uint64_t sources, planned, generated, capped, failed, bytes;
-    uint64_t tokens, prompt_tokens, forward_tokens;
-    uint64_t fail_by[N_REASONS];
-    uint64_t *by_tmpl;  /* generated per template */
-    char first_msg[N_REASONS][MSG_LEN];
-    double seconds;     /* wall time spent generating */
+    /* endpoint mode */
+    wn_cc_opts cc;
+    const char *url;
+    wn_buf cache_dir, api_key;
+    wn_cc_req *reqs;
+    size_t cap_reqs;
+    counters c;         /* checkpointed */
+    uint64_t *by_tmpl;  /* generated per template (checkpointed) */
 } synth;
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -195,10 +232,59 @@ static wn_err open_model(wn_stage *st, synth *s)
     return WN_OK;
 }
 
+/* Endpoint mode: the client's options, the prompts, the cache directory. */
+static wn_err open_endpoint(wn_stage *st, synth *s)
+{
+    const char *prompts = wn_param(st, "prompts")->s, *cache = wn_param(st, "cache")->s;
+    const char *key_env = wn_param(st, "api_key_env")->s;
+    s->url = wn_param(st, "url")->s;
+    if (!s->url[0]) return wn_fail(&st->err, WN_ERR_MANIFEST, "mode endpoint needs url (e.g. http://127.0.0.1:8080/v1/completions)");
+    if (s->templates[0])
+        return wn_fail(&st->err, WN_ERR_MANIFEST, "templates is for mode template; mode endpoint takes prompts");
+    wn_err e = prompts[0] ? wn_tmpl_load(&s->tmpl, prompts, &st->err)
+                          : wn_tmpl_parse(&s->tmpl, builtin_prompts, sizeof builtin_prompts - 1, "built-in prompts", 0,
+                                          &st->err);
+    if (e) return e == WN_ERR_INPUT ? WN_ERR_MANIFEST : e;
+    if ((e = wn_cc_global_init(&st->err))) return e;
+    if (key_env[0]) {
+        const char *k = getenv(key_env);
+        if (!k || !k[0]) return wn_fail(&st->err, WN_ERR_MANIFEST, "api_key_env: the environment variable %s is not set", key_env);
+        if (wn_buf_puts(&s->api_key, k)) return WN_ERR_NOMEM;
+    }
+    if (!strcmp(cache, "none")) {
+        /* no cache */
+    } else if (cache[0]) {
+        if (wn_buf_puts(&s->cache_dir, cache)) return WN_ERR_NOMEM;
+    } else if (st->run && st->run->run_dir) {
+        if (wn_buf_printf(&s->cache_dir, "%s/cache/%02d-synthesize", st->run->run_dir, st->index)) return WN_ERR_NOMEM;
+    }
+    if (s->cache_dir.len && (e = wn_mkdir_p(s->cache_dir.p, &st->err))) return e;
+    s->model_path = wn_param(st, "model")->s;
+    s->cc = (wn_cc_opts){
+        .url = s->url,
+        .chat = !strcmp(wn_param(st, "api")->s, "chat"),
+        .model = s->model_path,
+        .api_key = s->api_key.len ? s->api_key.p : NULL,
+        .concurrency = (int)wn_param(st, "concurrency")->i,
+        .retries = (int)wn_param(st, "retries")->i,
+        .timeout_ms = (long)wn_param(st, "timeout_ms")->i,
+        .connect_timeout_ms = (long)wn_param(st, "timeout_ms")->i,
+        .backoff_ms = (long)wn_param(st, "backoff_ms")->i,
+        .cache_dir = s->cache_dir.len ? s->cache_dir.p : NULL,
+        .temperature = wn_param(st, "temperature")->f,
+        .top_p = wn_param(st, "top_p")->f,
+        .top_k = (int)wn_param(st, "top_k")->i,
+        .max_tokens = (int)wn_param(st, "max_tokens")->i,
+    };
+    s->include_prompt = wn_param(st, "include_prompt")->b;
+    return WN_OK;
+}
+
 static wn_err syn_open(wn_stage *st)
 {
     synth *s = st->state;
-    s->mode = !strcmp(wn_param(st, "mode")->s, "model") ? MODE_MODEL : MODE_TEMPLATE;
+    const char *mode = wn_param(st, "mode")->s;
+    s->mode = !strcmp(mode, "model") ? MODE_MODEL : !strcmp(mode, "endpoint") ? MODE_ENDPOINT : MODE_TEMPLATE;
     s->templates = wn_param(st, "templates")->s;
     s->per_doc = wn_param(st, "per_doc")->f;
     s->max_total = (uint64_t)wn_param(st, "max_total")->i;
@@ -213,6 +299,8 @@ static wn_err syn_open(wn_stage *st)
     wn_err e;
     if (s->mode == MODE_MODEL) {
         if ((e = open_model(st, s))) return e;
+    } else if (s->mode == MODE_ENDPOINT) {
+        if ((e = open_endpoint(st, s))) return e;
     } else {
         if (!s->templates[0])
             return wn_fail(&st->err, WN_ERR_MANIFEST, "mode template needs templates: a template file (docs/synthesis.md)");
@@ -259,6 +347,10 @@ static void syn_close(wn_stage *st)
     wn_buf_free(&s->dec);
     wn_tokenizer_free(s->tok);
     wn_gpt_free(s->m);
+    for (size_t i = 0; i < s->cap_reqs; i++) wn_buf_free(&s->reqs[i].text);
+    wn_free(s->reqs);
+    wn_buf_free(&s->cache_dir);
+    wn_buf_free(&s->api_key);
 }
 
 /* ---- planning ---------------------------------------------------------------- */
@@ -288,13 +380,13 @@ static wn_err plan(wn_stage *st, synth *s, const wn_batch *b)
 {
     s->n_jobs = 0;
     wn_batch_reset(&s->gen);
-    int full = s->max_total && s->generated >= s->max_total;
+    int full = s->max_total && s->c.generated >= s->max_total;
     for (size_t i = 0; i < b->n; i++) {
-        s->sources++;
+        s->c.sources++;
         uint32_t n = plan_count(s, &b->docs[i]);
-        s->planned += n;
+        s->c.planned += n;
         if (full) { /* the cap is reached: nothing more is generated */
-            s->capped += n;
+            s->c.capped += n;
             continue;
         }
         for (uint32_t k = 0; k < n; k++) {
@@ -436,11 +528,11 @@ static wn_err run_model(wn_stage *st, synth *s, const wn_batch *b)
             s->gp[n] = s->pids[j];
             s->grng[n] = s->rngs[j];
             s->gjob[n++] = j;
-            s->prompt_tokens += s->pids[j].n;
+            s->c.prompt_tokens += s->pids[j].n;
         }
     uint64_t ft = 0;
     wn_err e = wn_gen_run(s->m, s->gp, n, s->batch, &s->gen_opts, s->grng, s->outs, &ft);
-    s->forward_tokens += ft;
+    s->c.forward_tokens += ft;
     st->flops += 2.0 * (double)wn_gpt_num_params(s->m) * (double)ft; /* a forward: about 2 N per token */
     if (e) return wn_fail(&st->err, e, "generation failed (%s)", wn_err_name(e));
     for (size_t k = 0; k < n; k++) {
@@ -456,6 +548,74 @@ static wn_err run_model(wn_stage *st, synth *s, const wn_batch *b)
         if ((e = wn_tokenizer_decode(s->tok, s->outs[k].p, s->outs[k].n, &s->dec))) return e;
         if (!s->include_prompt) wn_buf_clear(text);
         if ((e = put_utf8(text, s->dec.p ? s->dec.p : "", s->dec.len))) return e;
+    }
+    return WN_OK;
+}
+
+/* ---- endpoint mode -------------------------------------------------------------- */
+
+/* Endpoint mode: prompts expanded in parallel (kept in the job's document),
+ * sent through the client (cache, concurrency, retries), answers in job
+ * order. A request's seed is the generation's stream after the prompt's
+ * draws, 53 bits (exact in any JSON reader). */
+static wn_err run_endpoint(wn_stage *st, synth *s, const wn_batch *b)
+{
+    wn_err hard = model_reserve(s, s->n_jobs);
+    if (hard) return hard;
+    if (s->n_jobs > s->cap_reqs) {
+        size_t cap = s->n_jobs * 2;
+        wn_cc_req *r = wn_realloc(s->reqs, cap * sizeof *r);
+        if (!r) return WN_ERR_NOMEM;
+        memset(r + s->cap_reqs, 0, (cap - s->cap_reqs) * sizeof *r);
+        s->reqs = r;
+        s->cap_reqs = cap;
+    }
+#pragma omp parallel for schedule(dynamic, 16) num_threads(s->n_ctx)
+    for (size_t j = 0; j < s->n_jobs; j++) {
+        wn_err e = expand_job(s, omp_get_thread_num(), b, j, &s->gen.docs[j].text, &s->rngs[j]);
+        if (e) {
+#pragma omp critical(synth_hard)
+            hard = e;
+        }
+    }
+    if (hard) return hard;
+    size_t n = 0;
+    for (size_t j = 0; j < s->n_jobs; j++) {
+        if (s->jobs[j].reason >= 0) continue;
+        wn_cc_req *r = &s->reqs[n];
+        const wn_buf *p = &s->gen.docs[j].text;
+        r->prompt = p->p ? p->p : "";
+        r->prompt_len = p->len;
+        r->seed = wn_splitmix64(&s->rngs[j]) >> 11;
+        s->gjob[n++] = j;
+    }
+    wn_cc_stats cs = {0};
+    wn_err e = wn_cc_run(&s->cc, s->reqs, n, &cs, &st->err);
+    s->c.requests += cs.requests;
+    s->c.request_failures += cs.failures;
+    s->c.retries += cs.retries;
+    s->c.timeouts += cs.timeouts;
+    s->c.cache_hits += cs.cache_hits;
+    s->c.request_seconds += cs.seconds;
+    if (e) return e;
+    for (size_t k = 0; k < n; k++) {
+        job *jb = &s->jobs[s->gjob[k]];
+        wn_cc_req *r = &s->reqs[k];
+        wn_buf *text = &s->gen.docs[s->gjob[k]].text;
+        if (!r->ok) {
+            jb->reason = reason_index(r->why);
+            snprintf(jb->msg, sizeof jb->msg, "%s: %.150s (after %d attempt%s)", s->url, r->error, r->attempts,
+                     r->attempts == 1 ? "" : "s");
+            continue;
+        }
+        if (!r->text.len) {
+            jb->reason = reason_index("empty");
+            snprintf(jb->msg, sizeof jb->msg, "%s: an empty completion", s->url);
+            continue;
+        }
+        jb->tokens = r->tokens;
+        if (!s->include_prompt) wn_buf_clear(text);
+        if ((e = put_utf8(text, r->text.p, r->text.len))) return e;
     }
     return WN_OK;
 }
@@ -480,8 +640,12 @@ static wn_err finish_doc(synth *s, const wn_doc *src, const job *jb, wn_doc *g)
     if (!e) e = wn_buf_puts(a, ",\"source\":");
     if (!e) e = wn_json_encode_string(a, src->id.p ? src->id.p : "", src->id.len);
     if (!e) e = wn_buf_printf(a, ",\"index\":%u,\"seed\":%llu", jb->k, (unsigned long long)s->seed);
-    if (!e && s->mode == MODE_MODEL) {
-        if (!(e = wn_buf_puts(a, ",\"model\":"))) e = wn_json_encode_string(a, s->model_path, strlen(s->model_path));
+    if (!e && s->mode == MODE_ENDPOINT) {
+        if (!(e = wn_buf_puts(a, ",\"endpoint\":"))) e = wn_json_encode_string(a, s->url, strlen(s->url));
+    }
+    if (!e && s->mode != MODE_TEMPLATE) {
+        if (s->model_path[0] && !(e = wn_buf_puts(a, ",\"model\":")))
+            e = wn_json_encode_string(a, s->model_path, strlen(s->model_path));
         if (!e) e = wn_buf_printf(a, ",\"tokens\":%u", jb->tokens);
     }
     if (!e) e = wn_buf_putc(a, '}');
@@ -506,20 +670,20 @@ static wn_err account(wn_stage *st, synth *s, const wn_batch *b, size_t *accepte
             if (s->fail)
                 return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: %s (on_failure: skip counts it and goes on)", (int)b->docs[jb->src].id.len,
                                b->docs[jb->src].id.p, jb->msg);
-            s->failed++;
-            if (!s->fail_by[jb->reason]++) snprintf(s->first_msg[jb->reason], MSG_LEN, "%s", jb->msg);
+            s->c.failed++;
+            if (!s->c.fail_by[jb->reason]++) snprintf(s->c.first_msg[jb->reason], MSG_LEN, "%s", jb->msg);
             continue;
         }
-        if (s->max_total && s->generated >= s->max_total) {
-            s->capped++;
+        if (s->max_total && s->c.generated >= s->max_total) {
+            s->c.capped++;
             continue;
         }
         wn_err e = finish_doc(s, &b->docs[jb->src], jb, &s->gen.docs[j]);
         if (e) return e;
         jb->accepted = 1;
-        s->generated++;
-        s->bytes += s->gen.docs[j].text.len;
-        s->tokens += jb->tokens;
+        s->c.generated++;
+        s->c.bytes += s->gen.docs[j].text.len;
+        s->c.tokens += jb->tokens;
         if (jb->tmpl >= 0) s->by_tmpl[jb->tmpl]++;
         (*accepted)++;
     }
@@ -559,13 +723,15 @@ static wn_err syn_process(wn_stage *st, wn_batch *b)
     synth *s = st->state;
     double t0 = wn_now();
     wn_err e = plan(st, s, b);
-    if (!e) e = s->mode == MODE_MODEL ? run_model(st, s, b) : run_templates(st, s, b);
+    if (!e) e = s->mode == MODE_MODEL      ? run_model(st, s, b)
+                : s->mode == MODE_ENDPOINT ? run_endpoint(st, s, b)
+                                           : run_templates(st, s, b);
     size_t accepted = 0;
     if (!e) e = account(st, s, b, &accepted);
     if (!e && !s->keep_source)
         for (size_t i = 0; i < b->n; i++) b->docs[i].drop = "source_replaced";
     if (!e) e = merge(s, b, accepted);
-    s->seconds += wn_now() - t0;
+    s->c.seconds += wn_now() - t0;
     uint64_t mem = s->cap_jobs * sizeof(job) + s->gen.cap * sizeof(wn_doc);
     if (mem > st->mem_peak) st->mem_peak = mem;
     if (e == WN_ERR_NOMEM) return wn_fail(&st->err, e, "out of memory");
@@ -574,18 +740,17 @@ static wn_err syn_process(wn_stage *st, wn_batch *b)
 
 /* ---- checkpoint and report ------------------------------------------------------- */
 
-#define CKPT_MAGIC 0x3168746e7973ull /* "synth1" */
+#define CKPT_MAGIC 0x3268746e7973ull /* "synth2" */
 
+/* Checkpoint: magic, sizes, the counters block, the per-template counts.
+ * (The FLOPs are the stage's, kept in st->flops, saved in the block.) */
 static wn_err syn_save(wn_stage *st, FILE *f)
 {
     synth *s = st->state;
-    uint64_t n_t = (uint64_t)wn_tmpl_count(s->tmpl);
-    uint64_t h[8] = {CKPT_MAGIC, s->sources, s->planned, s->generated, s->capped, s->failed, s->bytes, n_t};
-    if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(s->fail_by, sizeof s->fail_by, 1, f) != 1 ||
-        fwrite(s->first_msg, sizeof s->first_msg, 1, f) != 1 || fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t ||
-        fwrite(&s->seconds, sizeof s->seconds, 1, f) != 1 || fwrite(&s->tokens, sizeof s->tokens, 1, f) != 1 ||
-        fwrite(&s->prompt_tokens, sizeof s->prompt_tokens, 1, f) != 1 ||
-        fwrite(&s->forward_tokens, sizeof s->forward_tokens, 1, f) != 1 || fwrite(&st->flops, sizeof st->flops, 1, f) != 1)
+    uint64_t n_t = (uint64_t)wn_tmpl_count(s->tmpl), h[3] = {CKPT_MAGIC, sizeof s->c, n_t};
+    s->c.flops = st->flops;
+    if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(&s->c, sizeof s->c, 1, f) != 1 ||
+        fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t)
         return wn_fail(&st->err, WN_ERR_IO, "write failed");
     return WN_OK;
 }
@@ -593,24 +758,16 @@ static wn_err syn_save(wn_stage *st, FILE *f)
 static wn_err syn_load(wn_stage *st, FILE *f)
 {
     synth *s = st->state;
-    uint64_t h[8], n_t = (uint64_t)wn_tmpl_count(s->tmpl);
-    if (fread(h, sizeof h, 1, f) != 1 || h[0] != CKPT_MAGIC)
-        return wn_fail(&st->err, WN_ERR_STATE, "not a synthesize checkpoint");
-    if (h[7] != n_t)
+    uint64_t h[3], n_t = (uint64_t)wn_tmpl_count(s->tmpl);
+    if (fread(h, sizeof h, 1, f) != 1 || h[0] != CKPT_MAGIC || h[1] != sizeof s->c)
+        return wn_fail(&st->err, WN_ERR_STATE, "not a synthesize checkpoint of this version");
+    if (h[2] != n_t)
         return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint has %llu templates, the file %llu: the template file "
-                       "changed since the run started", (unsigned long long)h[7], (unsigned long long)n_t);
-    if (fread(s->fail_by, sizeof s->fail_by, 1, f) != 1 || fread(s->first_msg, sizeof s->first_msg, 1, f) != 1 ||
-        fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fread(&s->seconds, sizeof s->seconds, 1, f) != 1 ||
-        fread(&s->tokens, sizeof s->tokens, 1, f) != 1 || fread(&s->prompt_tokens, sizeof s->prompt_tokens, 1, f) != 1 ||
-        fread(&s->forward_tokens, sizeof s->forward_tokens, 1, f) != 1 || fread(&st->flops, sizeof st->flops, 1, f) != 1)
+                       "changed since the run started", (unsigned long long)h[2], (unsigned long long)n_t);
+    if (fread(&s->c, sizeof s->c, 1, f) != 1 || fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t)
         return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
-    s->sources = h[1];
-    s->planned = h[2];
-    s->generated = h[3];
-    s->capped = h[4];
-    s->failed = h[5];
-    s->bytes = h[6];
-    for (int i = 0; i < N_REASONS; i++) s->first_msg[i][MSG_LEN - 1] = 0;
+    for (int i = 0; i < N_REASONS; i++) s->c.first_msg[i][MSG_LEN - 1] = 0;
+    st->flops = s->c.flops;
     return WN_OK;
 }
 
@@ -618,12 +775,12 @@ static void syn_report(wn_stage *st, wn_jw *w)
 {
     synth *s = st->state;
     wn_jw_key(w, "mode"); wn_jw_str(w, mode_names[s->mode]);
-    wn_jw_key(w, "sources"); wn_jw_u64(w, s->sources);
-    wn_jw_key(w, "planned"); wn_jw_u64(w, s->planned);
-    wn_jw_key(w, "generated"); wn_jw_u64(w, s->generated);
+    wn_jw_key(w, "sources"); wn_jw_u64(w, s->c.sources);
+    wn_jw_key(w, "planned"); wn_jw_u64(w, s->c.planned);
+    wn_jw_key(w, "generated"); wn_jw_u64(w, s->c.generated);
     wn_jw_key(w, "generated_per_mode");
     wn_jw_obj_begin(w);
-    wn_jw_key(w, mode_names[s->mode]); wn_jw_u64(w, s->generated);
+    wn_jw_key(w, mode_names[s->mode]); wn_jw_u64(w, s->c.generated);
     wn_jw_obj_end(w);
     wn_jw_key(w, s->mode == MODE_TEMPLATE ? "generated_per_template" : "generated_per_prompt");
     wn_jw_obj_begin(w);
@@ -632,29 +789,29 @@ static void syn_report(wn_stage *st, wn_jw *w)
         wn_jw_u64(w, s->by_tmpl[i]);
     }
     wn_jw_obj_end(w);
-    wn_jw_key(w, "capped"); wn_jw_u64(w, s->capped);
-    wn_jw_key(w, "failures"); wn_jw_u64(w, s->failed);
+    wn_jw_key(w, "capped"); wn_jw_u64(w, s->c.capped);
+    wn_jw_key(w, "failures"); wn_jw_u64(w, s->c.failed);
     wn_jw_key(w, "failures_by_reason");
     wn_jw_obj_begin(w);
     for (int i = 0; i < N_REASONS; i++)
-        if (s->fail_by[i]) {
+        if (s->c.fail_by[i]) {
             wn_jw_key(w, reasons[i]);
-            wn_jw_u64(w, s->fail_by[i]);
+            wn_jw_u64(w, s->c.fail_by[i]);
         }
     wn_jw_obj_end(w);
     wn_jw_key(w, "failure_examples");
     wn_jw_obj_begin(w);
     for (int i = 0; i < N_REASONS; i++)
-        if (s->fail_by[i]) {
+        if (s->c.fail_by[i]) {
             wn_jw_key(w, reasons[i]);
-            wn_jw_str(w, s->first_msg[i]);
+            wn_jw_str(w, s->c.first_msg[i]);
         }
     wn_jw_obj_end(w);
-    wn_jw_key(w, "bytes_generated"); wn_jw_u64(w, s->bytes);
-    wn_jw_key(w, "tokens_generated"); wn_jw_u64(w, s->tokens);
+    wn_jw_key(w, "bytes_generated"); wn_jw_u64(w, s->c.bytes);
+    wn_jw_key(w, "tokens_generated"); wn_jw_u64(w, s->c.tokens);
     if (s->mode == MODE_MODEL) {
-        wn_jw_key(w, "prompt_tokens"); wn_jw_u64(w, s->prompt_tokens);
-        wn_jw_key(w, "forward_tokens"); wn_jw_u64(w, s->forward_tokens);
+        wn_jw_key(w, "prompt_tokens"); wn_jw_u64(w, s->c.prompt_tokens);
+        wn_jw_key(w, "forward_tokens"); wn_jw_u64(w, s->c.forward_tokens);
         wn_jw_key(w, "model");
         wn_jw_obj_begin(w);
         const wn_gpt_config *c = wn_gpt_cfg(s->m);
@@ -666,25 +823,41 @@ static void syn_report(wn_stage *st, wn_jw *w)
         wn_jw_key(w, "vocab"); wn_jw_i64(w, c->vocab);
         wn_jw_obj_end(w);
     }
-    wn_jw_key(w, "generation_seconds"); wn_jw_f64(w, s->seconds);
-    wn_jw_key(w, "generated_docs_per_second"); wn_jw_f64(w, s->seconds > 0 ? (double)s->generated / s->seconds : 0);
-    wn_jw_key(w, "tokens_per_second"); wn_jw_f64(w, s->seconds > 0 ? (double)s->tokens / s->seconds : 0);
+    if (s->mode == MODE_ENDPOINT) {
+        wn_jw_key(w, "endpoint"); wn_jw_str(w, s->url);
+        wn_jw_key(w, "requests"); wn_jw_u64(w, s->c.requests);
+        wn_jw_key(w, "request_failures"); wn_jw_u64(w, s->c.request_failures);
+        wn_jw_key(w, "retries"); wn_jw_u64(w, s->c.retries);
+        wn_jw_key(w, "timeouts"); wn_jw_u64(w, s->c.timeouts);
+        wn_jw_key(w, "cache_hits"); wn_jw_u64(w, s->c.cache_hits);
+        wn_jw_key(w, "cache_dir"); wn_jw_str(w, s->cache_dir.len ? s->cache_dir.p : "");
+        wn_jw_key(w, "request_seconds"); wn_jw_f64(w, s->c.request_seconds);
+        wn_jw_key(w, "requests_per_second");
+        wn_jw_f64(w, s->c.request_seconds > 0 ? (double)s->c.requests / s->c.request_seconds : 0);
+    }
+    wn_jw_key(w, "generation_seconds"); wn_jw_f64(w, s->c.seconds);
+    wn_jw_key(w, "generated_docs_per_second"); wn_jw_f64(w, s->c.seconds > 0 ? (double)s->c.generated / s->c.seconds : 0);
+    wn_jw_key(w, "tokens_per_second"); wn_jw_f64(w, s->c.seconds > 0 ? (double)s->c.tokens / s->c.seconds : 0);
 }
 
 const wn_stage_def wn_stage_synthesize = {
     .name = "synthesize",
-    .summary = "add generated documents (templates) with provenance after their source documents",
-    .doc = "mode template: each source document gets per_doc generated documents (a fraction is\n"
-           "drawn per document by a hash of its id), expanded from the template file `templates`\n"
-           "(format in docs/synthesis.md: word lists, integer ranges, calc, weighted rules and\n"
-           "inline choices, fields of the source document, filters), deterministic from `seed`\n"
-           "whatever the thread count. Generated documents follow their source, with id\n"
-           "<source>#synth-<k> and attributes synthetic: true and synth: {mode, template, source,\n"
-           "index, seed}. max_total caps them over the stream; keep_source: false drops the\n"
-           "sources (reason source_replaced). Failed expansions are counted per reason\n"
-           "(on_failure: fail stops the run). Report: sources, planned, generated,\n"
-           "generated_per_mode, generated_per_template, capped, failures, failures_by_reason,\n"
-           "failure_examples, bytes_generated, generation_seconds, generated_docs_per_second.",
+    .summary = "add generated documents (templates, a GPT checkpoint, an OpenAI-compatible endpoint) after their sources",
+    .doc = "Each source document gets per_doc generated documents (a fraction is drawn per document by\n"
+           "a hash of its id), deterministic from `seed` whatever the thread count, placed right after\n"
+           "it with id <source>#synth-<k> and attributes synthetic: true and synth: {mode, template or\n"
+           "prompt, source, index, seed[, model, endpoint, tokens]}. mode template expands the template\n"
+           "file `templates` (docs/synthesis.md: word lists, int ranges, calc, weighted rules and inline\n"
+           "choices, doc fields, filters). mode model expands a prompt (`prompts`, or the built-in\n"
+           "rephrase/continue/summarize/qa) and continues it with the GPT checkpoint `model` on the CPU\n"
+           "(temperature, top_k, top_p, max_tokens, batch). mode endpoint sends the prompt to an\n"
+           "OpenAI-compatible `url` (concurrency, retries with doubling backoff, timeout_ms, a response\n"
+           "cache keyed by a hash of the request). max_total caps the generated documents; keep_source:\n"
+           "false drops the sources (reason source_replaced). Failed generations are counted per reason\n"
+           "(on_failure: fail stops the run). Report: sources, planned, generated, generated_per_mode,\n"
+           "generated_per_template/_prompt, capped, failures, failures_by_reason, failure_examples,\n"
+           "bytes_generated, tokens_generated, throughput; endpoint: requests, request_failures, retries,\n"
+           "timeouts, cache_hits.",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(synth),

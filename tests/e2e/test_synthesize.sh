@@ -14,7 +14,15 @@
 #     --threads 1 and 2, valid UTF-8, at most max_tokens tokens each (and the
 #     report's count is their sum), greedy continuations that start with
 #     their prompt, the shipped prompts file equal to the built-in set, and
-#     resume.
+#     resume;
+#  6. endpoint mode against `winnow serve` on loopback (the model of 5): the
+#     server's log and the report agree on the requests; a rerun with the
+#     same cache sends none and writes the same documents; a server that
+#     fails every third request and stalls past the client's timeout loses
+#     nothing (same texts, retries and timeouts counted); a server that
+#     always fails and a closed port are counted per reason (or stop the run);
+#     the chat API; killed mid-run and resumed: identical documents, and no
+#     prompt sent twice (but for the one in flight at the kill).
 . "$(dirname "$0")/lib.sh"
 
 TRAIN_BIN=${WINNOW_TRAIN:-$ROOT/winnow}
@@ -291,5 +299,126 @@ shard_sums "$T/mk" >"$T/mk.sums"
 check "model mode: resume gives identical documents" cmp -s "$T/m1.sums" "$T/mk.sums"
 check "model mode: resume gives the same token count" [ "$(json_get "$T/mk/stages/02-synthesize/report.json" tokens_generated)" = \
     "$(json_get "$T/m1/stages/02-synthesize/report.json" tokens_generated)" ]
+
+# ---- 6. endpoint mode against winnow serve -------------------------------------
+SERVERS=()
+trap 'for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
+serve() { # name, extra flags: starts a server, sets PORT
+    rm -f "$T/$1.port"
+    "$WINNOW" serve "$T/model/model.safetensors" --tokenizer samples/tokenizer.json --port 0 --threads 1 \
+        --port-file "$T/$1.port" "${@:2}" 2>"$T/$1.log" &
+    SERVERS+=($!)
+    for _ in $(seq 200); do [ -s "$T/$1.port" ] && break; sleep 0.05; done
+    PORT=$(cat "$T/$1.port" 2>/dev/null)
+}
+posts() { grep -c " POST " "$T/$1.log"; }
+ep_manifest() { # workdir, port, extra params
+    cat <<YAML
+name: synth_endpoint
+workdir: $1
+batch_bytes: 16KiB
+inputs:
+  - path: samples/web/web-000.jsonl.zst
+stages:
+  - length_filter: {min_words: 20}
+  - synthesize: {mode: endpoint, url: "http://127.0.0.1:$2/v1/completions", per_doc: ${PER_DOC:-0.12}, max_tokens: 8, seed: 6, backoff_ms: 20$3}
+outputs:
+  documents: {shard_bytes: 16KiB}
+YAML
+}
+texts() { # run dir: "id<TAB>text" of the generated documents, in order
+    python3 -c 'import glob, json, subprocess, sys
+for f in sorted(glob.glob(sys.argv[1] + "/documents/*.zst")):
+    for l in subprocess.run(["zstd", "-dc", f], capture_output=True, check=True).stdout.decode().split("\n"):
+        r = json.loads(l) if l else {}
+        if r.get("winnow", {}).get("synthetic"): print(r["id"] + "\t" + json.dumps(r["text"]) + "\t" + str(r["winnow"]["synth"]["tokens"]))' "$1"
+}
+serve clean
+check "winnow serve started" [ -n "$PORT" ]
+CLEAN=$PORT
+ep_manifest "$T/e1" "$CLEAN" "" >"$T/e1.yaml"
+check "endpoint mode" "$WINNOW" run "$T/e1.yaml" --no-progress 2>/dev/null
+rep=$T/e1/stages/02-synthesize/report.json
+gen=$(json_get "$rep" generated)
+check "endpoint: documents generated ($gen)" [ "$gen" -ge 5 ]
+check "endpoint: the server saw every request" [ "$(posts clean)" -eq "$(json_get "$rep" requests)" ]
+check "endpoint: one request per prompt" [ "$(json_get "$rep" requests)" -eq "$(json_get "$rep" planned)" ]
+check "endpoint: no failures" [ "$(json_get "$rep" failures)" -eq 0 ]
+check "endpoint: responses cached" [ "$(find "$T/e1/cache/02-synthesize" -name '*.json' | wc -l)" -eq "$(json_get "$rep" requests)" ]
+texts "$T/e1" >"$T/e1.texts"
+check "endpoint: provenance and token counts" python3 - "$T/e1" "$CLEAN" <<'PY'
+import glob, json, subprocess, sys
+n = 0
+for f in sorted(glob.glob(sys.argv[1] + "/documents/*.zst")):
+    for l in subprocess.run(["zstd", "-dc", f], capture_output=True, check=True).stdout.decode().split("\n"):
+        r = json.loads(l) if l else {}
+        s = r.get("winnow", {}).get("synth")
+        if not s: continue
+        n += 1
+        assert s["mode"] == "endpoint" and s["endpoint"] == f"http://127.0.0.1:{sys.argv[2]}/v1/completions", s
+        assert s["prompt"] in ("rephrase", "continue", "summarize", "qa") and 1 <= s["tokens"] <= 8 and r["text"], r
+assert n > 0
+PY
+before=$(posts clean)
+ep_manifest "$T/e2" "$CLEAN" ", cache: $T/e1/cache/02-synthesize" >"$T/e2.yaml"
+check "endpoint: rerun on the cache" "$WINNOW" run "$T/e2.yaml" --no-progress 2>/dev/null
+check "endpoint: the rerun sent nothing" [ "$(posts clean)" -eq "$before" ]
+check "endpoint: all cache hits" [ "$(json_get "$T/e2/stages/02-synthesize/report.json" cache_hits)" -eq "$(json_get "$rep" planned)" ]
+shard_sums "$T/e1" >"$T/e1.sums"
+shard_sums "$T/e2" >"$T/e2.sums"
+check "endpoint: the rerun's documents are identical" cmp -s "$T/e1.sums" "$T/e2.sums"
+
+serve flaky --fail-every 3 --delay-ms 1500 --delay-every 4
+ep_manifest "$T/e3" "$PORT" ", retries: 8, timeout_ms: 700, concurrency: 3, cache: none" >"$T/e3.yaml"
+check "endpoint: a flaky, slow server" "$WINNOW" run "$T/e3.yaml" --no-progress 2>/dev/null
+rep3=$T/e3/stages/02-synthesize/report.json
+texts "$T/e3" | sed "s/$PORT/PORT/" >"$T/e3.texts"
+check "flaky server: nothing lost, the same texts" cmp -s "$T/e1.texts" "$T/e3.texts"
+check "flaky server: failed attempts counted" [ "$(json_get "$rep3" request_failures)" -gt 0 ]
+check "flaky server: timeouts counted" [ "$(json_get "$rep3" timeouts)" -gt 0 ]
+check "flaky server: retries = failed attempts" [ "$(json_get "$rep3" retries)" -eq "$(json_get "$rep3" request_failures)" ]
+check "flaky server: requests = prompts + retries" [ "$(json_get "$rep3" requests)" -eq $(($(json_get "$rep3" planned) + $(json_get "$rep3" retries))) ]
+check "flaky server: no failures in the end" [ "$(json_get "$rep3" failures)" -eq 0 ]
+
+serve down --fail-every 1
+ep_manifest "$T/e4" "$PORT" ", retries: 2, cache: none" >"$T/e4.yaml"
+check "endpoint: a server that always fails (skip)" "$WINNOW" run "$T/e4.yaml" --no-progress 2>/dev/null
+rep4=$T/e4/stages/02-synthesize/report.json
+planned=$(json_get "$rep4" planned)
+check "always failing: every prompt counted as failed" [ "$(json_get "$rep4" failures_by_reason.http_5xx)" -eq "$planned" ]
+check "always failing: three attempts each" [ "$(json_get "$rep4" requests)" -eq $((3 * planned)) ]
+check "always failing: the sources still pass" [ "$(json_get "$rep4" docs_out)" -eq "$(json_get "$rep4" docs_in)" ]
+check "always failing: the example says why" contains "$rep4" "HTTP 503: injected failure (--fail-every) (after 3 attempts)"
+ep_manifest "$T/e5" "$PORT" ", retries: 0, cache: none, on_failure: fail" >"$T/e5.yaml"
+"$WINNOW" run "$T/e5.yaml" --no-progress 2>"$T/e5.err"
+check "always failing, on_failure fail: the run stops" [ $? -eq 1 ]
+check "always failing, on_failure fail: names the endpoint" contains "$T/e5.err" "127.0.0.1:$PORT/v1/completions: HTTP 503"
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ep_manifest "$T/e6" "$closed" ", retries: 1, cache: none" >"$T/e6.yaml"
+check "endpoint: a closed port" "$WINNOW" run "$T/e6.yaml" --no-progress 2>/dev/null
+check "closed port: counted as connect failures" [ "$(json_get "$T/e6/stages/02-synthesize/report.json" failures_by_reason.connect)" -eq "$planned" ]
+
+ep_manifest "$T/e7" "$CLEAN" ", api: chat, url: \"http://127.0.0.1:$CLEAN/v1/chat/completions\"" |
+    sed 's|url: "http://127.0.0.1:[0-9]*/v1/completions", ||' >"$T/e7.yaml"
+check "endpoint: chat api" "$WINNOW" run "$T/e7.yaml" --no-progress 2>/dev/null
+check "chat api: documents generated" [ "$(json_get "$T/e7/stages/02-synthesize/report.json" generated)" -gt 0 ]
+check "chat api: the server saw chat requests" grep -q "POST /v1/chat/completions 200" "$T/clean.log"
+
+serve resume
+PER_DOC=0.3 ep_manifest "$T/e8" "$PORT" ", concurrency: 1" >"$T/e8.yaml"
+"$WINNOW" run "$T/e8.yaml" --no-progress 2>/dev/null &
+pid=$!
+for _ in $(seq 600); do [ "$(posts resume)" -ge 25 ] && break; sleep 0.05; done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+check "endpoint: killed mid-run (after $(posts resume) requests)" [ ! -e "$T/e8/run.json" -a "$(posts resume)" -ge 25 ]
+check "endpoint: resumed" "$WINNOW" run "$T/e8.yaml" --resume --no-progress 2>/dev/null
+PER_DOC=0.3 ep_manifest "$T/e9" "$PORT" ", concurrency: 1, cache: none" >"$T/e9.yaml"
+sent=$(posts resume)
+check "endpoint: uninterrupted reference" "$WINNOW" run "$T/e9.yaml" --no-progress 2>/dev/null
+prompts=$(($(posts resume) - sent))
+check "resume: identical documents" cmp -s <(texts "$T/e8") <(texts "$T/e9")
+check "resume: no prompt sent twice ($sent sent for $prompts prompts; one may have been in flight)" \
+    [ "$sent" -ge "$prompts" -a "$sent" -le $((prompts + 1)) ]
 
 finish
