@@ -69,22 +69,21 @@ static wn_err build_body(const wn_cc_opts *o, const wn_cc_req *r, wn_buf *out)
     return out->p ? WN_OK : WN_ERR_NOMEM;
 }
 
-static void cache_path(const wn_cc_opts *o, const wn_buf *body, char *path, size_t cap)
+/* The cache file of a request: CACHE_DIR/xx/<xxh3-128 of URL "\n" body>.json.
+ * Returns -1 when out of memory. */
+static int cache_path(const wn_cc_opts *o, const wn_buf *body, char *path, size_t cap)
 {
     XXH3_state_t *s = XXH3_createState();
-    XXH128_hash_t h;
-    if (s) {
-        XXH3_128bits_reset(s);
-        XXH3_128bits_update(s, o->url, strlen(o->url));
-        XXH3_128bits_update(s, "\n", 1);
-        XXH3_128bits_update(s, body->p, body->len);
-        h = XXH3_128bits_digest(s);
-        XXH3_freeState(s);
-    } else { /* out of memory: hash a copy the slow way is not worth it; an unlikely miss */
-        h = XXH3_128bits(body->p, body->len);
-    }
+    if (!s) return -1;
+    XXH3_128bits_reset(s);
+    XXH3_128bits_update(s, o->url, strlen(o->url));
+    XXH3_128bits_update(s, "\n", 1);
+    XXH3_128bits_update(s, body->p, body->len);
+    XXH128_hash_t h = XXH3_128bits_digest(s);
+    XXH3_freeState(s);
     snprintf(path, cap, "%s/%02x/%016llx%016llx.json", o->cache_dir, (unsigned)(h.high64 >> 56),
              (unsigned long long)h.high64, (unsigned long long)h.low64);
+    return 0;
 }
 
 /* Reads the completion out of a response body; 0, or -1 with *why. */
@@ -229,7 +228,10 @@ wn_err wn_cc_run(const wn_cc_opts *o, wn_cc_req *reqs, size_t n, wn_cc_stats *st
             wn_buf hit = {0};
             wn_errbuf ignored;
             const char *why;
-            cache_path(o, &bodies[i], path, sizeof path);
+            if (cache_path(o, &bodies[i], path, sizeof path)) {
+                e = wn_fail(err, WN_ERR_NOMEM, "out of memory");
+                break;
+            }
             if (wn_exists(path) && !wn_read_file(path, &hit, &ignored) && !parse_response(o, hit.p, hit.len, r, &why)) {
                 r->ok = r->cached = 1;
                 st->cache_hits++;
@@ -280,8 +282,8 @@ wn_err wn_cc_run(const wn_cc_opts *o, wn_cc_req *reqs, size_t n, wn_cc_stats *st
                 r->why = NULL;
                 r->error[0] = 0;
                 if (o->cache_dir) {
-                    cache_path(o, &bodies[s->req], path, sizeof path);
-                    if ((e = cache_store(path, &s->resp, err))) break;
+                    if (cache_path(o, &bodies[s->req], path, sizeof path)) e = wn_fail(err, WN_ERR_NOMEM, "out of memory");
+                    if (e || (e = cache_store(path, &s->resp, err))) break;
                 }
                 continue;
             }

@@ -336,12 +336,35 @@ for f in sorted(glob.glob(sys.argv[1] + "/documents/*.zst")):
 serve clean
 check "winnow serve started" [ -n "$PORT" ]
 CLEAN=$PORT
+check "serve: HTTP errors and endpoints" python3 - "$CLEAN" <<'PY'
+import json, sys, urllib.request, urllib.error
+base = f"http://127.0.0.1:{sys.argv[1]}"
+def call(path, body=None, method=None):
+    req = urllib.request.Request(base + path, data=body, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+assert call("/health") == (200, {"status": "ok"})
+assert call("/v1/models")[1]["data"][0]["object"] == "model"
+code, r = call("/v1/completions", b'{"prompt": "x",')
+assert code == 400 and "at byte 15" in r["error"]["message"], r
+assert call("/v1/completions", b'{"prompt": ["a", "b"]}')[0] == 400
+assert call("/v1/completions", b'{"prompt": "a", "max_tokens": 0}')[0] == 400
+assert call("/v1/completions", method="GET")[0] == 405
+assert call("/nowhere")[0] == 404
+code, a = call("/v1/completions", b'{"prompt": "The", "max_tokens": 5, "seed": 9}')
+code2, b = call("/v1/completions", b'{"prompt": "The", "max_tokens": 5, "seed": 9}')
+assert code == code2 == 200 and a["choices"][0]["text"] == b["choices"][0]["text"], (a, b)
+assert 1 <= a["usage"]["completion_tokens"] <= 5 and a["object"] == "text_completion"
+PY
 ep_manifest "$T/e1" "$CLEAN" "" >"$T/e1.yaml"
 check "endpoint mode" "$WINNOW" run "$T/e1.yaml" --no-progress 2>/dev/null
 rep=$T/e1/stages/02-synthesize/report.json
 gen=$(json_get "$rep" generated)
 check "endpoint: documents generated ($gen)" [ "$gen" -ge 5 ]
-check "endpoint: the server saw every request" [ "$(posts clean)" -eq "$(json_get "$rep" requests)" ]
+check "endpoint: the server saw every request" [ "$(posts clean)" -eq $(($(json_get "$rep" requests) + 5)) ] # + the 5 POSTs of the checks above
 check "endpoint: one request per prompt" [ "$(json_get "$rep" requests)" -eq "$(json_get "$rep" planned)" ]
 check "endpoint: no failures" [ "$(json_get "$rep" failures)" -eq 0 ]
 check "endpoint: responses cached" [ "$(find "$T/e1/cache/02-synthesize" -name '*.json' | wc -l)" -eq "$(json_get "$rep" requests)" ]
