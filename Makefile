@@ -16,7 +16,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -Isrc
 # -ldl: NVML is opened with dlopen (src/energy.c); part of libc since glibc 2.34
-LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lm -ldl
+LIBS    := -larchive -lzstd -lxxhash -lyaml -lutf8proc -lpcre2-8 -lcurl -lpthread -lm -ldl
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(origin CUDA), undefined)
@@ -249,7 +249,7 @@ fuzz:
 	  ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$t || exit 1; \
 	done
 
-DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev fasttext \
+DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev fasttext libcurl4-openssl-dev \
                 libutf8proc-dev libopenblas-dev zstd xxhash python3 gzip bzip2 xz-utils tar
 deps:
 	@if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "deps: all installed"; else \

@@ -9,5 +9,6 @@ int wn_cmd_tokenizer(int argc, char **argv);
 int wn_cmd_train(int argc, char **argv);
 int wn_cmd_inspect(int argc, char **argv);
 int wn_cmd_experiment(int argc, char **argv);
+int wn_cmd_serve(int argc, char **argv);
 
 #endif

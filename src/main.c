@@ -30,6 +30,8 @@ static const char *const usage_main =
     "                          byte-level BPE: GPT-2 / HF tokenizer.json files, training\n"
     "  train --data GLOB --out DIR [...]   train the bundled GPT-2 model on token shards\n"
     "  experiment MANIFEST     train on the selection vs a random selection of the same size; compare\n"
+    "  serve CHECKPOINT --tokenizer PATH [--port N]\n"
+    "                          an OpenAI-compatible completions server for a winnow GPT checkpoint\n"
     "  --help, --version\n"
     "\n"
     "Every command takes --help. Manual: README.md.\n";
@@ -237,5 +239,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return wn_cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "experiment")) return wn_cmd_experiment(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return wn_cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve")) return wn_cmd_serve(argc - 2, argv + 2);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

@@ -1,0 +1,57 @@
+/*
+ * generate.h - text generation with the bundled GPT (model.h): sampling with
+ * temperature, top-k and top-p, and batched continuation of many prompts on
+ * the CPU. Users: the `synthesize` stage (model mode) and `winnow serve`.
+ *
+ * Batching: sequences of different lengths share one forward by padding on
+ * the right; causal attention means a position never sees the padding after
+ * it, so sequence b's next-token logits are read at its own last position.
+ * Prompts are continued in fixed groups of `batch`, in order, and a group's
+ * forwards depend only on its sequences, so the result is a function of the
+ * prompts, their seeds and `batch` alone (not of the thread count: the
+ * model's forward is bit-identical for any OMP_NUM_THREADS). On the
+ * hand-written matrix-product path it does not depend on `batch` either (each
+ * row is summed in a fixed order); with OpenBLAS it may, in the last bits.
+ * A sequence longer than the context is continued from its last `context`
+ * tokens. There is no KV cache: every step re-runs the forward over the
+ * window (model.h), which is fine for the small models winnow trains.
+ *
+ * The GPU model (gpt_cuda.h) is not used here yet.
+ */
+#ifndef WN_GENERATE_H
+#define WN_GENERATE_H
+
+#include "model.h"
+
+typedef struct {
+    float temperature; /* <= 0: greedy (argmax, lowest id on ties) */
+    int top_k;         /* 0 = all */
+    float top_p;       /* nucleus: keep the most probable ids up to this mass; >= 1 = all */
+    int max_tokens;    /* new tokens per prompt, >= 1 */
+    int64_t stop_id;   /* a token that ends a sequence (not kept), -1 = none */
+} wn_gen_opts;
+
+/* Scratch for wn_gen_pick (reused across calls; free with wn_gen_scratch_free). */
+typedef struct wn_gen_cand wn_gen_cand;
+typedef struct {
+    wn_gen_cand *c;
+    size_t cap;
+} wn_gen_scratch;
+void wn_gen_scratch_free(wn_gen_scratch *s);
+
+/* Picks the next token from logits[0..V): greedy, or a draw from the
+ * softmax at `temperature` restricted to the top_k largest logits and then to
+ * the smallest set of most probable ids whose mass reaches top_p (ties by
+ * lower id), with one uniform from *rng (splitmix64). Returns the id, or -1
+ * when out of memory. */
+int64_t wn_gen_pick(const float *logits, int V, const wn_gen_opts *o, uint64_t *rng, wn_gen_scratch *s);
+
+/* Continues prompts[0..n) (each at least one token, ids < vocab), `batch`
+ * sequences per forward, appending up to max_tokens new ids to outs[i]
+ * (cleared first). rngs[i] is prompt i's generator state. *forward_tokens
+ * (may be NULL) adds the tokens run through the model. Errors: the forward's
+ * codes (WN_ERR_INPUT for an id outside the vocabulary), WN_ERR_NOMEM. */
+wn_err wn_gen_run(wn_gpt *m, const wn_ids *prompts, size_t n, int batch, const wn_gen_opts *o, uint64_t *rngs,
+                  wn_ids *outs, uint64_t *forward_tokens);
+
+#endif
