@@ -120,7 +120,7 @@ build/cuda/host/gradproj.o build/cuda/host/util.o: build/cuda/host/%.o: src/%.c 
 # WN_CUDA=1 whatever CUDA= says.
 # The trainer's own object gets the kernels' header as a dependency.
 $(B)/src/gpt_cuda.o: kernels/gpt_kernels.h
-GPT_CUDA_TEST_OBJ  := $(addprefix build/cuda/host/,test_gpt_cuda.o gpt_cuda.o model.o)
+GPT_CUDA_TEST_OBJ  := $(addprefix build/cuda/host/,test_gpt_cuda.o gpt_cuda.o model.o adam8.o)
 build/cuda/host/%.o: src/%.c $(wildcard src/*.h) kernels/gpt_kernels.h kernels/device.h build/config
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (for test_kernels)"
@@ -229,6 +229,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench.sh
 	./tests/bench/bench_tokenizer.sh
 	./tests/bench/bench_train.sh
+	./tests/bench/bench_train_memory.sh
 	./tests/bench/bench_score.sh
 	./tests/bench/bench_line_dedup.sh
 	./tests/bench/bench_minhash.sh

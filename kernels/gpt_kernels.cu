@@ -1018,3 +1018,91 @@ extern "C" int wn_cuda_scale(float *x, float k, size_t n)
     LAUNCHED("scale");
     return WN_CUDA_OK;
 }
+
+/* ---- 8-bit AdamW: block-wise quantized moments ------------------------------
+ * One thread block per quantization block of WN_CUDA_ADAM8_BLOCK (256)
+ * elements, one element per thread: dequantize, update (the parameter moves
+ * with the new, unquantized moments), block absmax of m and v (a max, so the
+ * result does not depend on the order), requantize to the nearest map entry.
+ * The maps (512 floats) are copied to shared memory per block; the nearest
+ * entry is found by the same halving search as src/adam8.c. Every float
+ * operation is an explicit round-to-nearest intrinsic, in the C reference's
+ * order (wn_ref_adamw8), because nvcc would otherwise fuse a * b + c into an
+ * FMA, whose single rounding moves results by an ulp and with them, at a
+ * boundary between two map entries, a code. */
+
+#define A8_BLOCK WN_CUDA_ADAM8_BLOCK
+static_assert(A8_BLOCK == THREADS, "one thread per element of a quantization block");
+
+__device__ __forceinline__ unsigned char adam8_nearest(const float *map, float x)
+{
+    int cnt = 0; /* entries <= x */
+    for (int step = 128; step > 0; step >>= 1)
+        if (map[cnt + step - 1] <= x) cnt += step;
+    if (cnt == 255 && map[255] <= x) cnt = 256;
+    int lo = cnt - 1;
+    if (lo < 0) return 0;
+    if (lo == 255) return 255;
+    return __fsub_rn(x, map[lo]) <= __fsub_rn(map[lo + 1], x) ? (unsigned char)lo : (unsigned char)(lo + 1);
+}
+
+/* Max of v (>= 0, never NaN) over the block's threads; sh holds one float
+ * per warp. */
+__device__ float adam8_block_max(float v, float *sh)
+{
+    v = warp_max(v);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int w = 1; w < A8_BLOCK / 32; w++) r = fmaxf(r, sh[w]);
+    return r;
+}
+
+__global__ void adamw8_kernel(float *p, const float *g, unsigned char *qm, float *sm, unsigned char *qv, float *sv,
+                              const float *maps, size_t n, float lr, float b1, float b2, float eps, float wd,
+                              float bc1, float bc2)
+{
+    __shared__ float map[512];
+    __shared__ float red[2][A8_BLOCK / 32];
+    map[threadIdx.x] = maps[threadIdx.x];
+    map[threadIdx.x + 256] = maps[threadIdx.x + 256];
+    __syncthreads();
+    size_t blk = blockIdx.x, i = blk * A8_BLOCK + threadIdx.x;
+    int live = i < n;
+    float mj = 0.0f, vj = 0.0f;
+    if (live) {
+        float gj = g[i], pi = p[i];
+        mj = __fadd_rn(__fmul_rn(b1, __fmul_rn(map[qm[i]], sm[blk])), __fmul_rn(__fsub_rn(1.0f, b1), gj));
+        vj = __fadd_rn(__fmul_rn(b2, __fmul_rn(map[256 + qv[i]], sv[blk])),
+                       __fmul_rn(__fmul_rn(__fsub_rn(1.0f, b2), gj), gj));
+        float mh = __fdiv_rn(mj, bc1), vh = __fdiv_rn(vj, bc2);
+        float step = __fadd_rn(__fdiv_rn(mh, __fadd_rn(__fsqrt_rn(vh), eps)), __fmul_rn(wd, pi));
+        p[i] = __fsub_rn(pi, __fmul_rn(lr, step));
+    }
+    /* as the references' `if (x > max) max = x` from 0: NaN and padding count as 0 */
+    float am = adam8_block_max(live && fabsf(mj) > 0.0f ? fabsf(mj) : 0.0f, red[0]);
+    float av = adam8_block_max(live && vj > 0.0f ? vj : 0.0f, red[1]);
+    if (threadIdx.x == 0) { /* every thread read the old scales before the first reduction's barrier */
+        sm[blk] = am;
+        sv[blk] = av;
+    }
+    if (live) {
+        qm[i] = am > 0.0f ? adam8_nearest(map, __fdiv_rn(mj, am)) : 127; /* 127: the signed map's 0 */
+        qv[i] = av > 0.0f ? adam8_nearest(map + 256, __fdiv_rn(vj, av)) : 0;
+    }
+}
+
+extern "C" int wn_cuda_adamw8(float *params, const float *grads, unsigned char *qm, float *absmax_m,
+                              unsigned char *qv, float *absmax_v, const float *maps, size_t n, float lr, float beta1,
+                              float beta2, float eps, float weight_decay, int t, int decay)
+{
+    ARG_CHECK(params && grads && qm && absmax_m && qv && absmax_v && maps && t >= 1);
+    if (!n) return WN_CUDA_OK;
+    size_t blocks = (n + A8_BLOCK - 1) / A8_BLOCK;
+    ARG_CHECK(blocks <= 0x7fffffffu);
+    float bc1 = (float)(1.0 - pow(beta1, t)), bc2 = (float)(1.0 - pow(beta2, t));
+    adamw8_kernel<<<(unsigned)blocks, A8_BLOCK>>>(params, grads, qm, absmax_m, qv, absmax_v, maps, n, lr, beta1,
+                                                  beta2, eps, decay ? weight_decay : 0.0f, bc1, bc2);
+    LAUNCHED("adamw8");
+    return WN_CUDA_OK;
+}

@@ -152,6 +152,22 @@ int wn_cuda_sumsq(double *out, const float *x, size_t n);
 /* x *= k, n elements. */
 int wn_cuda_scale(float *x, float k, size_t n);
 
+/* ---- 8-bit AdamW: block-wise quantized moments (--adam-8bit) ------------
+ * One AdamW step over n parameters whose moments are stored in 8 bits
+ * (src/adam8.h explains the format): block b = elements [256 b, 256 b + 256)
+ * holds absmax_m[b], absmax_v[b] and one code per element in qm, qv; a
+ * moment is maps[code] * absmax with maps = 512 floats (device), the signed
+ * map for m then the unsigned one for v, as wn_adam8_maps fills them. Per
+ * block: dequantize, update m, v and the parameters exactly as wn_cuda_adamw
+ * does, then the new absmax and the nearest code (ties to the lower one).
+ * One thread block per quantization block. Written with round-to-nearest
+ * intrinsics and no fused multiply-adds, so that it can match the C
+ * reference (wn_ref_adamw8) bit for bit. */
+#define WN_CUDA_ADAM8_BLOCK 256 /* = WN_ADAM8_BLOCK (src/adam8.h) */
+int wn_cuda_adamw8(float *params, const float *grads, unsigned char *qm, float *absmax_m, unsigned char *qv,
+                   float *absmax_v, const float *maps, size_t n, float lr, float beta1, float beta2, float eps,
+                   float weight_decay, int t, int decay);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,7 +23,12 @@
  *                  schedule, seed, ...), restored by --resume
  *   f32 train_loss[step]; n_val x (u32 step, f32 loss)
  *   f32 m[n_params], f32 v[n_params]   AdamW moments in model.h tensor order
- * The file size must equal the sum of those parts. model.safetensors carries
+ * The file size must equal the sum of those parts. With --adam-8bit the
+ * version is 2 and the moments are the 8-bit state instead (adam8.h), as a
+ * safetensors image that runs to the end of the file (self-describing, and
+ * checked by the safetensors parser): U8 adam8.{m,v}.code [n_params], F32
+ * adam8.{m,v}.absmax [blocks], F32 adam8.{m,v}.map [256]; metadata format
+ * "winnow-adam8", block_size "256". Restored as stored: a resume is exact. model.safetensors carries
  * the same step in its metadata ("winnow_step"). A checkpoint writes
  * optimizer.bin.tmp (fsynced), then model.safetensors (atomically), then
  * renames optimizer.bin.tmp: a crash between the two renames leaves a
@@ -61,7 +66,8 @@
 #include "../kernels/device.h"
 
 #define OPT_MAGIC 20261120u
-#define OPT_VERSION 1u
+#define OPT_VERSION 1u       /* float moments */
+#define OPT_VERSION_ADAM8 2u /* 8-bit moments, as a safetensors image */
 #define OPT_HEADER 128
 #define SAMPLE_TOKENS 64
 
@@ -105,10 +111,14 @@ static const char *const usage =
     "  --bf16              with cuda: bf16 matrix products (fp32 accumulation and master weights; the\n"
     "                      products' inputs kept in bf16: less activation memory; loss tracks fp32 closely)\n"
     "memory:\n"
+    "  --adam-8bit         AdamW moments in 8 bits (block-wise dynamic quantization, blocks of 256): about\n"
+    "                      2 bytes per parameter instead of 8; kept by --resume, which cannot change it\n"
+    "  --recompute         CPU: keep only each block's input in the forward and recompute the block in the\n"
+    "                      backward: much less activation memory, same gradients bit for bit, ~25% slower\n"
     "  --plan              print the memory of parameters, gradients, optimizer moments and activations for\n"
     "                      the shape (--layers --heads --dim --context --batch; --vocab N or --tokenizer or\n"
-    "                      --init) and the largest batch that fits --memory SIZE (default: 80% of the RAM\n"
-    "                      available now); needs no data, trains nothing\n"
+    "                      --init; with --adam-8bit, --recompute) and the largest batch that fits --memory\n"
+    "                      SIZE (default: 80% of the RAM available now); needs no data, trains nothing\n"
     "  --batch 0           pick that largest batch (up to 1024) and train with it\n"
     "\n"
     "Vocabulary: from --init, else --tokenizer, else the shards' index.json vocab_size, else the\n"
@@ -119,14 +129,15 @@ static const char *const usage =
 typedef struct {
     char *data, *val, *out, *init, *tokenizer, *prompt, *device, *memory;
     int layers, heads, dim, context, batch, steps, warmup, val_every, val_batches, checkpoint_every,
-        sample_every, threads, stop_after, resume, tf32, bf16, early_stop, plan, vocab;
+        sample_every, threads, stop_after, resume, tf32, bf16, early_stop, plan, vocab, adam_8bit, recompute;
     double lr, min_lr, weight_decay, grad_clip, early_margin;
     int64_t seed;
 } opts;
 
 enum { F_STR, F_INT, F_F64, F_I64, F_FLAG };
 /* lock: a resumed run cannot change it; save: kept in optimizer.bin and
- * restored by --resume (and shown in train.json's config). */
+ * restored by --resume (and shown in train.json's config). A saved flag
+ * (F_FLAG) missing from an older optimizer.bin reads as off. */
 static const struct {
     const char *flag;
     int type;
@@ -167,6 +178,8 @@ static const struct {
     {"--plan", F_FLAG, offsetof(opts, plan), 0, 0, 0, 0},
     {"--vocab", F_INT, offsetof(opts, vocab), 0, 0, 1, 1 << 24},
     {"--memory", F_STR, offsetof(opts, memory), 0, 0, 0, 0},
+    {"--adam-8bit", F_FLAG, offsetof(opts, adam_8bit), 1, 1, 0, 0},
+    {"--recompute", F_FLAG, offsetof(opts, recompute), 0, 0, 0, 0},
 };
 #define N_FLAGS ((int)WN_ARRAY_LEN(flags))
 
@@ -293,13 +306,19 @@ static int plan_budget(const opts *o, double *bytes, const char **what)
     return *bytes > 0;
 }
 
+/* The memory options (wn_gpt_memory's opts) that the flags ask for. */
+static int mem_opts(const opts *o)
+{
+    return (o->adam_8bit ? WN_GPT_MEM_ADAM8 : 0) | (o->recompute ? WN_GPT_MEM_RECOMPUTE : 0);
+}
+
 /* The largest B <= 1024 whose forward + backward fits `bytes` (0 if none). */
-static int plan_batch(const wn_gpt_config *c, int T, double bytes)
+static int plan_batch(const wn_gpt_config *c, int T, int mopts, double bytes)
 {
     int best = 0;
     for (int B = 1; B <= 1024; B++) {
         wn_gpt_mem m;
-        wn_gpt_memory(c, B, T, &m);
+        wn_gpt_memory(c, B, T, mopts, &m);
         if (m.total > bytes) break;
         best = B;
     }
@@ -332,21 +351,29 @@ static int plan(const opts *o, wn_errbuf *err)
         wn_tokenizer_free(t);
     }
     if (!c.vocab) c.vocab = 50257;
-    int T = o->context < c.context ? o->context : c.context, B = o->batch ? o->batch : 1;
-    wn_gpt_mem m;
-    wn_gpt_memory(&c, B, T, &m);
-    printf("plan: GPT-2 L%d C%d H%d, vocabulary %d, context %d, batch %d, float32 on the CPU\n", c.layers, c.dim,
-           c.heads, c.vocab, T, B);
+    int T = o->context < c.context ? o->context : c.context, B = o->batch ? o->batch : 1, mo = mem_opts(o);
+    wn_gpt_mem m, plain;
+    wn_gpt_memory(&c, B, T, mo, &m);
+    wn_gpt_memory(&c, B, T, 0, &plain);
+    printf("plan: GPT-2 L%d C%d H%d, vocabulary %d, context %d, batch %d, float32 on the CPU%s%s\n", c.layers, c.dim,
+           c.heads, c.vocab, T, B, o->adam_8bit ? ", 8-bit AdamW moments" : "",
+           o->recompute ? ", activations recomputed" : "");
     print_bytes("parameters", m.params);
     print_bytes("gradients", m.grads);
-    print_bytes("AdamW moments (m, v)", m.optimizer);
-    print_bytes("activations (+ gradients)", m.activations);
+    print_bytes(o->adam_8bit ? "AdamW moments (m, v), 8-bit" : "AdamW moments (m, v)", m.optimizer);
+    print_bytes(o->recompute ? "activations (+ grads), recomp." : "activations (+ gradients)", m.activations);
     print_bytes("scratch", m.scratch);
     print_bytes("total", m.total);
+    if (mo) /* what the options save against the plain float32 layout */
+        printf("  saved by %s%s%s: %.1f MiB (moments %.1f, activations %.1f) of %.1f MiB\n",
+               o->adam_8bit ? "--adam-8bit" : "", o->adam_8bit && o->recompute ? " and " : "",
+               o->recompute ? "--recompute" : "", (plain.total - m.total) / 1048576.0,
+               (plain.optimizer - m.optimizer) / 1048576.0, (plain.activations - m.activations) / 1048576.0,
+               plain.total / 1048576.0);
     double budget;
     const char *what;
     if (plan_budget(o, &budget, &what)) {
-        int best = plan_batch(&c, T, budget);
+        int best = plan_batch(&c, T, mo, budget);
         printf("largest batch within %.1f MiB (%s): %d%s\n", budget / (1024.0 * 1024.0), what, best,
                best == 1024 ? " (the planner's cap)" : best ? "" : ": even one sequence does not fit");
     } else if (o->memory) {
@@ -371,6 +398,7 @@ static void opts_json(const opts *o, wn_jw *w)
         case F_INT: wn_jw_i64(w, *(const int *)f); break;
         case F_I64: wn_jw_i64(w, *(const int64_t *)f); break;
         case F_F64: wn_jw_f64(w, *(const double *)f); break;
+        case F_FLAG: wn_jw_bool(w, *(const int *)f); break;
         }
     }
     wn_jw_obj_end(w);
@@ -385,8 +413,14 @@ static wn_err opts_from_json(opts *o, const char *js, size_t n, const char *path
         if (!flags[i].save) continue;
         json_key(flags[i].flag, key);
         wn_span v;
-        if (!wn_json_get(js, n, key, &v)) return wn_fail(err, WN_ERR_STATE, "%s: options lack '%s'", path, key);
         void *f = (char *)o + flags[i].off;
+        if (!wn_json_get(js, n, key, &v)) {
+            if (flags[i].type == F_FLAG) { /* written before the flag existed */
+                *(int *)f = 0;
+                continue;
+            }
+            return wn_fail(err, WN_ERR_STATE, "%s: options lack '%s'", path, key);
+        }
         int64_t iv;
         double dv;
         int ok = 1;
@@ -403,6 +437,10 @@ static wn_err opts_from_json(opts *o, const char *js, size_t n, const char *path
         case F_INT: ok = wn_json_to_i64(v, &iv) && iv >= INT32_MIN && iv <= INT32_MAX; if (ok) *(int *)f = (int)iv; break;
         case F_I64: ok = wn_json_to_i64(v, &iv); if (ok) *(int64_t *)f = iv; break;
         case F_F64: ok = wn_json_to_double(v, &dv); if (ok) *(double *)f = dv; break;
+        case F_FLAG:
+            ok = (v.n == 4 && !memcmp(v.p, "true", 4)) || (v.n == 5 && !memcmp(v.p, "false", 5));
+            if (ok) *(int *)f = v.n == 4;
+            break;
         }
         if (!ok) return wn_fail(err, WN_ERR_STATE, "%s: option '%s' is unreadable", path, key);
     }
@@ -421,6 +459,7 @@ static int same_value(const opts *a, const opts *b, int i)
     case F_INT: return *(const int *)x == *(const int *)y;
     case F_I64: return *(const int64_t *)x == *(const int64_t *)y;
     case F_F64: return *(const double *)x == *(const double *)y;
+    case F_FLAG: return *(const int *)x == *(const int *)y;
     }
     return 1;
 }
@@ -570,6 +609,63 @@ static uint64_t get64(const uint8_t *h, int i)
     return v;
 }
 
+/* The 8-bit moments' section of optimizer.bin version 2: a safetensors
+ * image (see the top comment). */
+#define A8_NAMES(x) {"adam8." x ".code", "adam8." x ".absmax", "adam8." x ".map"}
+static const char *const a8_names[2][3] = {A8_NAMES("m"), A8_NAMES("v")};
+
+static wn_err write_adam8(run *r, FILE *f, wn_errbuf *err)
+{
+    wn_gpt_adam8_state a;
+    if (!wn_gpt_adam8(r->m, &a)) return wn_fail(err, WN_ERR_INTERNAL, "8-bit moments expected");
+    const wn_st_out t[6] = {
+        {a8_names[0][0], "U8", 1, {(int64_t)a.n}, a.code_m},
+        {a8_names[0][1], "F32", 1, {(int64_t)a.nblocks}, a.absmax_m},
+        {a8_names[0][2], "F32", 1, {256}, a.maps},
+        {a8_names[1][0], "U8", 1, {(int64_t)a.n}, a.code_v},
+        {a8_names[1][1], "F32", 1, {(int64_t)a.nblocks}, a.absmax_v},
+        {a8_names[1][2], "F32", 1, {256}, a.maps + 256},
+    };
+    const char *meta[] = {"format", "winnow-adam8", "block_size", "256", "order", "model.h tensor order",
+                          "map_m", "dynamic tree, signed (Dettmers et al. 2022)", "map_v",
+                          "dynamic tree, unsigned (sign bit used for the fraction)"};
+    return wn_st_write(t, 6, meta, 5, sink_file, f, err);
+}
+
+/* Reads the 8-bit moments' image (p, n) of optimizer.bin `path` into the
+ * model, after checking every tensor's dtype and size and that its maps are
+ * this build's. */
+static wn_err read_adam8(run *r, const char *path, const uint8_t *p, size_t n, wn_errbuf *err)
+{
+    wn_gpt_adam8_state a;
+    if (!wn_gpt_adam8(r->m, &a))
+        return wn_fail(err, WN_ERR_STATE, "%s holds 8-bit AdamW moments but the run's options say float", path);
+    wn_st_file f;
+    char what[4300];
+    snprintf(what, sizeof what, "%s (8-bit moments)", path);
+    wn_err e = wn_st_parse(&f, p, n, what, err);
+    if (e) return e;
+    void *dst[2][3] = {{a.code_m, a.absmax_m, NULL}, {a.code_v, a.absmax_v, NULL}};
+    const size_t count[3] = {a.n, a.nblocks, 256};
+    for (int k = 0; k < 2 && !e; k++)
+        for (int j = 0; j < 3 && !e; j++) {
+            const wn_st_entry *t = wn_st_find(&f, a8_names[k][j]);
+            const char *dtype = j ? "F32" : "U8";
+            if (!t || strcmp(t->dtype, dtype) || t->ndim != 1 || (uint64_t)t->shape[0] != count[j]) {
+                e = wn_fail(err, WN_ERR_STATE, "%s: tensor %s missing, or not %s[%zu] (the model's shape)", what,
+                            a8_names[k][j], dtype, count[j]);
+            } else if (j == 2) {
+                if (memcmp(f.data + t->begin, a.maps + 256 * k, 256 * sizeof(float)))
+                    e = wn_fail(err, WN_ERR_STATE, "%s: %s differs from this winnow's quantization map", what,
+                                a8_names[k][j]);
+            } else {
+                memcpy(dst[k][j], f.data + t->begin, t->end - t->begin);
+            }
+        }
+    wn_st_close(&f);
+    return e;
+}
+
 /* Writes optimizer.bin.tmp (fsynced; renamed by the caller). */
 static wn_err write_optimizer(run *r, const char *tmp, wn_errbuf *err)
 {
@@ -584,7 +680,8 @@ static wn_err write_optimizer(run *r, const char *tmp, wn_errbuf *err)
     uint64_t wall_bits;
     memcpy(&wall_bits, &wall, 8);
     uint8_t h[OPT_HEADER] = {0};
-    uint32_t mv[2] = {OPT_MAGIC, OPT_VERSION};
+    int adam8 = wn_gpt_adam8(r->m, NULL);
+    uint32_t mv[2] = {OPT_MAGIC, adam8 ? OPT_VERSION_ADAM8 : OPT_VERSION};
     memcpy(h, mv, 8);
     put64(h, 1, r->step);
     put64(h, 2, np);
@@ -608,8 +705,14 @@ static wn_err write_optimizer(run *r, const char *tmp, wn_errbuf *err)
         float l = r->vals[i].loss;
         bad = sink_file(f, &s, 4) || sink_file(f, &l, 4);
     }
-    bad = bad || sink_file(f, wn_gpt_adam_m(r->m), np * sizeof(float)) ||
-          sink_file(f, wn_gpt_adam_v(r->m), np * sizeof(float));
+    if (adam8 && !bad && (e = write_adam8(r, f, err))) {
+        fclose(f);
+        remove(tmp);
+        goto done;
+    }
+    if (!adam8)
+        bad = bad || sink_file(f, wn_gpt_adam_m(r->m), np * sizeof(float)) ||
+              sink_file(f, wn_gpt_adam_v(r->m), np * sizeof(float));
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -634,16 +737,19 @@ static wn_err read_optimizer(run *r, const char *path, int load_state, opts *sav
     const uint8_t *h = (const uint8_t *)b.p;
     uint32_t mv[2] = {0, 0};
     if (b.len >= OPT_HEADER) memcpy(mv, h, 8);
-    if (b.len < OPT_HEADER || mv[0] != OPT_MAGIC || mv[1] != OPT_VERSION) {
+    if (b.len < OPT_HEADER || mv[0] != OPT_MAGIC || (mv[1] != OPT_VERSION && mv[1] != OPT_VERSION_ADAM8)) {
         e = wn_fail(err, WN_ERR_STATE, "%s: not a winnow optimizer state (magic %u version %u, %zu bytes)", path, mv[0],
                     mv[1], b.len);
         goto done;
     }
+    int adam8 = mv[1] == OPT_VERSION_ADAM8;
     uint64_t st = get64(h, 1), np = get64(h, 2), nval = get64(h, 7), jl = get64(h, 8);
-    /* every count is bounded by the size before anything is sized by it */
-    uint64_t avail = b.len - OPT_HEADER;
-    if (jl > avail || st > (avail - jl) / 4 || nval > (avail - jl - 4 * st) / 8 ||
-        np > (avail - jl - 4 * st - 8 * nval) / 8 || avail != jl + 4 * st + 8 * nval + 8 * np) {
+    /* every count is bounded by the size before anything is sized by it; the
+     * moments: 2 x 4 np bytes, or (8-bit) a safetensors image checked below */
+    uint64_t avail = b.len - OPT_HEADER, rest = 0;
+    int bad = jl > avail || st > (avail - jl) / 4 || nval > (avail - jl - 4 * st) / 8;
+    if (!bad) rest = avail - jl - 4 * st - 8 * nval;
+    if (bad || (adam8 ? rest < 8 : np > rest / 8 || rest != 8 * np)) {
         e = wn_fail(err, WN_ERR_STATE, "%s: %zu bytes do not match its header (step %llu, %llu parameters): truncated?",
                     path, b.len, (unsigned long long)st, (unsigned long long)np);
         goto done;
@@ -673,8 +779,15 @@ static wn_err read_optimizer(run *r, const char *path, int load_state, opts *sav
         memcpy(&l, p + 4, 4);
         e = add_val(r, s, l, err);
     }
-    memcpy(wn_gpt_adam_m(r->m), p, np * 4);
-    memcpy(wn_gpt_adam_v(r->m), p + np * 4, np * 4);
+    if (e) goto done;
+    if (adam8) {
+        e = read_adam8(r, path, p, (size_t)rest, err);
+    } else if (wn_gpt_adam8(r->m, NULL)) {
+        e = wn_fail(err, WN_ERR_STATE, "%s holds float AdamW moments but the run's options say --adam-8bit", path);
+    } else {
+        memcpy(wn_gpt_adam_m(r->m), p, np * 4);
+        memcpy(wn_gpt_adam_v(r->m), p + np * 4, np * 4);
+    }
 done:
     wn_buf_free(&b);
     return e;
@@ -756,6 +869,25 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
     wn_jw_key(&w, "params"); wn_jw_u64(&w, wn_gpt_num_params(r->m));
     wn_jw_key(&w, "flops_per_step"); wn_jw_f64(&w, wn_gpt_flops_per_step(r->m, r->B, r->T));
     wn_jw_obj_end(&w);
+    { /* the CPU model's memory plan for this run's options, and what they save */
+        wn_gpt_mem mem, plain;
+        wn_gpt_memory(&r->cfg, r->B, r->T, mem_opts(&r->o), &mem);
+        wn_gpt_memory(&r->cfg, r->B, r->T, 0, &plain);
+        wn_jw_key(&w, "memory");
+        wn_jw_obj_begin(&w);
+        wn_jw_key(&w, "adam_8bit"); wn_jw_bool(&w, r->o.adam_8bit);
+        wn_jw_key(&w, "recompute"); wn_jw_bool(&w, r->o.recompute);
+        wn_jw_key(&w, "params_bytes"); wn_jw_f64(&w, mem.params);
+        wn_jw_key(&w, "grads_bytes"); wn_jw_f64(&w, mem.grads);
+        wn_jw_key(&w, "optimizer_bytes"); wn_jw_f64(&w, mem.optimizer);
+        wn_jw_key(&w, "activations_bytes"); wn_jw_f64(&w, mem.activations);
+        wn_jw_key(&w, "scratch_bytes"); wn_jw_f64(&w, mem.scratch);
+        wn_jw_key(&w, "total_bytes"); wn_jw_f64(&w, mem.total);
+        wn_jw_key(&w, "optimizer_saved_bytes"); wn_jw_f64(&w, plain.optimizer - mem.optimizer);
+        wn_jw_key(&w, "activations_saved_bytes"); wn_jw_f64(&w, plain.activations - mem.activations);
+        wn_jw_key(&w, "saved_bytes"); wn_jw_f64(&w, plain.total - mem.total);
+        wn_jw_obj_end(&w);
+    }
     wn_jw_key(&w, "data");
     wn_jw_obj_begin(&w);
     wn_jw_key(&w, "shards"); wn_jw_i64(&w, wn_loader_num_shards(r->train));
@@ -1048,6 +1180,12 @@ int wn_cmd_train(int argc, char **argv)
         double ignored;
         if ((e = wn_loader_scan(r.val, (uint32_t)r.cfg.vocab, &max_id, &ignored, &err))) goto out;
     }
+    /* memory options, before a resume reads the moments into the model */
+    if (o->adam_8bit && wn_gpt_set_adam8(r.m, 1)) {
+        e = wn_fail(&err, WN_ERR_NOMEM, "--adam-8bit: out of memory for the 8-bit moments");
+        goto out;
+    }
+    wn_gpt_set_recompute(r.m, o->recompute);
     if (!o->resume) r.rng = (uint64_t)o->seed * 0x9E3779B97F4A7C15ULL + 1;
     if (r.auto_batch) { /* --batch 0: the largest that fits the memory */
         double budget;
@@ -1056,7 +1194,7 @@ int wn_cmd_train(int argc, char **argv)
             e = wn_fail(&err, WN_ERR_USAGE, "--batch 0: cannot tell how much memory there is; give --memory SIZE");
             goto out;
         }
-        r.B = plan_batch(&r.cfg, r.T, budget);
+        r.B = plan_batch(&r.cfg, r.T, mem_opts(o), budget);
         if (!r.B) {
             e = wn_fail(&err, WN_ERR_USAGE, "--batch 0: not even one sequence of %d tokens fits %.1f MiB (%s)", r.T,
                         budget / (1024.0 * 1024.0), what);
@@ -1098,6 +1236,9 @@ int wn_cmd_train(int argc, char **argv)
             fprintf(stderr, "winnow train: device cuda: %s; %s matrix products; %s%s\n", wn_gpt_cuda_device(r.g),
                     o->bf16 ? "bf16 (fp32 accumulation)" : o->tf32 ? "TF32 (tensor cores)" : "full fp32 (TF32 off)",
                     r.peak_flops > 0 ? "MFU against the " : "no MFU: ", peak_what);
+            if (o->recompute)
+                fprintf(stderr, "winnow train: --recompute: the GPU path does not recompute activations (yet); it "
+                                "stores them all as without the flag\n");
         }
     }
     fprintf(stderr,

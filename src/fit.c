@@ -13,6 +13,8 @@ wn_err wn_gpt_fit(wn_gpt *m, const uint32_t *tok, size_t n, const wn_fit_opts *o
     int T = o->seq_len;
     if ((size_t)T + 1 > n) T = (int)(n - 1);
     if (T > wn_gpt_cfg(m)->context) T = wn_gpt_cfg(m)->context;
+    if (o->adam_8bit && wn_gpt_set_adam8(m, 1)) return wn_fail(err, WN_ERR_NOMEM, "out of memory for 8-bit moments");
+    if (o->recompute) wn_gpt_set_recompute(m, 1);
     int B = o->batch;
     uint32_t *in = wn_malloc((size_t)B * T * sizeof *in), *tg = wn_malloc((size_t)B * T * sizeof *tg);
     if (!in || !tg) {

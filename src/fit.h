@@ -19,6 +19,9 @@ typedef struct {
     int steps, batch, seq_len, warmup;
     float lr, min_lr, weight_decay, clip;
     uint64_t seed;
+    /* memory, as `winnow train --adam-8bit`, `--recompute`: 1 switches the
+     * model's option on before training (it stays on); 0 leaves it as is */
+    int adam_8bit, recompute;
 } wn_fit_opts;
 
 typedef struct {

@@ -18,6 +18,9 @@
  *   tok     3 x N x 4 bytes: inputs, targets (int), weights (float)
  * About L (19 N C + 4 N + B NH T^2) + N (V + 9 C) floats: the CPU model's
  * activations plus qkvr, without its separate (N, V) dlogits.
+ * With 8-bit moments (the model given to wn_gpt_cuda_new has them, see
+ * wn_gpt_set_adam8), state is params | grads only and the moments are
+ * bytes in their own allocation (the 8-bit section at the end of the file).
  *
  * The loss is summed on the host, in double, from the downloaded nll, exactly
  * as model.c sums it; dlogits get w_i / sum(w) through the cross-entropy
@@ -34,6 +37,7 @@
 #include "../kernels/device.h"
 #include "../kernels/gpt_kernels.h"
 #include "../kernels/score_kernels.h"
+#include "adam8.h"
 
 typedef struct {
     float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *qkvr, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd;
@@ -129,7 +133,17 @@ struct wn_gpt_cuda {
     char device[256];
     double peak;    /* FLOP/s, 0 when unknown */
     char peak_label[96];
+    /* 8-bit moments (m, v NULL): codes (2, P) m | v, then scales (2, nblocks8)
+     * at s8 and the two maps (512 floats) at maps8, in one allocation */
+    unsigned char *q8;
+    float *s8, *maps8;
+    size_t nblocks8;
 };
+
+/* The 8-bit moments' section, at the end of the file. */
+static wn_err adam8_alloc(wn_gpt_cuda *g, wn_errbuf *err);
+static wn_err adam8_transfer(wn_gpt_cuda *g, wn_gpt *m, int upload, wn_errbuf *err);
+static wn_err adam8_step(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *err);
 
 /* A kernel-side failure as a wn_err with the CUDA message. */
 static wn_err cuda_fail(wn_errbuf *err, int rc, const char *what)
@@ -161,6 +175,7 @@ void wn_gpt_cuda_free(wn_gpt_cuda *g)
     wn_cuda_free(g->acts_mem);
     wn_cuda_free(g->tok_mem);
     wn_cuda_free(g->w16);
+    wn_cuda_free(g->q8);
     wn_free(g->off);
     wn_free(g->size);
     wn_free(g->ndim);
@@ -181,6 +196,8 @@ wn_err wn_gpt_cuda_upload(wn_gpt_cuda *g, const wn_gpt *m, int what, wn_errbuf *
             TRY(wn_cuda_upload(g->grads + g->off[i], t[i].grad, t[i].size * sizeof(float)), "upload gradients");
     }
     if ((what & WN_GPT_CUDA_PARAMS) && g->bf16) TRY(wn_cuda_to_bf16(g->w16, g->params, g->nparams), "bf16 weights");
+    if ((what & WN_GPT_CUDA_MOMENTS) && (g->q8 || wn_gpt_adam8((wn_gpt *)m, NULL)))
+        return adam8_transfer(g, (wn_gpt *)m, 1, err);
     if (what & WN_GPT_CUDA_MOMENTS) {
         TRY(wn_cuda_upload(g->m, wn_gpt_adam_m((wn_gpt *)m), g->nparams * sizeof(float)), "upload AdamW m");
         TRY(wn_cuda_upload(g->v, wn_gpt_adam_v((wn_gpt *)m), g->nparams * sizeof(float)), "upload AdamW v");
@@ -199,6 +216,7 @@ wn_err wn_gpt_cuda_download(wn_gpt_cuda *g, wn_gpt *m, int what, wn_errbuf *err)
         if (what & WN_GPT_CUDA_GRADS)
             TRY(wn_cuda_download(t[i].grad, g->grads + g->off[i], t[i].size * sizeof(float)), "download gradients");
     }
+    if ((what & WN_GPT_CUDA_MOMENTS) && (g->q8 || wn_gpt_adam8(m, NULL))) return adam8_transfer(g, m, 0, err);
     if (what & WN_GPT_CUDA_MOMENTS) {
         TRY(wn_cuda_download(wn_gpt_adam_m(m), g->m, g->nparams * sizeof(float)), "download AdamW m");
         TRY(wn_cuda_download(wn_gpt_adam_v(m), g->v, g->nparams * sizeof(float)), "download AdamW v");
@@ -270,17 +288,20 @@ wn_err wn_gpt_cuda_new(wn_gpt_cuda **out, wn_gpt *m, int allow_tf32, wn_errbuf *
         goto fail;
     }
     size_t P = g->nparams;
-    if ((rc = wn_cuda_alloc((void **)&g->state, 4 * P * sizeof(float)))) {
+    int a8 = wn_gpt_adam8(m, NULL), ns = a8 ? 2 : 4; /* 8-bit: the moments are not floats */
+    if ((rc = wn_cuda_alloc((void **)&g->state, ns * P * sizeof(float)))) {
         e = cuda_fail(err, rc, "parameters, gradients and moments");
         if (e == WN_ERR_NOMEM)
-            e = wn_fail(err, e, "cuda: %.2f GB of device memory for %zu parameters (x4: gradients, AdamW moments) "
-                                "not available: %s", 16.0 * (double)P / 1e9, P, wn_cuda_last_error());
+            e = wn_fail(err, e, "cuda: %.2f GB of device memory for %zu parameters (x%d: gradients%s) "
+                                "not available: %s", 4.0 * ns * (double)P / 1e9, P, ns,
+                        a8 ? "" : ", AdamW moments", wn_cuda_last_error());
         goto fail;
     }
     g->params = g->state;
     g->grads = g->state + P;
-    g->m = g->state + 2 * P;
-    g->v = g->state + 3 * P;
+    g->m = a8 ? NULL : g->state + 2 * P;
+    g->v = a8 ? NULL : g->state + 3 * P;
+    if (a8 && (e = adam8_alloc(g, err))) goto fail;
     if ((rc = wn_cuda_memset0(g->grads, P * sizeof(float)))) {
         e = cuda_fail(err, rc, "zero gradients");
         goto fail;
@@ -651,7 +672,9 @@ wn_err wn_gpt_cuda_clip_grad(wn_gpt_cuda *g, float max_norm, float *norm, wn_err
 
 wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *err)
 {
-    for (int i = 0; i < g->ntensors; i++) {
+    wn_err e;
+    if (g->q8 && (e = adam8_step(g, o, t, err))) return e;
+    for (int i = 0; i < g->ntensors && !g->q8; i++) {
         size_t off = g->off[i];
         TRY(wn_cuda_adamw(g->params + off, g->grads + off, g->m + off, g->v + off, g->size[i], o->lr, o->beta1,
                           o->beta2, o->eps, o->weight_decay, t, g->ndim[i] == 2),
@@ -674,6 +697,73 @@ double wn_gpt_cuda_peak_flops(const wn_gpt_cuda *g, const char **what)
 {
     if (what) *what = g->peak_label;
     return g->peak;
+}
+
+/* ---- 8-bit AdamW moments (--adam-8bit) --------------------------------------
+ * The device holds the same state as the host model (wn_gpt_adam8): a code
+ * per parameter for m and for v, one absmax per block of 256 within each
+ * tensor (blocks in tensor order), and the two maps, which the kernel reads
+ * from device memory. 2 + 8/256 bytes per parameter instead of 8. */
+
+_Static_assert(WN_ADAM8_BLOCK == WN_CUDA_ADAM8_BLOCK, "the kernel's block is adam8.h's");
+
+static wn_err adam8_alloc(wn_gpt_cuda *g, wn_errbuf *err)
+{
+    size_t P = g->nparams, nb = 0;
+    for (int i = 0; i < g->ntensors; i++) nb += wn_adam8_blocks(g->size[i]);
+    size_t codes = (2 * P + 15) & ~(size_t)15; /* the floats after the codes stay aligned */
+    size_t bytes = codes + (2 * nb + 512) * sizeof(float);
+    int rc = wn_cuda_alloc((void **)&g->q8, bytes);
+    if (rc == WN_CUDA_ERR_NOMEM)
+        return wn_fail(err, WN_ERR_NOMEM, "cuda: %.2f GB of device memory for the 8-bit AdamW moments not available: %s",
+                       (double)bytes / 1e9, wn_cuda_last_error());
+    if (rc) return cuda_fail(err, rc, "8-bit AdamW moments");
+    g->s8 = (float *)(g->q8 + codes);
+    g->maps8 = g->s8 + 2 * nb;
+    g->nblocks8 = nb;
+    float maps[512];
+    wn_adam8_maps(maps);
+    TRY(wn_cuda_upload(g->maps8, maps, sizeof maps), "upload the quantization maps");
+    return WN_OK;
+}
+
+/* m -> device (upload) or device -> m: codes and scales; both sides must
+ * hold 8-bit moments of the same layout. */
+static wn_err adam8_transfer(wn_gpt_cuda *g, wn_gpt *m, int upload, wn_errbuf *err)
+{
+    wn_gpt_adam8_state a;
+    if (!g->q8 || !wn_gpt_adam8(m, &a))
+        return wn_fail(err, WN_ERR_USAGE, "cuda: %s AdamW moments: the model's are %s, the device's %s",
+                       upload ? "upload" : "download", g->q8 ? "float" : "8-bit", g->q8 ? "8-bit" : "float");
+    size_t P = g->nparams, nb = g->nblocks8;
+    if (a.n != P || a.nblocks != nb)
+        return wn_fail(err, WN_ERR_USAGE, "cuda: 8-bit AdamW moments of another layout");
+    if (upload) {
+        TRY(wn_cuda_upload(g->q8, a.code_m, P), "upload AdamW m (8-bit)");
+        TRY(wn_cuda_upload(g->q8 + P, a.code_v, P), "upload AdamW v (8-bit)");
+        TRY(wn_cuda_upload(g->s8, a.absmax_m, nb * sizeof(float)), "upload AdamW m scales");
+        TRY(wn_cuda_upload(g->s8 + nb, a.absmax_v, nb * sizeof(float)), "upload AdamW v scales");
+    } else {
+        TRY(wn_cuda_download(a.code_m, g->q8, P), "download AdamW m (8-bit)");
+        TRY(wn_cuda_download(a.code_v, g->q8 + P, P), "download AdamW v (8-bit)");
+        TRY(wn_cuda_download(a.absmax_m, g->s8, nb * sizeof(float)), "download AdamW m scales");
+        TRY(wn_cuda_download(a.absmax_v, g->s8 + nb, nb * sizeof(float)), "download AdamW v scales");
+    }
+    return WN_OK;
+}
+
+static wn_err adam8_step(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *err)
+{
+    size_t P = g->nparams, nb = g->nblocks8, boff = 0;
+    for (int i = 0; i < g->ntensors; i++) {
+        size_t off = g->off[i];
+        TRY(wn_cuda_adamw8(g->params + off, g->grads + off, g->q8 + off, g->s8 + boff, g->q8 + P + off,
+                           g->s8 + nb + boff, g->maps8, g->size[i], o->lr, o->beta1, o->beta2, o->eps,
+                           o->weight_decay, t, g->ndim[i] == 2),
+            "AdamW (8-bit)");
+        boff += wn_adam8_blocks(g->size[i]);
+    }
+    return WN_OK;
 }
 
 #else /* !WN_CUDA: the CPU-only build */

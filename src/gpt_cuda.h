@@ -16,7 +16,8 @@
  * never need #if.
  *
  * Ownership: a wn_gpt_cuda owns its device memory (parameters, gradients,
- * moments: 4 x wn_gpt_num_params floats; activations for the largest B x T
+ * moments: 4 x wn_gpt_num_params floats, or 2 floats + 2 bytes and a scale
+ * per 256 when the model's moments are 8-bit; activations for the largest B x T
  * seen, regrown on demand) and a host copy of the last forward's per-token
  * nll. It keeps no pointer to the wn_gpt it was made from: uploads and
  * downloads name the wn_gpt explicitly, which must have the same shape.
@@ -40,9 +41,11 @@
 typedef struct wn_gpt_cuda wn_gpt_cuda;
 
 /* Copies m's parameters and AdamW moments to the device (gradients start at
- * zero). allow_tf32 = 1 lets cuBLAS run the fp32 matrix products on TF32
- * tensor cores (faster, about 1e-3 relative error per product); 0 keeps full
- * fp32. The setting is process-wide (the kernels share one cuBLAS handle):
+ * zero). The device's moments take the form of m's: float, or 8-bit when
+ * wn_gpt_set_adam8 made them so (AdamW then runs wn_cuda_adamw8; uploads and
+ * downloads move the codes and scales, and need a model of the same form).
+ * allow_tf32 = 1 lets cuBLAS run the fp32 matrix products on TF32 tensor
+ * cores (faster, about 1e-3 relative error per product); 0 keeps full fp32. The setting is process-wide (the kernels share one cuBLAS handle):
  * the last wn_gpt_cuda_new decides. Loads cuBLAS (dlopen) so that a missing
  * library is reported here. */
 wn_err wn_gpt_cuda_new(wn_gpt_cuda **out, wn_gpt *m, int allow_tf32, wn_errbuf *err);

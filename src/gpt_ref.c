@@ -392,3 +392,49 @@ int wn_ref_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const
     free(d);
     return rc;
 }
+/* Index of the entry of map[0..255] nearest to x, ties to the lower index:
+ * a linear scan (src/adam8.c searches by halving). */
+static unsigned char ref_nearest(const float *map, float x)
+{
+    int best = 0;
+    float bd = fabsf(map[0] - x);
+    for (int k = 1; k < 256; k++) {
+        float d = fabsf(map[k] - x);
+        if (d < bd) {
+            bd = d;
+            best = k;
+        }
+    }
+    return (unsigned char)best;
+}
+
+int wn_ref_adamw8(float *params, const float *grads, unsigned char *qm, float *absmax_m, unsigned char *qv,
+                  float *absmax_v, const float *maps, size_t n, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int t, int decay)
+{
+    enum { BLOCK = WN_CUDA_ADAM8_BLOCK };
+    float bc1 = (float)(1.0 - pow(beta1, t)), bc2 = (float)(1.0 - pow(beta2, t));
+    float wd = decay ? weight_decay : 0.0f;
+    float m[BLOCK], v[BLOCK];
+    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
+        size_t len = n - b0 < BLOCK ? n - b0 : BLOCK, blk = b0 / BLOCK;
+        float am = 0, av = 0;
+        for (size_t j = 0; j < len; j++) {
+            size_t i = b0 + j;
+            float g = grads[i];
+            m[j] = beta1 * (maps[qm[i]] * absmax_m[blk]) + (1.0f - beta1) * g;
+            v[j] = beta2 * (maps[256 + qv[i]] * absmax_v[blk]) + (1.0f - beta2) * g * g;
+            float mh = m[j] / bc1, vh = v[j] / bc2;
+            params[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * params[i]);
+            if (fabsf(m[j]) > am) am = fabsf(m[j]);
+            if (v[j] > av) av = v[j];
+        }
+        absmax_m[blk] = am;
+        absmax_v[blk] = av;
+        for (size_t j = 0; j < len; j++) {
+            qm[b0 + j] = am > 0 ? ref_nearest(maps, m[j] / am) : ref_nearest(maps, 0.0f);
+            qv[b0 + j] = av > 0 ? ref_nearest(maps + 256, v[j] / av) : ref_nearest(maps + 256, 0.0f);
+        }
+    }
+    return WN_CUDA_OK;
+}

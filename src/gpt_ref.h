@@ -45,6 +45,13 @@ int wn_ref_adamw(float *params, const float *grads, float *m, float *v, size_t n
                  float eps, float weight_decay, int t, int decay);
 int wn_ref_sumsq(double *out, const float *x, size_t n); /* *out: sum of x^2, in double */
 int wn_ref_scale(float *x, float k, size_t n);
+/* 8-bit AdamW (kernels/gpt_kernels.h, wn_cuda_adamw8): the oracle of both the
+ * kernel and src/adam8.c, written independently of the latter (nearest map
+ * entry by a linear scan, one block after the other); the same float
+ * operations in the same order, so src/adam8.c must match it bit for bit. */
+int wn_ref_adamw8(float *params, const float *grads, unsigned char *qm, float *absmax_m, unsigned char *qv,
+                  float *absmax_v, const float *maps, size_t n, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int t, int decay);
 
 /* bf16 (the kernels' mixed-precision functions): one value rounded to
  * nearest even, and back (exact). */

@@ -57,11 +57,24 @@
  * Computed in double, then rounded, so a seed gives the same model in both
  * builds up to rounding.
  *
+ * Activations: by default everything the backward needs is stored, about
+ * L (16 N C + 4 N + B NH T^2) + N (V + 2C) floats. With recompute
+ * (wn_gpt_set_recompute, `winnow train --recompute`) the forward keeps only
+ * each block's output (the next block's input: L N C floats) and one
+ * block's worth of the rest, which the backward refills block by block by
+ * running that block's forward again from its kept input (block_forward:
+ * the same function, so the same bits; the last block is still there after
+ * the forward and the MLP projection's output is not needed, so the extra
+ * work is L - 1 blocks' forward minus that projection, about a quarter of a
+ * step). Gradients are bit-identical to the stored path.
+ *
+ * AdamW moments: float (adam_m, adam_v), or with wn_gpt_set_adam8 8-bit
+ * block-quantized codes and scales (adam8.h), updated by wn_adam8_update.
+ *
  * Deliberately not done: dropout; a KV cache (sampling re-runs the whole
- * forward); vocabulary padding (V is used as is); mixed precision; fused or
- * recomputed activations (everything the backward needs is stored, about
- * L (15 N C + 4 N + B NH T^2) + N (V + 2C) floats); attention probabilities
- * for the masked half are stored as zeros rather than skipped in memory.
+ * forward); vocabulary padding (V is used as is); mixed precision; fused
+ * activations; attention probabilities for the masked half are stored as
+ * zeros rather than skipped in memory.
  */
 #include "model.h"
 
@@ -73,6 +86,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "adam8.h"
 #if defined(WN_BLAS) && WN_BLAS
 #include <cblas.h>
 void openblas_set_num_threads(int); /* OpenBLAS's own; also in its cblas.h */
@@ -175,6 +189,15 @@ struct wn_gpt {
     gpt_gacts g;
     int B, T;           /* of the last forward; 0 when none is valid */
     int have_targets;
+    /* --recompute: per-layer activations share one slice (layout_acts),
+     * which holds layer `slot` (-1: none) */
+    int recompute, slot;
+    /* --adam-8bit (adam8.h): codes (2, P) m | v and scales (2, nblocks8)
+     * instead of adam_m, adam_v (then NULL); map8: the two maps */
+    uint8_t *q8;
+    float *s8;
+    size_t nblocks8;
+    float map8[512];
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -197,23 +220,26 @@ static wn_real *take(arena *ar, size_t n)
     return p;
 }
 
-static size_t layout_acts(gpt_acts *a, wn_real *base, const wn_gpt_config *c, int B, int T, double *dsize)
+/* With recompute, every per-layer activation but res3 (the block outputs,
+ * i.e. the next blocks' inputs) gets one layer's slice instead of L. */
+static size_t layout_acts(gpt_acts *a, wn_real *base, const wn_gpt_config *c, int B, int T, int recompute,
+                          double *dsize)
 {
-    size_t N = (size_t)B * T, C = (size_t)c->dim, L = (size_t)c->layers;
+    size_t N = (size_t)B * T, C = (size_t)c->dim, L = (size_t)c->layers, S = recompute ? 1 : L;
     arena ar = {base, 0, 0};
     a->encoded = take(&ar, N * C);
-    a->ln1 = take(&ar, L * N * C);
-    a->ln1_mean = take(&ar, L * N);
-    a->ln1_rstd = take(&ar, L * N);
-    a->qkv = take(&ar, L * N * 3 * C);
-    a->atty = take(&ar, L * N * C);
-    a->att = take(&ar, L * (size_t)B * c->heads * T * T);
-    a->res2 = take(&ar, L * N * C);
-    a->ln2 = take(&ar, L * N * C);
-    a->ln2_mean = take(&ar, L * N);
-    a->ln2_rstd = take(&ar, L * N);
-    a->fch = take(&ar, L * N * 4 * C);
-    a->fch_gelu = take(&ar, L * N * 4 * C);
+    a->ln1 = take(&ar, S * N * C);
+    a->ln1_mean = take(&ar, S * N);
+    a->ln1_rstd = take(&ar, S * N);
+    a->qkv = take(&ar, S * N * 3 * C);
+    a->atty = take(&ar, S * N * C);
+    a->att = take(&ar, S * (size_t)B * c->heads * T * T);
+    a->res2 = take(&ar, S * N * C);
+    a->ln2 = take(&ar, S * N * C);
+    a->ln2_mean = take(&ar, S * N);
+    a->ln2_rstd = take(&ar, S * N);
+    a->fch = take(&ar, S * N * 4 * C);
+    a->fch_gelu = take(&ar, S * N * 4 * C);
     a->res3 = take(&ar, L * N * C);
     a->lnf = take(&ar, N * C);
     a->lnf_mean = take(&ar, N);
@@ -222,7 +248,8 @@ static size_t layout_acts(gpt_acts *a, wn_real *base, const wn_gpt_config *c, in
     a->lse = take(&ar, N);
     a->nll = take(&ar, N);
     a->dloss = take(&ar, N);
-    /* the size_t products above cannot wrap when this estimate is sane */
+    /* the size_t products above cannot wrap when this estimate (of the
+     * layout without recompute, the larger one) is sane */
     *dsize = (double)L * B * c->heads * (double)T * T + 20.0 * L * N * C + (double)N * c->vocab + 2.0 * N * C;
     return ar.used;
 }
@@ -710,6 +737,94 @@ static void crossentropy_softmax_backward(wn_real *restrict dlogits, const wn_re
 static wn_real *tparam(wn_gpt *m, int l, int k) { return m->tensors[2 + l * P_PER_LAYER + k].data; }
 static wn_real *tgrad(wn_gpt *m, int l, int k) { return m->tensors[2 + l * P_PER_LAYER + k].grad; }
 
+/* ---- one transformer block ------------------------------------------------
+ * The forward and the backward of block l, shared by the whole-model passes
+ * and by activation recomputation (--recompute), which therefore redoes
+ * exactly the forward's operations: its activations, and so the gradients,
+ * are the same bits. */
+
+/* Block l's activations: its own slice of each per-layer array, or with
+ * recompute the one shared slice; res3 (the block's output) is always its
+ * own. */
+typedef struct {
+    wn_real *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fchg, *res3;
+} block_acts;
+
+static block_acts block_at(const wn_gpt *m, int l, int B, int T)
+{
+    const gpt_acts *a = &m->a;
+    size_t N = (size_t)B * T, NC = N * (size_t)m->cfg.dim, s = m->recompute ? 0 : (size_t)l;
+    size_t natt = (size_t)B * m->cfg.heads * T * T;
+    block_acts b = {a->ln1 + s * NC,      a->ln1_mean + s * N, a->ln1_rstd + s * N,  a->qkv + s * 3 * NC,
+                    a->atty + s * NC,     a->att + s * natt,   a->res2 + s * NC,     a->ln2 + s * NC,
+                    a->ln2_mean + s * N,  a->ln2_rstd + s * N, a->fch + s * 4 * NC,  a->fch_gelu + s * 4 * NC,
+                    a->res3 + (size_t)l * NC};
+    return b;
+}
+
+/* Block l's input: the embeddings, or the previous block's output. */
+static const wn_real *block_input(const wn_gpt *m, int l, int B, int T)
+{
+    return l == 0 ? m->a.encoded : m->a.res3 + (size_t)(l - 1) * B * T * m->cfg.dim;
+}
+
+/* Block l's forward from x into b; with_output = 0 stops before the MLP's
+ * projection, whose result (res3) a recomputation already has. */
+static void block_forward(wn_gpt *m, int l, const wn_real *x, const block_acts *b, int B, int T, int with_output)
+{
+    int C = m->cfg.dim, NH = m->cfg.heads, n = B * T;
+    size_t NC = (size_t)n * C;
+    layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, x, tparam(m, l, P_LN1W), tparam(m, l, P_LN1B), n, C);
+    linear_forward(b->qkv, b->ln1, tparam(m, l, P_QKVW), tparam(m, l, P_QKVB), n, C, 3 * C);
+    attention_forward(b->atty, b->att, b->qkv, B, T, C, NH);
+    linear_forward(b->res2, b->atty, tparam(m, l, P_ATTW), tparam(m, l, P_ATTB), n, C, C);
+    residual_add(b->res2, x, NC);
+    layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res2, tparam(m, l, P_LN2W), tparam(m, l, P_LN2B), n, C);
+    linear_forward(b->fch, b->ln2, tparam(m, l, P_FCW), tparam(m, l, P_FCB), n, C, 4 * C);
+    gelu_forward(b->fchg, b->fch, 4 * NC);
+    if (!with_output) return;
+    linear_forward(b->res3, b->fchg, tparam(m, l, P_PRJW), tparam(m, l, P_PRJB), n, 4 * C, C);
+    residual_add(b->res3, b->res2, NC);
+}
+
+/* Block l's activations for a backward after the last forward: with
+ * recompute, rebuilt in the shared slice from the block's input unless the
+ * slice holds them already (the last block, right after the forward). */
+static block_acts block_for_backward(wn_gpt *m, int l)
+{
+    block_acts b = block_at(m, l, m->B, m->T);
+    if (m->recompute && m->slot != l) {
+        block_forward(m, l, block_input(m, l, m->B, m->T), &b, m->B, m->T, 0);
+        m->slot = l;
+    }
+    return b;
+}
+
+/* Block l's backward: g->dres holds the gradient of its output and becomes
+ * that of its input x; parameter gradients accumulate. */
+static void block_backward(wn_gpt *m, int l, const wn_real *x, const block_acts *b)
+{
+    gpt_gacts *g = &m->g;
+    int C = m->cfg.dim, NH = m->cfg.heads, B = m->B, T = m->T, n = B * T;
+    size_t NC = (size_t)n * C;
+    /* MLP: dres is the gradient of res3 and, through the skip, of res2 */
+    linear_backward(g->dfch, tgrad(m, l, P_PRJW), tgrad(m, l, P_PRJB), g->dres, b->fchg, tparam(m, l, P_PRJW),
+                    m->scratch, n, 4 * C, C);
+    gelu_backward_inplace(g->dfch, b->fch, 4 * NC);
+    linear_backward(g->dln, tgrad(m, l, P_FCW), tgrad(m, l, P_FCB), g->dfch, b->ln2, tparam(m, l, P_FCW), m->scratch,
+                    n, C, 4 * C);
+    layernorm_backward(g->dres, tgrad(m, l, P_LN2W), tgrad(m, l, P_LN2B), g->dln, b->res2, tparam(m, l, P_LN2W),
+                       b->ln2_mean, b->ln2_rstd, n, C);
+    /* attention: dres is now the gradient of res2 and, through the skip, of x */
+    linear_backward(g->datty, tgrad(m, l, P_ATTW), tgrad(m, l, P_ATTB), g->dres, b->atty, tparam(m, l, P_ATTW),
+                    m->scratch, n, C, C);
+    attention_backward(g->dqkv, g->datt, g->datty, b->qkv, b->att, B, T, C, NH);
+    linear_backward(g->dln, tgrad(m, l, P_QKVW), tgrad(m, l, P_QKVB), g->dqkv, b->ln1, tparam(m, l, P_QKVW),
+                    m->scratch, n, C, 3 * C);
+    layernorm_backward(g->dres, tgrad(m, l, P_LN1W), tgrad(m, l, P_LN1B), g->dln, x, tparam(m, l, P_LN1W),
+                       b->ln1_mean, b->ln1_rstd, n, C);
+}
+
 static void set_tensor(wn_tensor *t, const char *name, int d0, int d1)
 {
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -732,6 +847,8 @@ void wn_gpt_free(wn_gpt *m)
     wn_free(m->acts_mem);
     wn_free(m->gacts_mem);
     wn_free(m->tok);
+    wn_free(m->q8);
+    wn_free(m->s8);
     wn_free(m);
 }
 
@@ -756,6 +873,7 @@ wn_err wn_gpt_new(wn_gpt **out, const wn_gpt_config *c, uint64_t seed, wn_errbuf
     wn_gpt *m = wn_calloc(1, sizeof *m);
     if (!m) return wn_fail(err, WN_ERR_NOMEM, "model: out of memory");
     m->cfg = *c;
+    m->slot = -1;
     m->ntensors = 2 + P_PER_LAYER * L + 2;
     m->tensors = wn_calloc((size_t)m->ntensors, sizeof *m->tensors);
     if (!m->tensors) goto nomem;
@@ -829,9 +947,10 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
                       int T, wn_real *loss)
 {
     const wn_gpt_config *c = &m->cfg;
-    int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads;
+    int L = c->layers, C = c->dim, V = c->vocab;
     m->B = m->T = 0; /* invalid until this forward completes */
     m->have_targets = 0;
+    m->slot = -1;
     if (!inputs || B < 1 || T < 1 || T > c->context || (size_t)B * T > (size_t)1 << 30) return WN_ERR_USAGE;
     size_t N = (size_t)B * T;
     for (size_t i = 0; i < N; i++)
@@ -841,7 +960,7 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
             if (!(weights[i] >= 0) || !isfinite(weights[i])) return WN_ERR_INPUT;
 
     double dsize;
-    size_t need = layout_acts(&m->a, NULL, c, B, T, &dsize);
+    size_t need = layout_acts(&m->a, NULL, c, B, T, m->recompute, &dsize);
     if (dsize * sizeof(wn_real) > 0x1p62) return WN_ERR_NOMEM;
     if (ensure(&m->acts_mem, &m->acts_cap, need)) return WN_ERR_NOMEM;
     if (m->tok_cap < 2 * N) {
@@ -850,7 +969,7 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
         m->tok_cap = m->tok ? 2 * N : 0;
         if (!m->tok) return WN_ERR_NOMEM;
     }
-    layout_acts(&m->a, m->acts_mem, c, B, T, &dsize);
+    layout_acts(&m->a, m->acts_mem, c, B, T, m->recompute, &dsize);
     memcpy(m->tok, inputs, N * sizeof *inputs);
     if (targets) memcpy(m->tok + N, targets, N * sizeof *targets);
 
@@ -859,23 +978,10 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
     size_t NC = N * C;
     encoder_forward(a->encoded, inputs, m->tensors[0].data, m->tensors[1].data, B, T, C);
     for (int l = 0; l < L; l++) {
-        const wn_real *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
-        wn_real *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        wn_real *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        wn_real *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC, *res3 = a->res3 + l * NC;
-        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, tparam(m, l, P_LN1W),
-                          tparam(m, l, P_LN1B), n, C);
-        linear_forward(qkv, ln1, tparam(m, l, P_QKVW), tparam(m, l, P_QKVB), n, C, 3 * C);
-        attention_forward(atty, att, qkv, B, T, C, NH);
-        linear_forward(res2, atty, tparam(m, l, P_ATTW), tparam(m, l, P_ATTB), n, C, C);
-        residual_add(res2, x, NC);
-        layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, res2, tparam(m, l, P_LN2W),
-                          tparam(m, l, P_LN2B), n, C);
-        linear_forward(fch, ln2, tparam(m, l, P_FCW), tparam(m, l, P_FCB), n, C, 4 * C);
-        gelu_forward(fchg, fch, 4 * NC);
-        linear_forward(res3, fchg, tparam(m, l, P_PRJW), tparam(m, l, P_PRJB), n, 4 * C, C);
-        residual_add(res3, res2, NC);
+        block_acts b = block_at(m, l, B, T);
+        block_forward(m, l, block_input(m, l, B, T), &b, B, T, 1);
     }
+    m->slot = m->recompute ? L - 1 : -1; /* the shared slice holds the last block */
     wn_tensor *lnfw = &m->tensors[m->ntensors - 2], *lnfb = &m->tensors[m->ntensors - 1];
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->res3 + (size_t)(L - 1) * NC, lnfw->data, lnfb->data,
                       n, C);
@@ -908,7 +1014,7 @@ wn_err wn_gpt_backward(wn_gpt *m)
 {
     if (!m->B || !m->have_targets) return WN_ERR_STATE;
     const wn_gpt_config *c = &m->cfg;
-    int L = c->layers, C = c->dim, V = c->vocab, NH = c->heads, B = m->B, T = m->T, n = B * T;
+    int L = c->layers, C = c->dim, V = c->vocab, B = m->B, T = m->T, n = B * T;
     size_t N = (size_t)n, NC = N * C;
     if (ensure(&m->gacts_mem, &m->gacts_cap, layout_gacts(&m->g, NULL, c, B, T))) return WN_ERR_NOMEM;
     layout_gacts(&m->g, m->gacts_mem, c, B, T);
@@ -925,26 +1031,8 @@ wn_err wn_gpt_backward(wn_gpt *m)
     layernorm_backward(g->dres, lnfw->grad, lnfb->grad, g->dln, a->res3 + (size_t)(L - 1) * NC, lnfw->data,
                        a->lnf_mean, a->lnf_rstd, n, C);
     for (int l = L - 1; l >= 0; l--) {
-        const wn_real *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
-        const wn_real *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        const wn_real *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        const wn_real *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
-        /* MLP: dres is the gradient of res3 and, through the skip, of res2 */
-        linear_backward(g->dfch, tgrad(m, l, P_PRJW), tgrad(m, l, P_PRJB), g->dres, fchg, tparam(m, l, P_PRJW),
-                        m->scratch, n, 4 * C, C);
-        gelu_backward_inplace(g->dfch, fch, 4 * NC);
-        linear_backward(g->dln, tgrad(m, l, P_FCW), tgrad(m, l, P_FCB), g->dfch, ln2, tparam(m, l, P_FCW),
-                        m->scratch, n, C, 4 * C);
-        layernorm_backward(g->dres, tgrad(m, l, P_LN2W), tgrad(m, l, P_LN2B), g->dln, res2, tparam(m, l, P_LN2W),
-                           a->ln2_mean + l * N, a->ln2_rstd + l * N, n, C);
-        /* attention: dres is now the gradient of res2 and, through the skip, of x */
-        linear_backward(g->datty, tgrad(m, l, P_ATTW), tgrad(m, l, P_ATTB), g->dres, atty, tparam(m, l, P_ATTW),
-                        m->scratch, n, C, C);
-        attention_backward(g->dqkv, g->datt, g->datty, qkv, att, B, T, C, NH);
-        linear_backward(g->dln, tgrad(m, l, P_QKVW), tgrad(m, l, P_QKVB), g->dqkv, ln1, tparam(m, l, P_QKVW),
-                        m->scratch, n, C, 3 * C);
-        layernorm_backward(g->dres, tgrad(m, l, P_LN1W), tgrad(m, l, P_LN1B), g->dln, x, tparam(m, l, P_LN1W),
-                           a->ln1_mean + l * N, a->ln1_rstd + l * N, n, C);
+        block_acts b = block_for_backward(m, l);
+        block_backward(m, l, block_input(m, l, B, T), &b);
     }
     encoder_backward(wte->grad, wpe->grad, g->dres, inputs, B, T, C);
     return WN_OK;
@@ -974,10 +1062,9 @@ wn_err wn_gpt_backward_layers(wn_gpt *m, int blocks, wn_gpt_layer_fn fn, void *c
     layernorm_backward(g->dres, NULL, NULL, g->dln, a->res3 + (size_t)(L - 1) * NC, lnfw->data, a->lnf_mean,
                        a->lnf_rstd, n, C);
     for (int l = L - 1; l >= L - blocks; l--) {
-        const wn_real *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        const wn_real *att = a->att + (size_t)l * B * NH * T * T, *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        const wn_real *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + l * 4 * NC;
-        const wn_real *x = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
+        block_acts b = block_for_backward(m, l);
+        const wn_real *ln1 = b.ln1, *qkv = b.qkv, *atty = b.atty, *att = b.att, *res2 = b.res2, *ln2 = b.ln2;
+        const wn_real *fch = b.fch, *fchg = b.fchg, *x = block_input(m, l, B, T);
         snprintf(name, sizeof name, "h.%d.mlp.c_proj", l);
         fn(ctx, name, fchg, g->dres, n, 4 * C, C);
         linear_backward(g->dfch, NULL, NULL, g->dres, fchg, tparam(m, l, P_PRJW), m->scratch, n, 4 * C, C);
@@ -985,8 +1072,7 @@ wn_err wn_gpt_backward_layers(wn_gpt *m, int blocks, wn_gpt_layer_fn fn, void *c
         snprintf(name, sizeof name, "h.%d.mlp.c_fc", l);
         fn(ctx, name, ln2, g->dfch, n, C, 4 * C);
         linear_backward(g->dln, NULL, NULL, g->dfch, ln2, tparam(m, l, P_FCW), m->scratch, n, C, 4 * C);
-        layernorm_backward(g->dres, NULL, NULL, g->dln, res2, tparam(m, l, P_LN2W), a->ln2_mean + l * N,
-                           a->ln2_rstd + l * N, n, C);
+        layernorm_backward(g->dres, NULL, NULL, g->dln, res2, tparam(m, l, P_LN2W), b.ln2_mean, b.ln2_rstd, n, C);
         snprintf(name, sizeof name, "h.%d.attn.c_proj", l);
         fn(ctx, name, atty, g->dres, n, C, C);
         linear_backward(g->datty, NULL, NULL, g->dres, atty, tparam(m, l, P_ATTW), m->scratch, n, C, C);
@@ -995,8 +1081,7 @@ wn_err wn_gpt_backward_layers(wn_gpt *m, int blocks, wn_gpt_layer_fn fn, void *c
         fn(ctx, name, ln1, g->dqkv, n, C, 3 * C);
         if (l == L - blocks) break; /* the gradient below is not needed */
         linear_backward(g->dln, NULL, NULL, g->dqkv, ln1, tparam(m, l, P_QKVW), m->scratch, n, C, 3 * C);
-        layernorm_backward(g->dres, NULL, NULL, g->dln, x, tparam(m, l, P_LN1W), a->ln1_mean + l * N,
-                           a->ln1_rstd + l * N, n, C);
+        layernorm_backward(g->dres, NULL, NULL, g->dln, x, tparam(m, l, P_LN1W), b.ln1_mean, b.ln1_rstd, n, C);
     }
     return WN_OK;
 }
@@ -1029,6 +1114,19 @@ void wn_gpt_adamw(wn_gpt *m, const wn_adamw *o, int t)
 {
     wn_real b1 = o->beta1, b2 = o->beta2, lr = o->lr, eps = o->eps;
     wn_real c1 = (wn_real)(1.0 - pow(o->beta1, t)), c2 = (wn_real)(1.0 - pow(o->beta2, t));
+#ifndef WN_MODEL_DOUBLE
+    if (m->q8) { /* 8-bit moments: per tensor, blocks in tensor order (adam8.h) */
+        size_t P = m->nparams, nb = m->nblocks8, boff = 0;
+        for (int i = 0; i < m->ntensors; i++) {
+            wn_tensor *x = &m->tensors[i];
+            size_t off = (size_t)(x->data - m->params);
+            wn_adam8_update(x->data, x->grad, m->q8 + off, m->s8 + boff, m->q8 + P + off, m->s8 + nb + boff, m->map8,
+                            x->size, lr, b1, b2, eps, x->ndim == 2 ? o->weight_decay : 0, c1, c2);
+            boff += wn_adam8_blocks(x->size);
+        }
+        return;
+    }
+#endif
     for (int i = 0; i < m->ntensors; i++) {
         wn_tensor *x = &m->tensors[i];
         wn_real wd = x->ndim == 2 ? o->weight_decay : 0;
@@ -1047,6 +1145,99 @@ void wn_gpt_adamw(wn_gpt *m, const wn_adamw *o, int t)
 
 wn_real *wn_gpt_adam_m(wn_gpt *m) { return m->adam_m; }
 wn_real *wn_gpt_adam_v(wn_gpt *m) { return m->adam_v; }
+
+#ifndef WN_MODEL_DOUBLE
+/* Quantizes (to_8bit) or dequantizes every tensor's slice of the moments,
+ * blocks in tensor order. */
+static void adam8_convert(wn_gpt *m, int to_8bit)
+{
+    size_t P = m->nparams, nb = m->nblocks8, boff = 0;
+    for (int i = 0; i < m->ntensors; i++) {
+        const wn_tensor *x = &m->tensors[i];
+        size_t off = (size_t)(x->data - m->params);
+        uint8_t *qm = m->q8 + off, *qv = m->q8 + P + off;
+        float *sm = m->s8 + boff, *sv = m->s8 + nb + boff;
+        if (to_8bit) {
+            wn_adam8_quantize(qm, sm, m->adam_m + off, x->size, m->map8);
+            wn_adam8_quantize(qv, sv, m->adam_v + off, x->size, m->map8 + 256);
+        } else {
+            wn_adam8_dequantize(m->adam_m + off, qm, sm, x->size, m->map8);
+            wn_adam8_dequantize(m->adam_v + off, qv, sv, x->size, m->map8 + 256);
+        }
+        boff += wn_adam8_blocks(x->size);
+    }
+}
+
+wn_err wn_gpt_set_adam8(wn_gpt *m, int on)
+{
+    if (!on == !m->q8) return WN_OK;
+    size_t P = m->nparams;
+    if (on) {
+        size_t nb = 0;
+        for (int i = 0; i < m->ntensors; i++) nb += wn_adam8_blocks(m->tensors[i].size);
+        m->q8 = wn_malloc(2 * P);
+        m->s8 = wn_malloc(2 * nb * sizeof(float));
+        if (!m->q8 || !m->s8) {
+            wn_free(m->q8);
+            wn_free(m->s8);
+            m->q8 = NULL;
+            m->s8 = NULL;
+            return WN_ERR_NOMEM;
+        }
+        m->nblocks8 = nb;
+        wn_adam8_maps(m->map8);
+        adam8_convert(m, 1);
+        wn_free(m->adam_m);
+        wn_free(m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+        return WN_OK;
+    }
+    m->adam_m = wn_malloc(P * sizeof(float));
+    m->adam_v = wn_malloc(P * sizeof(float));
+    if (!m->adam_m || !m->adam_v) {
+        wn_free(m->adam_m);
+        wn_free(m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+        return WN_ERR_NOMEM;
+    }
+    adam8_convert(m, 0);
+    wn_free(m->q8);
+    wn_free(m->s8);
+    m->q8 = NULL;
+    m->s8 = NULL;
+    m->nblocks8 = 0;
+    return WN_OK;
+}
+
+int wn_gpt_adam8(wn_gpt *m, wn_gpt_adam8_state *s)
+{
+    if (!m->q8) return 0;
+    if (s) {
+        s->code_m = m->q8;
+        s->code_v = m->q8 + m->nparams;
+        s->absmax_m = m->s8;
+        s->absmax_v = m->s8 + m->nblocks8;
+        s->maps = m->map8;
+        s->n = m->nparams;
+        s->nblocks = m->nblocks8;
+    }
+    return 1;
+}
+
+void wn_gpt_set_recompute(wn_gpt *m, int on)
+{
+    if (!on == !m->recompute) return;
+    m->recompute = on != 0;
+    /* the activations' layout changes: the last forward is gone, and the
+     * buffer is sized anew (smaller with recompute) at the next one */
+    m->B = m->T = 0;
+    m->have_targets = 0;
+    m->slot = -1;
+    wn_free(m->acts_mem);
+    m->acts_mem = NULL;
+    m->acts_cap = 0;
+}
+#endif
 
 float wn_lr_schedule(int step, int warmup, int total, float max_lr, float min_lr)
 {
@@ -1139,18 +1330,33 @@ uint32_t wn_gpt_sample(const wn_gpt *m, int b, int T, float temperature, int top
 }
 
 #ifndef WN_MODEL_DOUBLE
-void wn_gpt_memory(const wn_gpt_config *c, int B, int T, wn_gpt_mem *out)
+/* Blocks of 8-bit moments of the model c: each tensor's, as wn_gpt_new
+ * lays the tensors out (per layer: C, C, C x 3C, 3C, C x C, C, C, C,
+ * C x 4C, 4C, 4C x C, C). */
+static double adam8_blocks_of(const wn_gpt_config *c)
+{
+    size_t C = (size_t)c->dim;
+    const size_t per_layer[P_PER_LAYER] = {C, C, 3 * C * C, 3 * C, C * C, C, C, C, 4 * C * C, 4 * C, 4 * C * C, C};
+    double nb = (double)wn_adam8_blocks((size_t)c->vocab * C) + (double)wn_adam8_blocks((size_t)c->context * C) +
+                2.0 * (double)wn_adam8_blocks(C);
+    for (int k = 0; k < P_PER_LAYER; k++) nb += (double)c->layers * (double)wn_adam8_blocks(per_layer[k]);
+    return nb;
+}
+
+void wn_gpt_memory(const wn_gpt_config *c, int B, int T, int opts, wn_gpt_mem *out)
 {
     double C = c->dim, V = c->vocab, L = c->layers;
     double np = V * C + (double)c->context * C + L * (12 * C * C + 13 * C) + 2 * C;
     gpt_acts a;
     gpt_gacts g;
     double dsize;
-    size_t na = layout_acts(&a, NULL, c, B, T, &dsize), ng = layout_gacts(&g, NULL, c, B, T);
+    size_t na = layout_acts(&a, NULL, c, B, T, (opts & WN_GPT_MEM_RECOMPUTE) != 0, &dsize);
+    size_t ng = layout_gacts(&g, NULL, c, B, T);
     double R = sizeof(wn_real);
     out->params = np * R;
     out->grads = np * R;
-    out->optimizer = 2 * np * R;
+    /* 8-bit: a code per parameter and a float per block, for m and v */
+    out->optimizer = opts & WN_GPT_MEM_ADAM8 ? 2 * (np + 4 * adam8_blocks_of(c)) : 2 * np * R;
     out->activations = ((double)na + (double)ng) * R + 2.0 * B * T * sizeof(uint32_t);
     out->scratch = (V * C > 4 * C * C ? V * C : 4 * C * C) * R + (np / 65536 + 1) * sizeof(double);
     out->total = out->params + out->grads + out->optimizer + out->activations + out->scratch;

@@ -106,9 +106,36 @@ typedef struct {
  * LayerNorm parameters. */
 void wn_gpt_adamw(wn_gpt *m, const wn_adamw *o, int t);
 /* Optimizer moments (m, v), each wn_gpt_num_params floats in tensor order,
- * for checkpoints. */
+ * for checkpoints; NULL while the moments are 8-bit. */
 float *wn_gpt_adam_m(wn_gpt *m);
 float *wn_gpt_adam_v(wn_gpt *m);
+
+/* 8-bit AdamW moments (adam8.h: block-wise dynamic quantization after
+ * Dettmers et al. 2022, blocks of 256 elements within each tensor). on = 1
+ * quantizes the current float moments and frees them (2 bytes + 8/256 per
+ * parameter instead of 8); on = 0 dequantizes back. wn_gpt_adamw then
+ * updates the 8-bit state. WN_ERR_NOMEM leaves the model as it was. */
+wn_err wn_gpt_set_adam8(wn_gpt *m, int on);
+/* The 8-bit state (borrowed, for checkpoints and the device copy), when the
+ * moments are 8-bit (returns 1; 0 otherwise, *s untouched; s may be NULL):
+ * one code per parameter in tensor order for m and for v; one absmax per
+ * block, each tensor's wn_adam8_blocks(size) blocks in tensor order; the
+ * moment is maps[code] x absmax, maps = the signed map for m then the
+ * unsigned one for v (wn_adam8_maps). */
+typedef struct {
+    uint8_t *code_m, *code_v;
+    float *absmax_m, *absmax_v;
+    const float *maps; /* 512 */
+    size_t n, nblocks;
+} wn_gpt_adam8_state;
+int wn_gpt_adam8(wn_gpt *m, wn_gpt_adam8_state *s);
+
+/* Activation recomputation (see model.c): the forward keeps each block's
+ * output only and the backward recomputes a block's activations before its
+ * gradients; the gradients are bit-identical, activation memory drops from
+ * about L (16 N C + B NH T^2) to L N C + 15 N C + B NH T^2 floats, and a
+ * step costs about a quarter more. Switching discards the last forward. */
+void wn_gpt_set_recompute(wn_gpt *m, int on);
 
 /* Linear warmup to max_lr over `warmup` steps, then cosine decay to min_lr at
  * step `total` (steps 0-based). */
@@ -121,11 +148,13 @@ uint32_t wn_gpt_sample(const wn_gpt *m, int b, int T, float temperature, int top
 
 /* Memory (bytes) the CPU model needs for a forward + backward over B x T:
  * parameters, their gradients, AdamW's two moments, the stored activations
- * and activation gradients, and scratch. */
+ * and activation gradients, and scratch; opts: WN_GPT_MEM_ADAM8 (8-bit
+ * moments), WN_GPT_MEM_RECOMPUTE (activation recomputation), or'ed. */
 typedef struct {
     double params, grads, optimizer, activations, scratch, total;
 } wn_gpt_mem;
-void wn_gpt_memory(const wn_gpt_config *c, int B, int T, wn_gpt_mem *out);
+enum { WN_GPT_MEM_ADAM8 = 1, WN_GPT_MEM_RECOMPUTE = 2 };
+void wn_gpt_memory(const wn_gpt_config *c, int B, int T, int opts, wn_gpt_mem *out);
 
 /* Floating-point operations of one forward+backward over B*T tokens
  * (6 N per token for the matrix products plus attention), for MFU and

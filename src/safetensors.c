@@ -503,48 +503,55 @@ wn_err wn_st_gpt_load_file(wn_gpt **m, const char *path, int heads_hint, wn_errb
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static const wn_tensor *sort_base;
-static int tensor_cmp(const void *a, const void *b)
+static const wn_st_out *sort_base;
+static int out_cmp(const void *a, const void *b)
 {
     return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
 }
 
-wn_err wn_st_gpt_write(wn_gpt *m, const char *const *meta, int n_meta, wn_st_sink sink, void *arg, wn_errbuf *err)
+static int dtype_bytes(const char *d)
 {
-    wn_tensor *t;
-    int n = wn_gpt_tensors(m, &t);
-    int *ord = wn_malloc((size_t)n * sizeof *ord);
+    for (size_t i = 0; i < WN_ARRAY_LEN(dtypes); i++)
+        if (!strcmp(dtypes[i].name, d)) return dtypes[i].bytes;
+    return 0;
+}
+
+static uint64_t out_bytes(const wn_st_out *t)
+{
+    uint64_t n = (uint64_t)dtype_bytes(t->dtype);
+    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+wn_err wn_st_write(const wn_st_out *t, int n, const char *const *meta, int n_meta, wn_st_sink sink, void *arg,
+                   wn_errbuf *err)
+{
+    for (int i = 0; i < n; i++)
+        if (!dtype_bytes(t[i].dtype) || t[i].ndim < 0 || t[i].ndim > WN_ST_MAX_DIMS)
+            return wn_fail(err, WN_ERR_USAGE, "safetensors: tensor '%s': dtype '%s' or %d dimensions not writable",
+                           t[i].name, t[i].dtype, t[i].ndim);
+    int *ord = wn_malloc((size_t)(n ? n : 1) * sizeof *ord);
     if (!ord) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) ord[i] = i;
     sort_base = t; /* qsort has no context argument in C11; the writer is not called concurrently */
-    qsort(ord, (size_t)n, sizeof *ord, tensor_cmp);
+    qsort(ord, (size_t)n, sizeof *ord, out_cmp);
 
-    const wn_gpt_config *c = wn_gpt_cfg(m);
-    wn_buf cj = {0}, h = {0};
+    wn_buf h = {0};
     wn_jw w;
-    wn_jw_init(&w, &cj, 0);
-    wn_jw_obj_begin(&w);
-    wn_jw_key(&w, "vocab"); wn_jw_i64(&w, c->vocab);
-    wn_jw_key(&w, "context"); wn_jw_i64(&w, c->context);
-    wn_jw_key(&w, "layers"); wn_jw_i64(&w, c->layers);
-    wn_jw_key(&w, "heads"); wn_jw_i64(&w, c->heads);
-    wn_jw_key(&w, "dim"); wn_jw_i64(&w, c->dim);
-    wn_jw_obj_end(&w);
-
     wn_jw_init(&w, &h, 0);
     wn_jw_obj_begin(&w);
-    wn_jw_key(&w, "__metadata__");
-    wn_jw_obj_begin(&w);
-    wn_jw_key(&w, "format"); wn_jw_str(&w, "pt");
-    wn_jw_key(&w, "winnow_config"); wn_jw_strn(&w, cj.p, cj.len);
-    for (int i = 0; i < n_meta; i++) { wn_jw_key(&w, meta[2 * i]); wn_jw_str(&w, meta[2 * i + 1]); }
-    wn_jw_obj_end(&w);
+    if (n_meta > 0) {
+        wn_jw_key(&w, "__metadata__");
+        wn_jw_obj_begin(&w);
+        for (int i = 0; i < n_meta; i++) { wn_jw_key(&w, meta[2 * i]); wn_jw_str(&w, meta[2 * i + 1]); }
+        wn_jw_obj_end(&w);
+    }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
-        const wn_tensor *x = &t[ord[i]];
+        const wn_st_out *x = &t[ord[i]];
         wn_jw_key(&w, x->name);
         wn_jw_obj_begin(&w);
-        wn_jw_key(&w, "dtype"); wn_jw_str(&w, "F32");
+        wn_jw_key(&w, "dtype"); wn_jw_str(&w, x->dtype);
         wn_jw_key(&w, "shape");
         wn_jw_arr_begin(&w);
         for (int d = 0; d < x->ndim; d++) wn_jw_i64(&w, x->shape[d]);
@@ -552,7 +559,7 @@ wn_err wn_st_gpt_write(wn_gpt *m, const char *const *meta, int n_meta, wn_st_sin
         wn_jw_key(&w, "data_offsets");
         wn_jw_arr_begin(&w);
         wn_jw_u64(&w, off);
-        off += (uint64_t)x->size * 4;
+        off += out_bytes(x);
         wn_jw_u64(&w, off);
         wn_jw_arr_end(&w);
         wn_jw_obj_end(&w);
@@ -569,14 +576,50 @@ wn_err wn_st_gpt_write(wn_gpt *m, const char *const *meta, int n_meta, wn_st_sin
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)(h.len >> (8 * i));
     if (sink(arg, len, 8) || sink(arg, h.p, h.len)) goto fail;
     for (int i = 0; i < n; i++)
-        if (sink(arg, t[ord[i]].data, t[ord[i]].size * 4)) goto fail;
+        if (sink(arg, t[ord[i]].data, (size_t)out_bytes(&t[ord[i]]))) goto fail;
     goto cleanup;
 fail:
     e = wn_fail(err, WN_ERR_IO, "safetensors: write failed: %s", strerror(errno));
 cleanup:
     wn_free(ord);
-    wn_buf_free(&cj);
     wn_buf_free(&h);
+    return e;
+}
+
+wn_err wn_st_gpt_write(wn_gpt *m, const char *const *meta, int n_meta, wn_st_sink sink, void *arg, wn_errbuf *err)
+{
+    wn_tensor *t;
+    int n = wn_gpt_tensors(m, &t);
+    const wn_gpt_config *c = wn_gpt_cfg(m);
+    wn_buf cj = {0};
+    wn_jw w;
+    wn_jw_init(&w, &cj, 0);
+    wn_jw_obj_begin(&w);
+    wn_jw_key(&w, "vocab"); wn_jw_i64(&w, c->vocab);
+    wn_jw_key(&w, "context"); wn_jw_i64(&w, c->context);
+    wn_jw_key(&w, "layers"); wn_jw_i64(&w, c->layers);
+    wn_jw_key(&w, "heads"); wn_jw_i64(&w, c->heads);
+    wn_jw_key(&w, "dim"); wn_jw_i64(&w, c->dim);
+    wn_jw_obj_end(&w);
+    wn_st_out *o = wn_calloc((size_t)n, sizeof *o);
+    const char **mt = wn_malloc((size_t)(2 + n_meta) * 2 * sizeof *mt);
+    wn_err e = WN_OK;
+    if (!o || !mt || !cj.p) {
+        e = wn_fail(err, WN_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < n; i++)
+        o[i] = (wn_st_out){t[i].name, "F32", t[i].ndim, {t[i].shape[0], t[i].shape[1]}, t[i].data};
+    mt[0] = "format";
+    mt[1] = "pt";
+    mt[2] = "winnow_config";
+    mt[3] = cj.p;
+    for (int i = 0; i < 2 * n_meta; i++) mt[4 + i] = meta[i];
+    e = wn_st_write(o, n, mt, 2 + n_meta, sink, arg, err);
+cleanup:
+    wn_free(o);
+    wn_free(mt);
+    wn_buf_free(&cj);
     return e;
 }
 

@@ -76,8 +76,23 @@ wn_err wn_st_gpt_config(const wn_st_file *f, int heads_hint, wn_gpt_config *cfg,
 /* A new model with the file's parameters. */
 wn_err wn_st_gpt_load(wn_gpt **m, const wn_st_file *f, int heads_hint, wn_errbuf *err);
 
-/* Byte sink for the writer: returns 0 on success. */
+/* Byte sink for the writers: returns 0 on success. */
 typedef int (*wn_st_sink)(void *arg, const void *p, size_t n);
+/* One tensor for wn_st_write: name, dtype (a name of the table in
+ * safetensors.c: "F32", "U8", ...), shape, and its data (borrowed;
+ * elements x the dtype's size bytes, little-endian). */
+typedef struct {
+    const char *name, *dtype;
+    int ndim;
+    int64_t shape[WN_ST_MAX_DIMS];
+    const void *data;
+} wn_st_out;
+/* Writes any tensors as safetensors to a sink: tensors sorted by name, data
+ * in that order, header padded with spaces to 8 bytes; meta: n_meta (key,
+ * value) string pairs, in this order, as "__metadata__" (left out when
+ * n_meta is 0). WN_ERR_USAGE for an unknown dtype. */
+wn_err wn_st_write(const wn_st_out *t, int n, const char *const *meta, int n_meta, wn_st_sink sink, void *arg,
+                   wn_errbuf *err);
 /* Writes the model as safetensors to a sink. meta: n_meta (key, value)
  * string pairs added after "format" and "winnow_config". */
 wn_err wn_st_gpt_write(wn_gpt *m, const char *const *meta, int n_meta, wn_st_sink sink, void *arg,

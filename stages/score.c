@@ -326,7 +326,7 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
         int steps = (int)wn_param(st, "train_steps")->i;
         float lr = (float)wn_param(st, "train_lr")->f;
         wn_fit_opts o = {steps, (int)wn_param(st, "train_batch")->i, cfg.context, steps / 10, lr, lr / 10,
-                         0.1f, 1.0f, (uint64_t)wn_param(st, "train_seed")->i};
+                         0.1f, 1.0f, (uint64_t)wn_param(st, "train_seed")->i, 0, 0}; /* float moments, stored activations */
         ms->train_tokens = c.all.n;
         e = wn_gpt_fit(ms->m, c.all.p, c.all.n, &o, &ms->fit, &st->err);
         s->flops += ms->fit.flops;

@@ -189,6 +189,13 @@ int wn_cuda_adamw(float *params, const float *grads, float *m, float *v, size_t 
 {
     return wn_ref_adamw(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, decay);
 }
+int wn_cuda_adamw8(float *params, const float *grads, unsigned char *qm, float *absmax_m, unsigned char *qv,
+                   float *absmax_v, const float *maps, size_t n, float lr, float beta1, float beta2, float eps,
+                   float weight_decay, int t, int decay)
+{
+    return wn_ref_adamw8(params, grads, qm, absmax_m, qv, absmax_v, maps, n, lr, beta1, beta2, eps, weight_decay, t,
+                         decay);
+}
 int wn_cuda_sumsq(double *out, const float *x, size_t n) { return wn_ref_sumsq(out, x, n); }
 int wn_cuda_scale(float *x, float k, size_t n) { return wn_ref_scale(x, k, n); }
 

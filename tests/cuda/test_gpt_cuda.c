@@ -25,7 +25,15 @@
  *     1e-5 + 1e-4 |ref|, G as the gradients; device gradients untouched;
  *     EL2N from the device logits within 1e-6 + 1e-5 |ref|;
  *   - errors: a token id >= V is WN_ERR_INPUT, backward without a forward
- *     (and a second backward) is WN_ERR_STATE, each with a message.
+ *     (and a second backward) is WN_ERR_STATE, each with a message;
+ *   - 8-bit AdamW moments (a model with wn_gpt_set_adam8 on both sides):
+ *     codes and scales go up and down bit for bit; three training steps as
+ *     above, then parameters within 5e-5 + 1e-4 |ref|, the dequantized m and
+ *     v within 1.5% of the tensor's largest (one code step at the top of
+ *     the map: the gradients differ in the last bits, so a moment at a
+ *     boundary between two codes may round the other way), the scales
+ *     within 1e-3 relative; moving moments between an 8-bit device and a
+ *     float model is WN_ERR_USAGE.
  * Every comparison prints its largest absolute and relative error.
  * Without a GPU only the last check that needs none runs (wn_gpt_cuda_new
  * fails with "no CUDA device", or "built without CUDA") and a SKIP line says
@@ -37,6 +45,7 @@
 #include <string.h>
 
 #include "../../kernels/gpt_kernels.h"
+#include "adam8.h"
 #include "gpt_cuda.h"
 #include "gradproj.h"
 #include "model.h"
@@ -462,6 +471,116 @@ done:
     free(w0);
 }
 
+/* Every tensor's dequantized 8-bit moments (m, then v: 2 x P floats). */
+static float *dequantize_moments(wn_gpt *m)
+{
+    wn_gpt_adam8_state a;
+    if (!wn_gpt_adam8(m, &a)) return NULL;
+    float *out = malloc(2 * a.n * sizeof *out);
+    if (!out) return NULL;
+    wn_tensor *t;
+    int nt = wn_gpt_tensors(m, &t);
+    size_t off = 0, boff = 0;
+    for (int i = 0; i < nt; off += t[i].size, boff += wn_adam8_blocks(t[i].size), i++) {
+        wn_adam8_dequantize(out + off, a.code_m + off, a.absmax_m + boff, t[i].size, a.maps);
+        wn_adam8_dequantize(out + a.n + off, a.code_v + off, a.absmax_v + boff, t[i].size, a.maps + 256);
+    }
+    return out;
+}
+
+static void adam8_checks(void)
+{
+    const wn_gpt_config cfg = {97, 20, 2, 4, 32};
+    const int V = cfg.vocab, T = 16, B = 4;
+    const size_t n = (size_t)B * T;
+    wn_gpt *m = NULL, *d = NULL, *f = NULL;
+    wn_gpt_cuda *g = NULL;
+    wn_errbuf err = {{0}};
+    uint32_t *in = malloc(n * sizeof *in), *tg = malloc(n * sizeof *tg);
+    float *w = malloc(n * sizeof *w), *qa = NULL, *qb = NULL;
+    if (!in || !tg || !w || wn_gpt_new(&m, &cfg, 42, &err) || wn_gpt_new(&d, &cfg, 42, &err) ||
+        wn_gpt_new(&f, &cfg, 42, &err) || wn_gpt_set_adam8(m, 1) || wn_gpt_set_adam8(d, 1)) {
+        result("8-bit: set-up (host memory, CPU models)", 0);
+        goto done;
+    }
+    wn_err e = wn_gpt_cuda_new(&g, m, 0, &err);
+    if (e) printf("  wn_gpt_cuda_new: %s\n", err.msg);
+    result("8-bit: wn_gpt_cuda_new with 8-bit moments", e == WN_OK);
+    if (e) goto done;
+
+    /* round trip of codes and scales */
+    wn_gpt_adam8_state a, b;
+    wn_gpt_adam8(m, &a);
+    wn_gpt_adam8(d, &b);
+    for (size_t i = 0; i < a.n; i++) a.code_m[i] = (uint8_t)rnd(), a.code_v[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < a.nblocks; i++) a.absmax_m[i] = (float)rnd() * 1e-12f, a.absmax_v[i] = (float)rnd() * 1e-15f;
+    int ok = !wn_gpt_cuda_upload(g, m, WN_GPT_CUDA_MOMENTS, &err) && !wn_gpt_cuda_download(g, d, WN_GPT_CUDA_MOMENTS, &err);
+    ok = ok && !memcmp(a.code_m, b.code_m, 2 * a.n) && !memcmp(a.absmax_m, b.absmax_m, 2 * a.nblocks * sizeof(float));
+    memset(a.code_m, 0, 2 * a.n);
+    memset(a.absmax_m, 0, 2 * a.nblocks * sizeof(float));
+    ok = ok && !wn_gpt_cuda_upload(g, m, WN_GPT_CUDA_MOMENTS, &err);
+    if (!ok && err.msg[0]) printf("  %s\n", err.msg);
+    result("8-bit: upload then download: codes and scales bit for bit", ok);
+    e = wn_gpt_cuda_download(g, f, WN_GPT_CUDA_MOMENTS, &err);
+    printf("  (%s)\n", err.msg);
+    result("8-bit: moments to a float model: WN_ERR_USAGE with a message", e == WN_ERR_USAGE && strstr(err.msg, "8-bit"));
+
+    /* three training steps */
+    ok = 1;
+    for (int step = 0; step < 3; step++) {
+        wn_adamw o = {1e-3f - 2e-4f * step, 0.9f, 0.95f, 1e-8f, 0.1f};
+        batch(in, tg, w, n, V);
+        char name[64];
+        snprintf(name, sizeof name, "8-bit step %d forward", step + 1);
+        wn_gpt_zero_grad(m);
+        ok &= !wn_gpt_cuda_zero_grad(g, &err);
+        ok &= forward_both(m, g, in, tg, w, B, T, name);
+        ok &= !wn_gpt_backward(m) && !wn_gpt_cuda_backward(g, &err);
+        float ng = -1;
+        wn_gpt_clip_grad(m, 0.25f);
+        ok &= !wn_gpt_cuda_clip_grad(g, 0.25f, &ng, &err);
+        wn_gpt_adamw(m, &o, step + 1);
+        ok &= !wn_gpt_cuda_adamw(g, &o, step + 1, &err);
+    }
+    ok &= !wn_gpt_cuda_sync(g, &err);
+    if (!ok && err.msg[0]) printf("  %s\n", err.msg);
+    result("8-bit: three steps run", ok);
+    ok = !wn_gpt_cuda_download(g, d, WN_GPT_CUDA_PARAMS | WN_GPT_CUDA_MOMENTS, &err);
+    result("8-bit: after 3 steps: parameters within 5e-5 + 1e-4 |ref|", ok && compare_model(m, d, PARAM, 5e-5, 0, 1e-4));
+    qa = dequantize_moments(m);
+    qb = dequantize_moments(d);
+    if (ok && qa && qb) {
+        size_t codes = 0;
+        for (size_t i = 0; i < 2 * a.n; i++) codes += a.code_m[i] != b.code_m[i];
+        printf("  %zu of %zu codes differ\n", codes, 2 * a.n);
+        wn_tensor *t;
+        int nt = wn_gpt_tensors(m, &t);
+        size_t off = 0;
+        for (int i = 0; i < nt; off += t[i].size, i++)
+            for (int k = 0; k < 2; k++) {
+                const float *r = qa + k * a.n + off, *x = qb + k * a.n + off;
+                errs es = compare(r, x, t[i].size, 0, 0);
+                es = compare(r, x, t[i].size, 0.015 * es.max_ref, 0);
+                ok &= report(k ? "v8" : "m8", t[i].name, r, x, t[i].size, es);
+            }
+        errs es = compare(a.absmax_m, b.absmax_m, 2 * a.nblocks, 1e-30, 1e-3);
+        ok &= report("absmax", "all blocks", a.absmax_m, b.absmax_m, 2 * a.nblocks, es);
+    }
+    result("8-bit: after 3 steps: m, v within 1.5% of max, scales within 1e-3", ok && qa && qb);
+    batch(in, tg, w, n, V);
+    forward_both(m, g, in, tg, w, B, T, "8-bit: after 3 steps");
+done:
+    wn_gpt_cuda_free(g);
+    wn_gpt_free(m);
+    wn_gpt_free(d);
+    wn_gpt_free(f);
+    free(in);
+    free(tg);
+    free(w);
+    free(qa);
+    free(qb);
+}
+
 int wn_test_gpt_cuda(int have_gpu, int *passed, int *failed)
 {
     n_pass = n_fail = 0;
@@ -481,6 +600,7 @@ int wn_test_gpt_cuda(int have_gpu, int *passed, int *failed)
         printf("SKIP: no CUDA device: GPU model vs CPU model compiled but not run\n");
     } else {
         gpu_checks();
+        adam8_checks();
     }
     printf("model: %d passed, %d failed\n", n_pass, n_fail);
     *passed = n_pass;

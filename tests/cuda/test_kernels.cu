@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adam8.h"
 #include "device.h"
 #include "gpt_kernels.h"
 #include "gpt_ref.h"
@@ -376,6 +377,31 @@ static void host_adamw(void)
     result("host adamw: first step is lr * sign(g); weight decay flag", ok);
 }
 
+/* 8-bit AdamW reference: from the zero state the first step moves each
+ * parameter by lr * sign(g), as float AdamW (m and v are updated in float
+ * before they are quantized); the element with the largest |g| gets the
+ * code of 1.0 (or of the most negative entry) and absmax |m|; an all-zero
+ * gradient block keeps scale 0. */
+static void host_adamw8(void)
+{
+    size_t n = 300; /* a full block and a short one */
+    float maps[512];
+    wn_adam8_maps(maps);
+    float *p = hrand(n, 1, 0), *g = hrand(n, 0.5f, 1.0f), *p0 = hcopy(p, n), *sm = hfloats(2), *sv = hfloats(2);
+    unsigned char *qm = (unsigned char *)halloc(n), *qv = (unsigned char *)halloc(n);
+    for (size_t i = 0; i < n; i++) g[i] = i >= 256 ? 0.0f : i % 2 ? -g[i] : g[i]; /* |g| in [0.5, 1.5): eps is negligible */
+    g[7] = 3.0f; /* the largest |g| of block 0 */
+    float lr = 1e-2f;
+    wn_ref_adamw8(p, g, qm, sm, qv, sv, maps, n, lr, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0);
+    int ok = sm[1] == 0 && sv[1] == 0 && qm[7] == 255 && qv[7] == 255 && sv[0] > 0;
+    ok &= fabsf(sm[0] - (1.0f - 0.9f) * 3.0f) < 1e-7f;
+    for (size_t i = 0; i < n; i++) {
+        float want = g[i] == 0 ? p0[i] : p0[i] - lr * (g[i] > 0 ? 1.0f : -1.0f);
+        if (fabsf(p[i] - want) > 1e-6f) ok = 0;
+    }
+    result("host adamw8: first step is lr * sign(g); absmax element exact; zero block", ok);
+}
+
 static void host_norm(void)
 {
     const float x[3] = {3.0f, -4.0f, 0.5f};
@@ -650,6 +676,51 @@ static void dev_xent(shape s)
     result("softmax_xent_backward", ok);
 }
 
+/* 8-bit AdamW: two chained steps from random codes and scales (and one
+ * all-zero block), n not a multiple of 256. The kernel is written to give
+ * the reference's bits (round-to-nearest intrinsics, no FMA); the test
+ * prints how many codes differ and accepts rare one-step code differences,
+ * parameters within ATOL + RTOL |ref| and scales within 1e-6 relative. */
+static void dev_adamw8(shape s)
+{
+    size_t n = (size_t)s.C * s.V + 7, nb = (n + 255) / 256;
+    float maps[512];
+    wn_adam8_maps(maps);
+    float *p = hrand(n, 1, 0), *g = hrand(n, 0.1f, 0), *sm = hrand(nb, 0.01f, 0.01f), *sv = hrand(nb, 1e-4f, 1e-4f);
+    unsigned char *qm = (unsigned char *)halloc(n), *qv = (unsigned char *)halloc(n);
+    for (size_t i = 0; i < n; i++) qm[i] = (unsigned char)(rnd() >> 24), qv[i] = (unsigned char)(rnd() >> 24);
+    sm[1] = sv[1] = 0;
+    for (size_t i = 256; i < 512; i++) g[i] = 0;
+    for (int decay = 0; decay < 2; decay++) {
+        float *d_p = dup(p, n), *d_g = dup(g, n), *d_sm = dup(sm, nb), *d_sv = dup(sv, nb), *d_maps = dup(maps, 512);
+        unsigned char *d_qm = dup(qm, n), *d_qv = dup(qv, n);
+        float *p2 = hcopy(p, n), *sm2 = hcopy(sm, nb), *sv2 = hcopy(sv, nb);
+        unsigned char *qm2 = (unsigned char *)halloc(n), *qv2 = (unsigned char *)halloc(n);
+        memcpy(qm2, qm, n);
+        memcpy(qv2, qv, n);
+        for (int t = 5; t <= 6; t++) {
+            wn_ref_adamw8(p2, g, qm2, sm2, qv2, sv2, maps, n, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, t, decay);
+            RUN("adamw8", wn_cuda_adamw8(d_p, d_g, d_qm, d_sm, d_qv, d_sv, d_maps, n, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                                         t, decay));
+        }
+        int ok = compare("params", p2, down(d_p, n), n, ATOL, RTOL);
+        ok &= compare("absmax m", sm2, down(d_sm, nb), nb, 0, 1e-6f);
+        ok &= compare("absmax v", sv2, down(d_sv, nb), nb, 0, 1e-6f);
+        unsigned char *hq = (unsigned char *)halloc(2 * n);
+        int dl = wn_cuda_download(hq, d_qm, n) || wn_cuda_download(hq + n, d_qv, n);
+        size_t diff = 0, far = 0;
+        for (size_t i = 0; i < n; i++) {
+            int a = abs((int)hq[i] - qm2[i]), b = abs((int)hq[n + i] - qv2[i]);
+            diff += (a != 0) + (b != 0);
+            far += (a > 1) + (b > 1);
+        }
+        printf("  adamw8 (%s): %zu of %zu codes differ from the reference (%zu by more than one step)\n",
+               decay ? "decay" : "no decay", diff, 2 * n, far);
+        ok &= !dl && far == 0 && diff <= 2 * n / 1000;
+        result(decay ? "adamw8 (weight decay)" : "adamw8 (no decay)", ok);
+    }
+}
+
 static void dev_adamw(shape s)
 {
     size_t n = (size_t)s.C * s.V + 7;
@@ -777,6 +848,17 @@ static void bench(void)
     float *p = drand(nparams, 0.02f, 0), *g = drand(nparams, 0.01f, 0), *m = drand(nparams, 0, 0);
     float *v = drand(nparams, 0, 0);
     BENCH("adamw (124M params)", 0, wn_cuda_adamw(p, g, m, v, nparams, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1));
+    {
+        size_t nb = (nparams + 255) / 256;
+        float maps[512];
+        wn_adam8_maps(maps);
+        unsigned char *q = (unsigned char *)dalloc(2 * nparams);
+        float *sc = drand(2 * nb, 0, 0), *d_maps = (float *)dalloc(sizeof maps);
+        wn_cuda_upload(d_maps, maps, sizeof maps);
+        wn_cuda_memset0(q, 2 * nparams);
+        BENCH("adamw8 (124M params)", 0, wn_cuda_adamw8(p, g, q, sc, q + nparams, sc + nb, d_maps, nparams, 6e-4f,
+                                                        0.9f, 0.95f, 1e-8f, 0.1f, 1, 1));
+    }
     double ss;
     BENCH("sumsq (124M params)", 0, wn_cuda_sumsq(&ss, g, nparams));
     BENCH("scale (124M params)", 0, wn_cuda_scale(g, 0.999f, nparams));
@@ -813,6 +895,7 @@ int main(int argc, char **argv)
     host_xent();
     host_encoder();
     host_adamw();
+    host_adamw8();
     host_norm();
     hfree_all();
     printf("host: %d passed, %d failed\n", g_pass, g_fail);
@@ -834,7 +917,7 @@ int main(int argc, char **argv)
     /* Odd sizes (no dimension a multiple of 32; heads of 21), then a
      * power-of-two shape with 64-wide heads. */
     void (*const tests[])(shape) = {dev_encoder,     dev_layernorm, dev_matmul, dev_attention,
-                                     dev_elementwise, dev_xent,      dev_adamw,  dev_norm};
+                                     dev_elementwise, dev_xent,      dev_adamw,  dev_adamw8, dev_norm};
     const shape shapes[2] = {{3, 67, 84, 4, 1031}, {2, 128, 128, 2, 2048}};
     for (int k = 0; k < 2; k++) {
         shape s = shapes[k];

@@ -9,8 +9,10 @@
 #     - a GPU visible: --device cuda and auto train on it (train.json "device": "cuda"), the
 #       per-step training losses stay within 1e-3 relative of the CPU run's, and --stop-after +
 #       --resume completes the run with losses within 1e-3 of the straight one (the GPU run is
-#       not bitwise reproducible: the embedding gradient uses atomic adds). This branch has
-#       not been run yet: no GPU was available when it was written.
+#       not bitwise reproducible: the embedding gradient uses atomic adds); with --adam-8bit
+#       the same against a CPU run with --adam-8bit, and a GPU checkpoint (--stop-after 5)
+#       resumed on the CPU. This branch has not been run yet: no GPU was available when it
+#       was written (the 8-bit part was added later, also without a GPU).
 . "$(dirname "$0")/lib.sh"
 
 D=$T/data
@@ -128,6 +130,24 @@ EOF
         # --bf16 against fp32 on the GPU, on learnable data (a noisy 64-state cycle: the loss falls
         # from ln 64 = 4.16 to about 1.5), 150 steps of L2 C64: per-step losses within 0.05 + 2%
         bf16_vs_fp32
+        # 8-bit AdamW moments: the device keeps them in 8 bits (wn_cuda_adamw8); the checkpoint
+        # format is the CPU's, so a GPU run can go on on the CPU.
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/gpu8" --device cuda --adam-8bit 2>"$T/gpu8.err"
+        check "GPU --adam-8bit exits 0" [ $? -eq 0 ] || cat "$T/gpu8.err" >&2
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/cpu8" --device cpu --adam-8bit 2>"$T/cpu8.err"
+        "$CUDA_BIN" train "${ARGS[@]}" --out "$T/x8" --device cuda --adam-8bit --stop-after 5 2>"$T/x8.err" &&
+            "$CUDA_BIN" train --out "$T/x8" --resume --device cpu 2>>"$T/x8.err"
+        check "GPU --adam-8bit checkpoint resumed on the CPU exits 0" [ $? -eq 0 ] || cat "$T/x8.err" >&2
+        python3 - "$T/cpu8/train.json" "$T/gpu8/train.json" "$T/x8/train.json" <<'EOF'
+import json, sys
+cpu, gpu, res = (json.load(open(p)) for p in sys.argv[1:])
+assert gpu["device"] == "cuda" and gpu["memory"]["adam_8bit"] and res["steps"] == 12 and res["complete"]
+for name, a, b in (("8-bit gpu vs cpu", cpu, gpu), ("8-bit gpu, resumed on the cpu", gpu, res)):
+    worst = max(abs(x - y) / abs(x) for x, y in zip(a["train_loss"], b["train_loss"]))
+    print(f"{name}: largest relative difference of the training losses {worst:.2e}")
+    assert worst < 1e-3, name
+EOF
+        check "GPU --adam-8bit: losses within 1e-3 of the CPU's, and across a GPU -> CPU resume" [ $? -eq 0 ]
     fi
 else
     echo "SKIP: $CUDA_BIN is not a CUDA build: CUDA-build checks not run"

@@ -545,3 +545,109 @@ TEST(model_sampling)
     CHECK(fabs((double)hits / n - p) < 5 * sd);
     wn64_gpt_free(m);
 }
+
+/* ---- activation recomputation ----------------------------------------------
+ * --recompute runs each block's forward again in the backward (model.c):
+ * the gradients, the layer features handed to the score stage, the losses
+ * and the parameters after training must be the same bits as without it. */
+
+typedef struct {
+    uint64_t h; /* FNV-1a over everything handed over */
+    int calls;
+} layer_hash;
+
+static void hash_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) *h = (*h ^ b[i]) * 0x100000001b3ull;
+}
+
+static void hash_layer(void *ctx, const char *name, const float *X, const float *G, int N, int in, int out)
+{
+    layer_hash *lh = ctx;
+    hash_bytes(&lh->h, name, strlen(name));
+    hash_bytes(&lh->h, X, (size_t)N * in * sizeof *X);
+    hash_bytes(&lh->h, G, (size_t)N * out * sizeof *G);
+    lh->calls++;
+}
+
+TEST(model_recompute_bit_identical)
+{
+    const wn_gpt_config c = {37, 16, 3, 2, 16};
+    enum { NMAX = 2 * 16 };
+    uint32_t in[NMAX], tg[NMAX];
+    float w[NMAX];
+    uint64_t s = 21;
+    for (int i = 0; i < NMAX; i++) {
+        in[i] = (uint32_t)(urand(&s) * 37);
+        tg[i] = (uint32_t)(urand(&s) * 37);
+        w[i] = (float)(i % 3);
+    }
+    wn_gpt *a, *b;
+    CHECK_EQ_INT(wn_gpt_new(&a, &c, 4, NULL), WN_OK);
+    CHECK_EQ_INT(wn_gpt_new(&b, &c, 4, NULL), WN_OK);
+    wn_gpt_set_recompute(b, 1);
+    wn_tensor *ta, *tb;
+    wn_gpt_tensors(a, &ta);
+    wn_gpt_tensors(b, &tb);
+    size_t np = wn_gpt_num_params(a);
+    /* two batch shapes; a second backward after one forward accumulates */
+    static const int shapes[2][2] = {{2, 11}, {1, 16}};
+    for (int k = 0; k < 2; k++) {
+        int B = shapes[k][0], T = shapes[k][1];
+        float la = 0, lb = 1;
+        wn_gpt_zero_grad(a);
+        wn_gpt_zero_grad(b);
+        CHECK_EQ_INT(wn_gpt_forward(a, in, tg, w, B, T, &la), WN_OK);
+        CHECK_EQ_INT(wn_gpt_forward(b, in, tg, w, B, T, &lb), WN_OK);
+        CHECK(memcmp(&la, &lb, sizeof la) == 0);
+        CHECK(memcmp(wn_gpt_logits(a), wn_gpt_logits(b), (size_t)B * T * 37 * sizeof(float)) == 0);
+        for (int rep = 0; rep < 2; rep++) {
+            CHECK_EQ_INT(wn_gpt_backward(a), WN_OK);
+            CHECK_EQ_INT(wn_gpt_backward(b), WN_OK);
+            CHECK(memcmp(ta[0].grad, tb[0].grad, np * sizeof(float)) == 0);
+        }
+        layer_hash ha = {0xcbf29ce484222325ull, 0}, hb = ha;
+        CHECK_EQ_INT(wn_gpt_backward_layers(a, 3, hash_layer, &ha), WN_OK);
+        CHECK_EQ_INT(wn_gpt_backward_layers(b, 3, hash_layer, &hb), WN_OK);
+        CHECK(ha.calls == 1 + 4 * 3 && hb.calls == ha.calls && ha.h == hb.h);
+        CHECK(memcmp(ta[0].grad, tb[0].grad, np * sizeof(float)) == 0); /* left untouched */
+    }
+    /* training: the same losses and parameters, step after step */
+    int same = 1;
+    for (int step = 0; step < 5; step++) {
+        wn_adamw o = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f};
+        float la = 0, lb = 1;
+        wn_gpt_zero_grad(a);
+        wn_gpt_zero_grad(b);
+        CHECK_EQ_INT(wn_gpt_forward(a, in, tg, NULL, 2, 16, &la), WN_OK);
+        CHECK_EQ_INT(wn_gpt_forward(b, in, tg, NULL, 2, 16, &lb), WN_OK);
+        CHECK_EQ_INT(wn_gpt_backward(a), WN_OK);
+        CHECK_EQ_INT(wn_gpt_backward(b), WN_OK);
+        wn_gpt_clip_grad(a, 1);
+        wn_gpt_clip_grad(b, 1);
+        wn_gpt_adamw(a, &o, step + 1);
+        wn_gpt_adamw(b, &o, step + 1);
+        same &= la == lb && !memcmp(ta[0].data, tb[0].data, np * sizeof(float));
+    }
+    CHECK(same);
+    /* switching discards the forward (the layout changes) */
+    wn_gpt_set_recompute(b, 0);
+    CHECK_EQ_INT(wn_gpt_backward(b), WN_ERR_STATE);
+    wn_gpt_free(a);
+    wn_gpt_free(b);
+
+    /* memory: recompute keeps one block's activations instead of L, besides
+     * every block's output: (L - 1) (15 N C + 4 N + B NH T^2) floats less */
+    const wn_gpt_config g2 = {50257, 1024, 12, 12, 768};
+    wn_gpt_mem plain, rec, both;
+    wn_gpt_memory(&g2, 4, 1024, 0, &plain);
+    wn_gpt_memory(&g2, 4, 1024, WN_GPT_MEM_RECOMPUTE, &rec);
+    wn_gpt_memory(&g2, 4, 1024, WN_GPT_MEM_RECOMPUTE | WN_GPT_MEM_ADAM8, &both);
+    double N = 4.0 * 1024, C = 768;
+    fprintf(stderr, "  GPT-2 small B=4: activations %.0f -> %.0f bytes\n", plain.activations, rec.activations);
+    CHECK(plain.activations - rec.activations == 11 * (15 * N * C + 4 * N + 4.0 * 12 * 1024 * 1024) * 4);
+    CHECK(plain.optimizer == rec.optimizer && plain.params == both.params && rec.activations == both.activations);
+    /* 8-bit: 2 bytes per parameter plus 2 floats per block of 256 */
+    CHECK(both.optimizer < plain.optimizer / 3.9 && both.optimizer > plain.optimizer / 4);
+}
