@@ -1,6 +1,7 @@
 # winnow - build, test, bench, fuzz.
 #
-#   make            ./winnow (CUDA objects too when nvcc is found; CUDA=0|1 overrides)
+#   make            ./winnow (CUDA objects too when nvcc is found; CUDA=0|1 overrides;
+#                   MPI for `mpirun ... winnow train` when mpicc is found; MPI=0|1 overrides)
 #   make test       unit tests, fuzz-corpus replay and end-to-end tests, under ASan/UBSan
 #   make bench      benchmarks (see BENCHMARKS.md)
 #   make fuzz       libFuzzer runs (clang), FUZZ_SECONDS each
@@ -38,6 +39,24 @@ CPPFLAGS += -DWN_BLAS=$(BLAS)
 LIBS     += $(if $(filter 1,$(BLAS)),-lopenblas)
 $(info winnow: matrix products: $(if $(filter 1,$(BLAS)),OpenBLAS (cblas_sgemm),hand-written loops$(if $(filter 0,$(BLAS)), (OpenBLAS not found or BLAS=0),)))
 
+# MPI (src/mpi.c; data-parallel `winnow train` under mpirun) when an MPI
+# compiler wrapper or pkg-config file is found and a test program links;
+# MPI=0|1 overrides. The flags come from the wrapper (OpenMPI's
+# --showme:compile/link), else pkg-config (ompi-c, then mpich); winnow is
+# still linked with $(CC). The sanitized test build (build/san) never has MPI.
+MPICC ?= mpicc
+ifneq ($(MPI),0)
+  MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || pkg-config --cflags ompi-c 2>/dev/null || \
+                        pkg-config --cflags mpich 2>/dev/null)
+  MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null || pkg-config --libs ompi-c 2>/dev/null || \
+                        pkg-config --libs mpich 2>/dev/null)
+endif
+ifeq ($(origin MPI), undefined)
+  MPI := $(shell printf '\043include <mpi.h>\nint main(int c,char**v){MPI_Init(&c,&v);return MPI_Finalize();}\n' | \
+           $(CC) $(MPI_CFLAGS) -x c - -o /dev/null $(MPI_LIBS) >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+$(info winnow: MPI: $(if $(filter 1,$(MPI)),yes (mpirun -np N ./winnow train: data-parallel),no$(if $(filter 0,$(MPI)), (mpicc not found or MPI=0),)))
+
 ifeq ($(CUDA),1)
   B := build/cuda
 else
@@ -59,25 +78,35 @@ else
   $(info winnow: CPU-only build$(if $(filter 0,$(CUDA)), (nvcc not found or CUDA=0),))
 endif
 
+ifeq ($(MPI),1)
+  CPPFLAGS_BIN += -DWN_MPI=1
+  BIN_LIBS     += $(MPI_LIBS)
+  # Only src/mpi.c includes <mpi.h>; MPI's include directory goes before
+  # -Isrc there so that <mpi.h> is the library's, not src/mpi.h.
+  $(B)/src/mpi.o: MPI_PRE := $(MPI_CFLAGS)
+endif
+
 .PHONY: all test unit e2e fuzz-replay bench fuzz deps cuda-check clean
 all: winnow
 
 winnow: $(B)/src/main.o $(OBJ) $(BIN_EXTRA) build/config
 	$(CC) $(CFLAGS) -fopenmp -o $@ $(filter %.o,$^) $(LIBS) $(BIN_LIBS)
 
-# Relink when the CUDA setting changes.
+# Relink when the CUDA or MPI setting changes.
 build/config: FORCE
 	@mkdir -p build
-	@echo "CUDA=$(CUDA) BLAS=$(BLAS)" | cmp -s - $@ || echo "CUDA=$(CUDA) BLAS=$(BLAS)" >$@
+	@echo "CUDA=$(CUDA) BLAS=$(BLAS) MPI=$(MPI)" | cmp -s - $@ || echo "CUDA=$(CUDA) BLAS=$(BLAS) MPI=$(MPI)" >$@
 .PHONY: FORCE
 FORCE:
 # ... and rebuild the model when the BLAS setting changes.
 $(B)/src/model.o build/san/src/model.o build/san/tests/unit/test_model.o: build/config
+# ... and src/mpi.c (stubs or MPI) when the MPI setting changes.
+$(B)/src/mpi.o: build/config
 
 $(B)/%.o: %.c $(wildcard src/*.h) stages/stages.def kernels/device.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
+	@$(CC) $(MPI_PRE) $(CPPFLAGS) $(CPPFLAGS_BIN) $(CFLAGS) $(WARN) -c $< -o $@
 
 build/cuda/kernels/%.o: kernels/%.cu kernels/device.h
 	@mkdir -p $(dir $@)
@@ -251,7 +280,7 @@ fuzz:
 	done
 
 DEB_PACKAGES := build-essential libzstd-dev libarchive-dev libpcre2-dev libxxhash-dev libyaml-dev fasttext libcurl4-openssl-dev \
-                libutf8proc-dev libopenblas-dev zstd xxhash python3 gzip bzip2 xz-utils tar
+                libutf8proc-dev libopenblas-dev zstd xxhash python3 gzip bzip2 xz-utils tar openmpi-bin libopenmpi-dev
 deps:
 	@if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "deps: all installed"; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -41,7 +41,18 @@
  * what is downloaded for checkpoints (parameters and moments) and sampling
  * (parameters). auto is cuda when this build has CUDA and a device is
  * visible, else cpu.
+ *
+ * Ranks (mpirun -np R; mpi.h): data parallelism on the CPU. Every rank builds
+ * the same model (same seed or checkpoint) and reads the same global batch of
+ * B sequences; rank k trains on rows [k B/R, (k+1) B/R). After its backward
+ * the gradients are combined so that the update is the one-process update
+ * on the whole batch (dp_combine), and every rank takes the same AdamW step;
+ * parameters stay identical (checked by a checksum at every checkpoint). The
+ * validation batches are split by rows the same way and their sums reduced.
+ * Rank 0 alone writes checkpoints, train.json, progress and samples. Errors
+ * stop every rank: see "data parallelism" below.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <sys/resource.h>
@@ -50,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -61,6 +73,7 @@
 #include "gpt_cuda.h"
 #include "json.h"
 #include "model.h"
+#include "mpi.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "../kernels/device.h"
@@ -110,6 +123,8 @@ static const char *const usage =
     "  --tf32              with cuda: TF32 tensor cores for the matrix products (faster; default full fp32)\n"
     "  --bf16              with cuda: bf16 matrix products (fp32 accumulation and master weights; the\n"
     "                      products' inputs kept in bf16: less activation memory; loss tracks fp32 closely)\n"
+    "  under mpirun -np R  data-parallel on the CPU: each rank takes B / R sequences of every step (B must be\n"
+    "                      a multiple of R); the update equals one process's on the whole batch\n"
     "memory:\n"
     "  --adam-8bit         AdamW moments in 8 bits (block-wise dynamic quantization, blocks of 256): about\n"
     "                      2 bytes per parameter instead of 8; kept by --resume, which cannot change it\n"
@@ -489,6 +504,12 @@ typedef struct {
     int have_rapl;
     uint64_t rapl0;          /* energy counters at the start */
     wn_energy_gpu_mark gpu0; /* --device cuda: the GPUs' counters at the start */
+    /* MPI (one process: rank 0 of 1, rows = B) */
+    int rank, ranks, rows; /* this rank, the rank count, this rank's rows (sequences) of each batch */
+    int synced;            /* every rank got through start-up */
+    int stopped;           /* the ranks agreed to stop: no more collectives */
+    int quiet;             /* stopping for another rank's error: it prints */
+    int sym_err;           /* the error happened on every rank at the same point */
 } run;
 
 /* The shortest decimal that reads back as the same float. */
@@ -522,23 +543,30 @@ static int stalled(const run *r, int patience, double margin)
     return since >= patience;
 }
 
+/* The validation loss over the first --val-batches batches. With MPI each
+ * rank takes its rows of every batch (as in training; fewer or none in a
+ * short last batch) and the sums are reduced; one rank takes whole batches. */
 static wn_err validation(run *r, float *loss, wn_errbuf *err)
 {
-    double sum = 0, wsum = 0;
+    double s[2] = {0, 0}; /* sum of loss * weight, sum of weights */
     wn_loader_rewind(r->val);
     for (int b = 0; b < r->o.val_batches; b++) {
         int n = wn_loader_next(r->val, r->B, r->in, r->tg, r->w);
         if (!n) break;
+        int lo = r->rank * r->rows, cnt = n - lo < r->rows ? n - lo : r->rows;
+        if (cnt <= 0) continue;
+        size_t off = (size_t)lo * (size_t)r->T;
         float l;
-        wn_err e = r->g ? wn_gpt_cuda_forward(r->g, r->in, r->tg, r->w, n, r->T, &l, err)
-                        : wn_gpt_forward(r->m, r->in, r->tg, r->w, n, r->T, &l);
+        wn_err e = r->g ? wn_gpt_cuda_forward(r->g, r->in + off, r->tg + off, r->w + off, cnt, r->T, &l, err)
+                        : wn_gpt_forward(r->m, r->in + off, r->tg + off, r->w + off, cnt, r->T, &l);
         if (e) return r->g ? e : wn_fail(err, e, "validation forward failed");
         double ws = 0;
-        for (size_t i = 0; i < (size_t)n * (size_t)r->T; i++) ws += r->w[i];
-        sum += (double)l * ws;
-        wsum += ws;
+        for (size_t i = 0; i < (size_t)cnt * (size_t)r->T; i++) ws += r->w[off + i];
+        s[0] += (double)l * ws;
+        s[1] += ws;
     }
-    *loss = wsum > 0 ? (float)(sum / wsum) : 0.0f;
+    wn_mpi_allreduce_sum_f64(s, 2);
+    *loss = s[1] > 0 ? (float)(s[0] / s[1]) : 0.0f;
     return WN_OK;
 }
 
@@ -560,6 +588,7 @@ static wn_err add_val(run *r, uint32_t step, float loss, wn_errbuf *err)
 /* Prints PROMPT + a sampled continuation of SAMPLE_TOKENS tokens (stdout). */
 static wn_err sample(run *r, const char *when, wn_errbuf *err)
 {
+    if (r->rank) return WN_OK; /* rank 0 prints for all */
     /* on the CPU model, with the device's parameters */
     if (r->g) {
         wn_err e = wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS, err);
@@ -900,6 +929,14 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
     }
     wn_jw_obj_end(&w);
     wn_jw_key(&w, "device"); wn_jw_str(&w, r->g ? "cuda" : "cpu");
+    { /* MPI ranks: each trained on rows / B of every step's tokens; validation split by rows */
+        wn_jw_key(&w, "ranks"); wn_jw_i64(&w, r->ranks);
+        wn_jw_key(&w, "sequences_per_rank"); wn_jw_i64(&w, r->rows);
+        wn_jw_key(&w, "tokens_per_rank");
+        wn_jw_arr_begin(&w);
+        for (int k = 0; k < r->ranks; k++) wn_jw_u64(&w, r->tokens / (uint64_t)r->ranks);
+        wn_jw_arr_end(&w);
+    }
     if (r->g) {
         const char *peak_what;
         double peak = wn_gpt_cuda_peak_flops(r->g, &peak_what);
@@ -929,13 +966,133 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
     return e;
 }
 
+/* ---- data parallelism (MPI ranks) ------------------------------------------------ */
+
+/* Combines the ranks' gradients after each backward. Rank k's forward gave
+ * the loss num_k / den_k over its rows (num = sum w nll, den = sum w) and its
+ * backward the gradient of that. The whole batch's loss is
+ * sum num_k / sum den_k, whose gradient is sum_k (den_k / sum den) grad_k:
+ * each rank scales its gradient by its share of the weight, then the
+ * gradients are summed over ranks. Gradient clipping, which follows, then
+ * sees the global norm. Returns the whole batch's loss, the same on every
+ * rank. w: this rank's rows' weights (1 without a weights sidecar, as the
+ * loader fills them). */
+static float dp_combine(run *r, const float *w)
+{
+    size_t n = (size_t)r->rows * (size_t)r->T, np = wn_gpt_num_params(r->m);
+    const float *nll = wn_gpt_token_nll(r->m);
+    double s[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        s[0] += (double)w[i] * nll[i];
+        s[1] += w[i];
+    }
+    double den = s[1];
+    wn_mpi_allreduce_sum_f64(s, 2);
+    wn_tensor *t;
+    int nt = wn_gpt_tensors(r->m, &t);
+    float *g = t[0].grad, k = s[1] > 0 ? (float)(den / s[1]) : 0.0f;
+    WN_CHECK(t[nt - 1].grad + t[nt - 1].size == g + np); /* one array, in tensor order */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < np; i++) g[i] *= k;
+    wn_mpi_allreduce_sum_f32(g, np);
+    return s[1] > 0 ? (float)(s[0] / s[1]) : 0.0f;
+}
+
+/* The ranks' parameters must stay bit-identical (same gradients, same
+ * AdamW step); a checksum of them reduced with min and max proves it. Every
+ * rank calls it at every checkpoint, and after every step with the
+ * environment variable WINNOW_MPI_CHECK=1 (the tests). */
+static wn_err dp_verify(run *r, wn_errbuf *err)
+{
+    if (r->ranks == 1) return WN_OK;
+    wn_tensor *t;
+    wn_gpt_tensors(r->m, &t);
+    int64_t lo = (int64_t)XXH64(t[0].data, wn_gpt_num_params(r->m) * sizeof(float), 0), hi = lo;
+    wn_mpi_allreduce_min_i64(&lo, 1);
+    wn_mpi_allreduce_max_i64(&hi, 1);
+    if (lo == hi) return WN_OK;
+    r->sym_err = 1; /* every rank sees it */
+    return wn_fail(err, WN_ERR_INTERNAL, "step %llu: the parameters differ across the %d ranks (checksums %016llx .. "
+                   "%016llx): the gradient all-reduce did not give every rank the same sum",
+                   (unsigned long long)r->step, r->ranks, (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* Stopping together. Before training starts the ranks meet at agreement
+ * points (dp_agree: after rank 0 settles a checkpoint to resume, and at the
+ * end of start-up): each says whether it failed, and if any did, all stop
+ * there; the lowest failing rank prints its message, the others stop
+ * quietly with its exit status, and nobody is left waiting in a collective.
+ * A rank that fails between two points reaches the next one from the
+ * cleanup path (dp_stop). Once training runs, an error that every rank hits
+ * at the same step (divergence, the checksum) is printed by rank 0 and all
+ * return; any other error (a failed forward, rank 0's checkpoint write)
+ * happened on one rank while the others wait in a collective, so that rank
+ * prints it with its number and calls MPI_Abort, which ends the job. */
+static wn_err dp_agree(run *r, wn_err e, wn_errbuf *err)
+{
+    if (r->ranks == 1) return e;
+    /* lowest failing rank and its error code in one value (codes are < 16) */
+    static_assert(WN_ERR__COUNT <= 16, "error codes fit 4 bits");
+    int64_t key = e ? (int64_t)r->rank * 16 + e : (int64_t)r->ranks * 16;
+    wn_mpi_allreduce_min_i64(&key, 1);
+    if (key == (int64_t)r->ranks * 16) return WN_OK;
+    r->stopped = 1;
+    if (key / 16 == r->rank) return e;
+    r->quiet = 1;
+    return wn_fail(err, (wn_err)(key % 16), "rank %lld failed", (long long)(key / 16));
+}
+
+/* From the cleanup path with an error e on this rank (see dp_agree). */
+static wn_err dp_stop(run *r, wn_err e, wn_errbuf *err)
+{
+    if (r->ranks == 1 || r->stopped) return e;
+    if (!r->synced) return dp_agree(r, e, err);
+    if (r->sym_err) {
+        r->quiet = r->rank != 0;
+        return e;
+    }
+    fprintf(stderr, "winnow train: rank %d of %d: %s; stopping all ranks\n", r->rank, r->ranks,
+            err->msg[0] ? err->msg : wn_err_name(e));
+    wn_mpi_abort(e == WN_ERR_USAGE ? 2 : 1);
+}
+
+/* The start-up checks of a run across ranks: each takes B / R sequences,
+ * on the CPU. */
+static wn_err dp_check(run *r, wn_errbuf *err)
+{
+    if (r->ranks == 1) return WN_OK;
+    if (r->auto_batch)
+        return wn_fail(err, WN_ERR_USAGE, "--batch 0 (planned batch) under MPI: the ranks may see different free "
+                       "memory; give --batch N, a multiple of the %d ranks", r->ranks);
+    if (r->B % r->ranks)
+        return wn_fail(err, WN_ERR_USAGE, "--batch %d is not a multiple of the %d MPI ranks: each rank trains on "
+                       "batch / ranks sequences of every step; use --batch %d or %d", r->B, r->ranks,
+                       r->B > r->ranks ? (r->B / r->ranks) * r->ranks : r->ranks,
+                       (r->B / r->ranks + 1) * r->ranks);
+    return WN_OK;
+}
+
+/* A test hook: WINNOW_MPI_TEST_FAIL=RANK:STEP makes rank RANK fail at the
+ * start of step STEP (1-based), as a crashed or broken rank would, so that the
+ * tests can check that the job stops and says which rank failed and why. */
+static wn_err dp_injected_failure(const run *r, wn_errbuf *err)
+{
+    const char *v = getenv("WINNOW_MPI_TEST_FAIL");
+    int rank, step;
+    if (!v || sscanf(v, "%d:%d", &rank, &step) != 2 || rank != r->rank || (uint64_t)step != r->step + 1)
+        return WN_OK;
+    return wn_fail(err, WN_ERR_IO, "step %d: injected failure (WINNOW_MPI_TEST_FAIL=%s)", step, v);
+}
+
 static wn_err checkpoint(run *r, int complete, wn_errbuf *err)
 {
+    wn_err e = dp_verify(r, err);
+    if (e || r->rank) return e; /* rank 0 writes */
     char tmp[4300], stepbuf[32];
     snprintf(tmp, sizeof tmp, "%s.tmp", r->path_opt);
     snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)r->step);
     const char *meta[] = {"winnow_step", stepbuf};
-    wn_err e = r->g ? wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS | WN_GPT_CUDA_MOMENTS, err) : WN_OK;
+    e = r->g ? wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS | WN_GPT_CUDA_MOMENTS, err) : WN_OK;
     if (!e) e = write_optimizer(r, tmp, err);
     if (!e) e = wn_st_gpt_save(r->m, r->path_model, meta, 1, err);
     if (!e && rename(tmp, r->path_opt)) e = wn_fail(err, WN_ERR_IO, "%s: rename failed: %s", tmp, strerror(errno));
@@ -987,12 +1144,15 @@ done:
 
 static int fail(wn_err e, const wn_errbuf *err)
 {
-    fprintf(stderr, "winnow train: %s\n", err->msg[0] ? err->msg : wn_err_name(e));
+    const char *msg = err->msg[0] ? err->msg : wn_err_name(e);
+    if (wn_mpi_size() > 1) fprintf(stderr, "winnow train: rank %d of %d: %s\n", wn_mpi_rank(), wn_mpi_size(), msg);
+    else fprintf(stderr, "winnow train: %s\n", msg);
     return e == WN_ERR_USAGE ? 2 : 1;
 }
 
 static int bad_usage(const char *fmt, const char *arg)
 {
+    if (wn_mpi_rank()) return 2; /* the same command line fails on every rank: rank 0 says why */
     fprintf(stderr, "winnow train: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n(`winnow train --help` lists the options)\n");
@@ -1007,6 +1167,8 @@ int wn_cmd_train(int argc, char **argv)
     run r;
     memset(&r, 0, sizeof r);
     opts_defaults(&r.o);
+    r.rank = wn_mpi_rank();
+    r.ranks = wn_mpi_size();
     wn_errbuf err = {{0}};
     wn_err e = WN_OK;
     int given[N_FLAGS] = {0};
@@ -1023,7 +1185,10 @@ int wn_cmd_train(int argc, char **argv)
             opts_free(&r.o);
             return bad_usage("%s needs a value", argv[i]);
         }
-        if ((e = set_flag(&r.o, k, argv[++i], &err))) { opts_free(&r.o); return fail(e, &err); }
+        if ((e = set_flag(&r.o, k, argv[++i], &err))) { /* the same on every rank: rank 0 says it */
+            opts_free(&r.o);
+            return r.rank ? 2 : fail(e, &err);
+        }
     }
     opts *o = &r.o;
     if (o->plan) {
@@ -1037,9 +1202,14 @@ int wn_cmd_train(int argc, char **argv)
         opts_free(o);
         return rc;
     }
-    /* cuda: this build must have CUDA and see a device; auto: cuda when it does */
+    if (r.ranks > 1 && !strcmp(device, "cuda")) {
+        opts_free(o);
+        return bad_usage("--device cuda under MPI (%s ranks): data-parallel training runs on the CPU so far; use "
+                         "--device cpu, or one rank for the GPU", r.ranks == 2 ? "2" : "several");
+    }
+    /* cuda: this build must have CUDA and see a device; auto: cuda when it does (one rank) */
     int want_gpu = 0;
-    if (strcmp(device, "cpu")) {
+    if (strcmp(device, "cpu") && r.ranks == 1) {
         if (!wn_cuda_built()) {
             if (!strcmp(device, "cuda")) {
                 opts_free(o);
@@ -1078,7 +1248,10 @@ int wn_cmd_train(int argc, char **argv)
     if (o->resume) {
         /* The saved options first, then the command line over them; what
          * fixes the model or the data order cannot change. */
-        if ((e = settle_checkpoint(&r, &err))) goto out;
+        /* rank 0 first: settling may rename optimizer.bin.tmp, which the others then read */
+        if (r.rank == 0) e = settle_checkpoint(&r, &err);
+        if ((e = dp_agree(&r, e, &err))) goto out;
+        if (r.rank && (e = settle_checkpoint(&r, &err))) goto out;
         opts saved;
         opts_defaults(&saved);
         uint64_t st;
@@ -1156,6 +1329,7 @@ int wn_cmd_train(int argc, char **argv)
     }
     r.B = o->batch;
     r.auto_batch = !o->batch; /* decided once the vocabulary is known */
+    if ((e = dp_check(&r, &err))) goto out;
 
     /* Data: shards, vocabulary, token statistics. */
     if ((e = wn_loader_open(&r.train, o->data, r.T, 1, (uint64_t)o->seed, &err))) goto out;
@@ -1205,6 +1379,7 @@ int wn_cmd_train(int argc, char **argv)
                 budget / (1024.0 * 1024.0), what);
     }
 
+    r.rows = r.B / r.ranks;
     size_t bt = (size_t)r.B * (size_t)r.T;
     r.in = wn_malloc(bt * sizeof *r.in);
     r.tg = wn_malloc(bt * sizeof *r.tg);
@@ -1241,6 +1416,13 @@ int wn_cmd_train(int argc, char **argv)
                                 "stores them all as without the flag\n");
         }
     }
+    /* every rank got here: from now on all take the same steps (see dp_agree) */
+    if ((e = dp_agree(&r, WN_OK, &err))) goto out;
+    r.synced = 1;
+    if (r.rank == 0 && r.ranks > 1)
+        fprintf(stderr, "winnow train: %d MPI ranks, %d sequences each per step; validation split across ranks\n",
+                r.ranks, r.rows);
+    if (r.rank == 0)
     fprintf(stderr,
             "winnow train: model L=%d H=%d C=%d T=%d V=%d (%.2f M parameters); data %llu tokens in %d shard%s, "
             "unigram entropy %.3f bits (%.3f nats); B=%d, %d steps%s\n",
@@ -1249,14 +1431,14 @@ int wn_cmd_train(int argc, char **argv)
             wn_loader_num_shards(r.train) == 1 ? "" : "s", r.entropy_bits, r.entropy_bits * M_LN2, r.B, o->steps,
             o->resume ? " (resumed)" : "");
 
-    r.progress = isatty(2);
+    r.progress = isatty(2) && r.rank == 0;
     r.wall_start = wn_now();
     r.have_rapl = wn_energy_rapl(&r.rapl0);
     if (r.g) r.gpu0 = wn_energy_gpu_start();
     if (r.val && !o->resume) {
         float vl;
         if ((e = validation(&r, &vl, &err)) || (e = add_val(&r, 0, vl, &err))) goto out;
-        fprintf(stderr, "step %d/%d: val loss %.4f\n", 0, o->steps, (double)vl);
+        if (r.rank == 0) fprintf(stderr, "step %d/%d: val loss %.4f\n", 0, o->steps, (double)vl);
     }
     uint64_t end = o->stop_after > 0 && (uint64_t)o->stop_after < (uint64_t)o->steps ? (uint64_t)o->stop_after
                                                                                       : (uint64_t)o->steps;
@@ -1264,6 +1446,8 @@ int wn_cmd_train(int argc, char **argv)
     uint64_t tok_run = 0;
     int has_w = wn_loader_has_weights(r.train);
     wn_adamw adam = {0, 0.9f, 0.95f, 1e-8f, (float)o->weight_decay};
+    size_t off = (size_t)r.rank * (size_t)r.rows * (size_t)r.T; /* this rank's rows of each batch */
+    int check_every_step = getenv("WINNOW_MPI_CHECK") && !strcmp(getenv("WINNOW_MPI_CHECK"), "1");
     while (r.step < end) {
         double t0 = wn_now();
         adam.lr = wn_lr_schedule((int)r.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
@@ -1277,9 +1461,14 @@ int wn_cmd_train(int argc, char **argv)
                 (e = wn_gpt_cuda_adamw(r.g, &adam, (int)r.step + 1, &err)) || (e = wn_gpt_cuda_sync(r.g, &err)))
                 goto out;
         } else {
+            if ((e = dp_injected_failure(&r, &err))) goto out;
             wn_gpt_zero_grad(r.m);
-            if ((e = wn_gpt_forward(r.m, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss))) goto out;
+            if ((e = wn_gpt_forward(r.m, r.in + off, r.tg + off, has_w ? r.w + off : NULL, r.rows, r.T, &loss))) {
+                e = wn_fail(&err, e, "step %llu: forward failed: %s", (unsigned long long)r.step + 1, wn_err_name(e));
+                goto out;
+            }
             if ((e = wn_gpt_backward(r.m))) goto out;
+            if (r.ranks > 1) loss = dp_combine(&r, r.w + off);
             norm = wn_gpt_clip_grad(r.m, (float)o->grad_clip);
             wn_gpt_adamw(r.m, &adam, (int)r.step + 1);
         }
@@ -1289,7 +1478,9 @@ int wn_cmd_train(int argc, char **argv)
         t_train += dt;
         tok_run += bt;
         r.tok_per_s = (double)tok_run / t_train;
+        if (check_every_step && (e = dp_verify(&r, &err))) goto out;
         if (!isfinite(loss)) {
+            r.sym_err = 1; /* the loss is the whole batch's: every rank stops here */
             e = wn_fail(&err, WN_ERR_INPUT, "step %llu: the loss is %f: training diverged (lower --lr?)",
                         (unsigned long long)r.step, (double)loss);
             goto out;
@@ -1308,7 +1499,7 @@ int wn_cmd_train(int argc, char **argv)
                     (unsigned long long)r.step, o->steps, (double)loss, (double)adam.lr, (double)norm, (double)bt / dt,
                     mf, dt * 1e3);
         }
-        if (at_val || (!r.progress && !r.val && r.step % (uint64_t)(o->steps / 10 ? o->steps / 10 : 1) == 0)) {
+        if (r.rank == 0 && (at_val || (!r.progress && !r.val && r.step % (uint64_t)(o->steps / 10 ? o->steps / 10 : 1) == 0))) {
             char vs[48] = "";
             if (at_val) snprintf(vs, sizeof vs, ", val loss %.4f", (double)vl);
             if (r.peak_flops > 0) snprintf(mf, sizeof mf, ", MFU %.1f%%", 100 * mfu(&r, r.tok_per_s));
@@ -1326,7 +1517,7 @@ int wn_cmd_train(int argc, char **argv)
     }
     int complete = r.step == (uint64_t)o->steps || r.early;
     if ((e = checkpoint(&r, complete, &err))) goto out;
-    if (r.early)
+    if (r.early && r.rank == 0)
         fprintf(stderr, "winnow train: early stop: no validation improvement of more than %g in %d evaluations; "
                         "%llu steps (%llu tokens) not run\n",
                 o->early_margin, o->early_stop, (unsigned long long)(o->steps - r.step),
@@ -1336,14 +1527,18 @@ int wn_cmd_train(int argc, char **argv)
         snprintf(when, sizeof when, "step %llu, end", (unsigned long long)r.step);
         if ((e = sample(&r, when, &err))) goto out;
     }
-    fprintf(stderr, "winnow train: %s at step %llu/%d", complete ? "done" : "stopped", (unsigned long long)r.step,
-            o->steps);
-    if (r.step) fprintf(stderr, ": train loss %.4f", (double)r.train_loss[r.step - 1]);
-    if (r.n_val) fprintf(stderr, "%s val loss %.4f", r.step ? "," : ":", (double)r.vals[r.n_val - 1].loss);
-    fprintf(stderr, "; %.0f tokens/s", r.tok_per_s);
-    if (r.peak_flops > 0) fprintf(stderr, ", MFU %.1f%%", 100 * mfu(&r, r.tok_per_s));
-    fprintf(stderr, "; wrote %s\n", o->out);
+    if (r.rank == 0) {
+        fprintf(stderr, "winnow train: %s at step %llu/%d", complete ? "done" : "stopped", (unsigned long long)r.step,
+                o->steps);
+        if (r.step) fprintf(stderr, ": train loss %.4f", (double)r.train_loss[r.step - 1]);
+        if (r.n_val) fprintf(stderr, "%s val loss %.4f", r.step ? "," : ":", (double)r.vals[r.n_val - 1].loss);
+        fprintf(stderr, "; %.0f tokens/s", r.tok_per_s);
+        if (r.ranks > 1) fprintf(stderr, " (%d ranks)", r.ranks);
+        if (r.peak_flops > 0) fprintf(stderr, ", MFU %.1f%%", 100 * mfu(&r, r.tok_per_s));
+        fprintf(stderr, "; wrote %s\n", o->out);
+    }
 out:
+    if (e) e = dp_stop(&r, e, &err); /* may end the job (MPI_Abort) */
     wn_loader_free(r.train);
     wn_loader_free(r.val);
     wn_gpt_cuda_free(r.g);
@@ -1355,5 +1550,6 @@ out:
     wn_free(r.train_loss);
     wn_free(r.vals);
     opts_free(&r.o);
+    if (e && r.quiet) return e == WN_ERR_USAGE ? 2 : 1; /* another rank printed why */
     return e ? fail(e, &err) : 0;
 }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "energy.h"
 #include "manifest.h"
+#include "mpi.h"
 #include "run.h"
 #include "stage.h"
 
@@ -210,15 +211,43 @@ static int cmd_report(int argc, char **argv)
     return e ? fail(e, &err) : 0;
 }
 
+static int dispatch(int argc, char **argv);
+
+/* Under mpirun with more than one rank only `train` is data-parallel
+ * (README "Scale-out (MPI)"); anything else would run N times over the same
+ * outputs, so it stops before doing anything. One rank works as before. */
+static int refused_under_mpi(const char *cmd)
+{
+    if (wn_mpi_size() < 2 || !strcmp(cmd, "train")) return 0;
+    if (wn_mpi_rank() == 0) {
+        if (!strcmp(cmd, "run"))
+            fprintf(stderr, "winnow: run: pipeline runs under MPI are not implemented yet (%d ranks): run the "
+                            "pipeline as one process (or mpirun -np 1); only `winnow train` is data-parallel "
+                            "across ranks so far\n", wn_mpi_size());
+        else
+            fprintf(stderr, "winnow: %s: not supported under MPI with more than one rank (%d ranks): only "
+                            "`winnow train` runs across ranks; run it as one process\n", cmd, wn_mpi_size());
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
+{
+    if (wn_mpi_init(&argc, &argv)) return 2;
+    int rc = argc >= 2 && refused_under_mpi(argv[1]) ? 2 : dispatch(argc, argv);
+    wn_mpi_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) { fputs(usage_main, stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
     if (!strcmp(cmd, "--version")) {
         int n = wn_cuda_device_count();
-        printf("winnow %s (%s build; %d CUDA device%s visible)\n", WN_VERSION,
-               wn_cuda_built() ? "CUDA" : "CPU-only", n, n == 1 ? "" : "s");
+        printf("winnow %s (%s build; %d CUDA device%s visible; %s)\n", WN_VERSION,
+               wn_cuda_built() ? "CUDA" : "CPU-only", n, n == 1 ? "" : "s", wn_mpi_built() ? "with MPI" : "no MPI");
         for (int i = 0; i < n; i++) {
             char desc[256];
             if (!wn_cuda_device_describe(i, desc, sizeof desc)) printf("  cuda:%d %s\n", i, desc);
