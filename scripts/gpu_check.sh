@@ -35,6 +35,7 @@ step test_kernels 300 ./build/cuda/test_kernels
 step test_score_device 300 env WINNOW="$PWD/winnow" bash tests/e2e/test_score_device.sh
 step test_train_device 300 bash tests/e2e/test_train_device.sh
 step test_energy 300 bash tests/e2e/test_energy.sh
+step test_synth_device 300 env WINNOW="$PWD/winnow" bash tests/e2e/test_synth_device.sh
 step bench_train_gpu 400 bash tests/bench/bench_train_gpu.sh
 [ -x build/bench_score_gpu ] && step bench_score_gpu 300 ./build/bench_score_gpu
 [ -x build/bench_minhash_gpu ] && step bench_minhash_gpu 300 ./build/bench_minhash_gpu

@@ -64,13 +64,24 @@ int64_t wn_gen_pick(const float *l, int V, const wn_gen_opts *o, uint64_t *rng, 
 wn_err wn_gen_run(wn_gpt *m, const wn_ids *prompts, size_t n, int batch, const wn_gen_opts *o, uint64_t *rngs,
                   wn_ids *outs, uint64_t *forward_tokens)
 {
+    wn_errbuf err;
+    return wn_gen_run_on(m, NULL, prompts, n, batch, o, rngs, outs, forward_tokens, &err);
+}
+
+wn_err wn_gen_run_on(wn_gpt *m, wn_gpt_cuda *gpu, const wn_ids *prompts, size_t n, int batch, const wn_gen_opts *o,
+                     uint64_t *rngs, wn_ids *outs, uint64_t *forward_tokens, wn_errbuf *err)
+{
     const wn_gpt_config *cfg = wn_gpt_cfg(m);
     int ctx = cfg->context, V = cfg->vocab;
     if (batch < 1) batch = 1;
     uint32_t *in = wn_malloc((size_t)batch * (size_t)ctx * sizeof *in);
     size_t *act = wn_malloc((size_t)batch * sizeof *act);
+    /* GPU: the rows to sample from, downloaded */
+    int64_t *rows = gpu ? wn_malloc((size_t)batch * sizeof *rows) : NULL;
+    float *glog = gpu ? wn_malloc((size_t)batch * (size_t)V * sizeof *glog) : NULL;
     wn_gen_scratch sc = {0};
-    wn_err e = in && act ? WN_OK : WN_ERR_NOMEM;
+    wn_err e = in && act && (!gpu || (rows && glog)) ? WN_OK : WN_ERR_NOMEM;
+    err->msg[0] = 0;
     for (size_t i = 0; i < n; i++) outs[i].n = 0;
     for (size_t g0 = 0; !e && g0 < n; g0 += (size_t)batch) {
         size_t gn = n - g0 < (size_t)batch ? n - g0 : (size_t)batch, na = 0;
@@ -93,13 +104,26 @@ wn_err wn_gen_run(wn_gpt *m, const wn_ids *prompts, size_t n, int batch, const w
                 }
                 for (size_t t = w; t < (size_t)T; t++) row[t] = 0; /* padding after the sequence: never attended */
             }
-            if ((e = wn_gpt_forward(m, in, NULL, NULL, (int)na, T, NULL))) break;
+            const float *logits;
+            if (gpu) { /* one row per sequence, row r of the batch holding its logits */
+                for (size_t r = 0; r < na; r++) {
+                    size_t len = prompts[act[r]].n + outs[act[r]].n, w = len < (size_t)ctx ? len : (size_t)ctx;
+                    rows[r] = (int64_t)(r * (size_t)T + w - 1);
+                }
+                if ((e = wn_gpt_cuda_forward(gpu, in, NULL, NULL, (int)na, T, NULL, err)) ||
+                    (e = wn_gpt_cuda_logits_rows(gpu, rows, (int)na, glog, err)))
+                    break;
+                logits = glog;
+            } else {
+                if ((e = wn_gpt_forward(m, in, NULL, NULL, (int)na, T, NULL))) break;
+                logits = wn_gpt_logits(m);
+            }
             if (forward_tokens) *forward_tokens += na * (size_t)T;
-            const float *logits = wn_gpt_logits(m);
             size_t keep = 0;
             for (size_t r = 0; r < na; r++) {
                 size_t i = act[r], len = prompts[i].n + outs[i].n, w = len < (size_t)ctx ? len : (size_t)ctx;
-                int64_t id = wn_gen_pick(logits + ((size_t)r * T + w - 1) * V, V, o, &rngs[i], &sc);
+                const float *row = gpu ? logits + r * (size_t)V : logits + ((size_t)r * T + w - 1) * V;
+                int64_t id = wn_gen_pick(row, V, o, &rngs[i], &sc);
                 if (id < 0) { e = WN_ERR_NOMEM; break; }
                 int done = id == o->stop_id;
                 if (!done && wn_ids_push(&outs[i], (uint32_t)id)) { e = WN_ERR_NOMEM; break; }
@@ -111,5 +135,7 @@ wn_err wn_gen_run(wn_gpt *m, const wn_ids *prompts, size_t n, int batch, const w
     wn_gen_scratch_free(&sc);
     wn_free(in);
     wn_free(act);
+    wn_free(rows);
+    wn_free(glog);
     return e;
 }

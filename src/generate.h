@@ -21,6 +21,7 @@
 #ifndef WN_GENERATE_H
 #define WN_GENERATE_H
 
+#include "gpt_cuda.h"
 #include "model.h"
 
 typedef struct {
@@ -51,6 +52,12 @@ int64_t wn_gen_pick(const float *logits, int V, const wn_gen_opts *o, uint64_t *
  * (cleared first). rngs[i] is prompt i's generator state. *forward_tokens
  * (may be NULL) adds the tokens run through the model. Errors: the forward's
  * codes (WN_ERR_INPUT for an id outside the vocabulary), WN_ERR_NOMEM. */
+/* The same with the forwards on the GPU copy gpu of m (NULL: the CPU): each
+ * step downloads one logits row per sequence and picks on the host. The GPU's
+ * logits differ from the CPU's in the last bits, so a draw near a tie can
+ * go the other way: same seed, same device => same text. */
+wn_err wn_gen_run_on(wn_gpt *m, wn_gpt_cuda *gpu, const wn_ids *prompts, size_t n, int batch, const wn_gen_opts *o,
+                     uint64_t *rngs, wn_ids *outs, uint64_t *forward_tokens, wn_errbuf *err);
 wn_err wn_gen_run(wn_gpt *m, const wn_ids *prompts, size_t n, int batch, const wn_gen_opts *o, uint64_t *rngs,
                   wn_ids *outs, uint64_t *forward_tokens);
 

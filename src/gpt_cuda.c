@@ -589,6 +589,18 @@ wn_err wn_gpt_cuda_backward_layers(wn_gpt_cuda *g, int blocks, wn_gpt_cuda_layer
     return backward_impl(g, blocks, fn, ctx, err);
 }
 
+wn_err wn_gpt_cuda_logits_rows(wn_gpt_cuda *g, const int64_t *rows, int n, float *out, wn_errbuf *err)
+{
+    if (!g->B) return wn_fail(err, WN_ERR_STATE, "cuda: logits need a forward just before");
+    size_t V = (size_t)g->cfg.vocab, N = (size_t)g->B * g->T;
+    for (int i = 0; i < n; i++) {
+        if (rows[i] < 0 || (size_t)rows[i] >= N) return wn_fail(err, WN_ERR_USAGE, "cuda: logits row %lld of %zu",
+                                                                 (long long)rows[i], N);
+        TRY(wn_cuda_download(out + i * V, g->a.logits + (size_t)rows[i] * V, V * sizeof(float)), "download logits");
+    }
+    return WN_OK;
+}
+
 wn_err wn_gpt_cuda_token_el2n(wn_gpt_cuda *g, float *el2n, wn_errbuf *err)
 {
     if (!g->B || !g->have_targets)
@@ -822,6 +834,12 @@ wn_err wn_gpt_cuda_set_bf16(wn_gpt_cuda *g, int on, wn_errbuf *err)
 {
     (void)g;
     (void)on;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+
+wn_err wn_gpt_cuda_logits_rows(wn_gpt_cuda *g, const int64_t *rows, int n, float *out, wn_errbuf *err)
+{
+    (void)g, (void)rows, (void)n, (void)out;
     return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
 }
 

@@ -101,6 +101,11 @@ void wn_cuda_proj_free(wn_cuda_proj *p); /* accepts NULL */
 wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const int64_t *start, int nseq,
                           const float *scale, float *feats, wn_errbuf *err);
 
+/* Copies rows of the last forward's logits (rows[i] in [0, B*T), each V
+ * floats) to out (n x V) on the host: for sampling, which needs one row per
+ * sequence. WN_ERR_STATE without a valid forward. */
+wn_err wn_gpt_cuda_logits_rows(wn_gpt_cuda *g, const int64_t *rows, int n, float *out, wn_errbuf *err);
+
 /* Device bytes one forward over B sequences of T tokens needs for its
  * activations and token buffers (what ensure_buffers allocates). */
 size_t wn_gpt_cuda_forward_bytes(const wn_gpt_config *c, int B, int T);

@@ -13,7 +13,10 @@
  *             by a winnow GPT checkpoint on the CPU (src/generate.h: batched,
  *             temperature / top-k / top-p, max_tokens, stopping at the
  *             end-of-text token); the completion, decoded and made valid
- *             UTF-8, is the document. The GPU model is not used yet.
+ *             UTF-8, is the document. With device: cuda (or auto and a
+ *             GPU) the forwards run on the GPU (src/gpt_cuda.h) and the
+ *             picks on the host; the text can differ from the CPU's where
+ *             a draw falls near a tie, and is the same run to run.
  *   endpoint  the same prompts sent to an OpenAI-compatible completions or
  *             chat endpoint (src/completions.h: libcurl, a concurrency limit,
  *             retries with backoff, timeouts, a response cache on disk keyed
@@ -57,6 +60,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "../kernels/device.h"
 #include "../src/completions.h"
 #include "../src/fs.h"
 #include "../src/generate.h"
@@ -176,6 +180,7 @@ typedef struct {
     wn_batch gen;       /* gen.docs[j] = the document of jobs[j] */
     /* model mode */
     wn_gpt *m;
+    wn_gpt_cuda *gpu; /* model mode on the GPU (device: cuda, or auto with one), else NULL */
     wn_tokenizer *tok;
     wn_tok_ctx **tctx;
     wn_gen_opts gen_opts;
@@ -214,6 +219,15 @@ static wn_err open_model(wn_stage *st, synth *s)
     if (e) return e == WN_ERR_INPUT ? WN_ERR_MANIFEST : e;
     if ((e = wn_st_gpt_load_file(&s->m, s->model_path, 0, &st->err))) return e;
     if ((e = wn_tokenizer_load(&s->tok, tok, &st->err))) return e;
+    /* device: cuda runs the model on the GPU (an error without one); auto does when one is visible */
+    const char *dev = st->run && st->run->device ? st->run->device : "auto";
+    if (!strcmp(dev, "cuda") || (!strcmp(dev, "auto") && wn_cuda_device_count() > 0)) {
+        if (!wn_cuda_built() || wn_cuda_device_count() < 1)
+            return wn_fail(&st->err, WN_ERR_MANIFEST, "synthesize: device: cuda, but %s",
+                           wn_cuda_built() ? "no CUDA device is visible" : "this winnow was built without CUDA");
+        if ((e = wn_gpt_cuda_new(&s->gpu, s->m, 0, &st->err))) return e;
+        snprintf(st->device_used, sizeof st->device_used, "cuda");
+    }
     int tv = wn_tokenizer_vocab_size(s->tok), mv = wn_gpt_cfg(s->m)->vocab;
     if (tv > mv)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "tokenizer %s has %d tokens, more than the model's vocabulary of %d",
@@ -346,6 +360,7 @@ static void syn_close(wn_stage *st)
     wn_free(s->gjob);
     wn_buf_free(&s->dec);
     wn_tokenizer_free(s->tok);
+    wn_gpt_cuda_free(s->gpu);
     wn_gpt_free(s->m);
     for (size_t i = 0; i < s->cap_reqs; i++) wn_buf_free(&s->reqs[i].text);
     wn_free(s->reqs);
@@ -531,10 +546,11 @@ static wn_err run_model(wn_stage *st, synth *s, const wn_batch *b)
             s->c.prompt_tokens += s->pids[j].n;
         }
     uint64_t ft = 0;
-    wn_err e = wn_gen_run(s->m, s->gp, n, s->batch, &s->gen_opts, s->grng, s->outs, &ft);
+    wn_errbuf gerr;
+    wn_err e = wn_gen_run_on(s->m, s->gpu, s->gp, n, s->batch, &s->gen_opts, s->grng, s->outs, &ft, &gerr);
     s->c.forward_tokens += ft;
     st->flops += 2.0 * (double)wn_gpt_num_params(s->m) * (double)ft; /* a forward: about 2 N per token */
-    if (e) return wn_fail(&st->err, e, "generation failed (%s)", wn_err_name(e));
+    if (e) return wn_fail(&st->err, e, "generation failed (%s)", gerr.msg[0] ? gerr.msg : wn_err_name(e));
     for (size_t k = 0; k < n; k++) {
         job *jb = &s->jobs[s->gjob[k]];
         wn_buf *text = &s->gen.docs[s->gjob[k]].text;
