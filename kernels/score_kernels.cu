@@ -50,6 +50,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "score_kernels.h"
 
@@ -309,5 +310,70 @@ extern "C" int wn_cuda_token_nll_el2n(const float *logits, const uint32_t *targe
         CUDA_TRY(cudaMemcpyToSymbol(d_bad_target, &zero, sizeof zero));
         return fail(WN_CUDA_ERR_TOKEN, "token_nll_el2n: a target is outside [0, %d)", V);
     }
+    return WN_CUDA_OK;
+}
+
+/* ---- exact k-th largest (top-k threshold, quantiles) ------------------------------
+ * The select stage's method on the device: floats map to order-preserving
+ * 32-bit keys; a 65,536-bin histogram of the keys' high halves finds the bin
+ * of the k-th largest, a second one of the low halves inside that bin finds
+ * the key itself. Global atomics (bins are many; contention only on heavy
+ * ties). Exact, deterministic (counts do not depend on the order of adds). */
+
+#define KTH_BINS 65536
+
+__device__ __forceinline__ uint32_t order_key(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+__global__ void kth_hist_kernel(unsigned long long *hist, const float *x, int64_t n, int low, uint32_t high)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t k = order_key(x[i]);
+        if (!low) atomicAdd(&hist[k >> 16], 1ull);
+        else if ((k >> 16) == high) atomicAdd(&hist[k & 0xffffu], 1ull);
+    }
+}
+
+/* From the top bin down: the bin holding the k-th largest (1-based), and the
+ * count strictly above it. */
+static uint32_t kth_bin(const unsigned long long *h, int64_t k, int64_t *above)
+{
+    int64_t cum = 0;
+    for (int b = KTH_BINS - 1; b >= 0; b--) {
+        if (cum + (int64_t)h[b] >= k) {
+            *above = cum;
+            return (uint32_t)b;
+        }
+        cum += (int64_t)h[b];
+    }
+    *above = cum;
+    return 0;
+}
+
+extern "C" int wn_cuda_kth_largest(const float *x, int64_t n, int64_t k, float *value, int64_t *above)
+{
+    ARG_CHECK(x && value && above && n > 0 && k >= 1 && k <= n);
+    float *ws;
+    int rc = workspace(&ws, 2 * KTH_BINS); /* KTH_BINS 64-bit counters */
+    if (rc) return rc;
+    unsigned long long *d_hist = (unsigned long long *)ws;
+    static unsigned long long h[KTH_BINS];
+    int64_t above_hi = 0, above_lo = 0;
+    uint32_t hi = 0, lo = 0;
+    unsigned blocks = (unsigned)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
+    for (int pass = 0; pass < 2; pass++) {
+        CUDA_TRY(cudaMemset(d_hist, 0, sizeof h));
+        kth_hist_kernel<<<blocks, 256>>>(d_hist, x, n, pass, hi);
+        LAUNCHED("kth_hist");
+        CUDA_TRY(cudaMemcpy(h, d_hist, sizeof h, cudaMemcpyDeviceToHost));
+        if (pass == 0) hi = kth_bin(h, k, &above_hi);
+        else lo = kth_bin(h, k - above_hi, &above_lo);
+    }
+    uint32_t key = hi << 16 | lo, u = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
+    memcpy(value, &u, 4);
+    *above = above_hi + above_lo;
     return WN_CUDA_OK;
 }

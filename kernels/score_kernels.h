@@ -56,6 +56,13 @@ int wn_cuda_kron_project(const float *X, const float *G, const int64_t *start, i
  * target >= V (that row's outputs are NaN). */
 int wn_cuda_token_nll_el2n(const float *logits, const uint32_t *targets, int64_t N, int V, float *nll, float *el2n);
 
+/* The k-th largest (1 <= k <= n) of x[0..n) (device, no NaN), exactly:
+ * *value, and *above = how many are strictly greater (so k - *above of the
+ * values equal to it are within the top k): the threshold of a top-k or of a
+ * quantile, as wn_kth_largest (src/gradproj.h). Two 65,536-bin histogram
+ * passes over order-preserving keys; synchronizes. */
+int wn_cuda_kth_largest(const float *x, int64_t n, int64_t k, float *value, int64_t *above);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #include "gradproj.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(WN_BLAS) && WN_BLAS
@@ -207,4 +208,27 @@ void wn_token_nll_el2n(const float *logits, const uint32_t *targets, int64_t N, 
         if (nll) nll[i] = (float)(s_ny < e_y ? log1p(s_ny / e_y) : log(S) + ((double)m - x[y]));
         if (el2n) el2n[i] = (float)sqrt(q_ny / (S * S) + (s_ny / S) * (s_ny / S));
     }
+}
+
+/* ---- k-th largest ---------------------------------------------------------------- */
+
+static int by_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+wn_err wn_kth_largest(const float *x, int64_t n, int64_t k, float *value, int64_t *above)
+{
+    if (n < 1 || k < 1 || k > n) return WN_ERR_USAGE;
+    float *s = wn_malloc((size_t)n * sizeof *s);
+    if (!s) return WN_ERR_NOMEM;
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, by_desc);
+    *value = s[k - 1];
+    int64_t a = k - 1;
+    while (a > 0 && s[a - 1] == s[k - 1]) a--;
+    *above = a;
+    wn_free(s);
+    return WN_OK;
 }

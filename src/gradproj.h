@@ -96,6 +96,11 @@ wn_err wn_kron_project(wn_kron_scratch *s, const float *X, const float *G, const
  * nll or el2n may be NULL (not written). Rows in
  * parallel (OpenMP); each row is one thread's, so results do not depend on
  * the thread count. */
+/* The k-th largest (1 <= k <= n) of x[0..n) (no NaN) into *value, and how
+ * many are strictly greater into *above: the reference of wn_cuda_kth_largest
+ * (a sorted copy; WN_ERR_NOMEM, WN_ERR_USAGE for k outside [1, n]). */
+wn_err wn_kth_largest(const float *x, int64_t n, int64_t k, float *value, int64_t *above);
+
 void wn_token_nll_el2n(const float *logits, const uint32_t *targets, int64_t N, int V, float *nll, float *el2n);
 
 #ifdef __cplusplus

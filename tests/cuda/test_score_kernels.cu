@@ -164,6 +164,21 @@ static void host_checks(void)
     for (int j = 0; j < V; j++) lg[V + j] = 1e4f; /* uniform too, far from 0 */
     wn_token_nll_el2n(lg, tg, 2, V, nll, el2n);
     float wn[2] = {logf((float)V), logf((float)V)}, we[2] = {sqrtf(1 - 1.0f / V), sqrtf(1 - 1.0f / V)};
+    {
+        const float v[4] = {3, 1, 3, 2};
+        const float want[4] = {3, 3, 2, 1};
+        const int64_t above[4] = {0, 0, 2, 3};
+        int ok = 1;
+        for (int k = 1; k <= 4; k++) {
+            float got = -1;
+            int64_t a = -1;
+            ok &= wn_kth_largest(v, 4, k, &got, &a) == WN_OK && got == want[k - 1] && a == above[k - 1];
+        }
+        float g;
+        int64_t a;
+        ok &= wn_kth_largest(v, 4, 5, &g, &a) == WN_ERR_USAGE;
+        result("host kth_largest: {3,1,3,2} for k = 1..4, k > n refused", ok);
+    }
     result("host token_nll_el2n: uniform rows give log V, sqrt(1 - 1/V)",
            compare("nll", wn, nll, 2, 1e-6, 1e-6) && compare("el2n", we, el2n, 2, 1e-6, 1e-6));
     hfree_all();
@@ -287,6 +302,45 @@ static void dev_nll_all(void)
     }
 }
 
+/* k-th largest: heavy ties (values on a 0.5 grid, some runs of one value),
+ * negatives, a single element, and k at both ends and in the middle; the
+ * value must be bit-identical to the sorted reference's and the count above
+ * equal. */
+static void dev_kth_all(void)
+{
+    const int64_t sizes[3] = {1, 1000, 1000003};
+    for (int c = 0; c < 3; c++) {
+        int64_t n = sizes[c];
+        float *x = (float *)halloc((size_t)n * 4);
+        uint64_t r = 99 + (uint64_t)c;
+        for (int64_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = c == 2 && i % 7 == 0 ? 3.25f : (float)((int)((r >> 33) % 2001) - 1000) * 0.5f;
+        }
+        float *d_x = (float *)dalloc((size_t)n * 4);
+        wn_cuda_upload(d_x, x, (size_t)n * 4);
+        const int64_t ks[4] = {1, n / 2 > 0 ? n / 2 : 1, n - n / 7 > 0 ? n - n / 7 : 1, n};
+        int ok = 1;
+        for (int j = 0; j < 4; j++) {
+            float want = 0, got = 0;
+            int64_t wa = -1, ga = -2;
+            wn_kth_largest(x, n, ks[j], &want, &wa);
+            int rc = wn_cuda_kth_largest(d_x, n, ks[j], &got, &ga);
+            if (rc || memcmp(&want, &got, 4) || wa != ga) {
+                printf("  kth_largest n=%lld k=%lld: want %.9g (%lld above), got %.9g (%lld above), status %d %s\n",
+                       (long long)n, (long long)ks[j], want, (long long)wa, got, (long long)ga, rc,
+                       wn_cuda_score_last_error());
+                ok = 0;
+            }
+        }
+        char name[64];
+        snprintf(name, sizeof name, "kth_largest n=%lld, k = 1, n/2, n - n/7, n", (long long)n);
+        result(name, ok);
+        dfree_all();
+        hfree_all();
+    }
+}
+
 /* ---- bench ------------------------------------------------------------------------ */
 
 #define BENCH(name, tokens, call)                                                                     \
@@ -332,6 +386,12 @@ static void bench(void)
     BENCH("kron_project LM head (768->50257)", N,
           wn_cuda_kron_project(X, G, start, B, NULL, C, V, Pin, k, Pout, k, F));
     BENCH("token_nll_el2n (V=50257)", N, wn_cuda_token_nll_el2n(G, tg, N, V, nll, nll));
+    {
+        float v;
+        int64_t a;
+        BENCH("kth_largest, 205.8M values (median)", (double)N * V,
+              wn_cuda_kth_largest(G, (int64_t)N * V, (int64_t)N * V / 2, &v, &a));
+    }
     dfree_all();
 }
 
@@ -355,6 +415,7 @@ int wn_test_score_kernels(int want_bench)
     dfree_all();
     hfree_all();
     dev_nll_all();
+    dev_kth_all();
     printf("score kernels: %d passed, %d failed\n", s_pass, s_fail);
     failed += s_fail;
     if (want_bench) bench();
