@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "cuda_common.h"
 #include "gpt_kernels.h"
 
 #define LN_EPS 1e-5f
@@ -38,83 +39,29 @@ static cublasHandle_t g_cublas;
 static int g_cublas_ok;
 static float *g_ws;     /* workspace, g_ws_n floats */
 static size_t g_ws_n;
-static char g_msg[512];
 __device__ int d_bad_id; /* set by kernels that meet an id outside [0, V) */
 
-/* The cuBLAS entry points used here, from dlopen. */
-static struct {
-    void *lib;
-    decltype(&cublasCreate_v2) create;
-    decltype(&cublasDestroy_v2) destroy;
-    decltype(&cublasSetMathMode) set_math_mode;
-    decltype(&cublasSgemm_v2) sgemm;
-    decltype(&cublasSgemmStridedBatched) sgemm_batched;
-    decltype(&cublasGetStatusString) status_string;
-    /* spelled out: C++ sees an overloaded cublasGemmEx */
-    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
-                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
-                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
-} cb;
-
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-#define CUDA_TRY(call)                                                                                   \
-    do {                                                                                                 \
-        cudaError_t e_ = (call);                                                                         \
-        if (e_ != cudaSuccess)                                                                           \
-            return fail(e_ == cudaErrorMemoryAllocation ? WN_CUDA_ERR_NOMEM : WN_CUDA_ERR_RUNTIME,       \
-                        "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__);           \
-    } while (0)
-/* After a kernel launch: catches bad configurations; faults inside a kernel
- * surface at the next synchronizing call. */
-static int launched(const char *name)
-{
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return fail(WN_CUDA_ERR_RUNTIME, "%s: launch failed: %s", name, cudaGetErrorString(e));
-    return WN_CUDA_OK;
-}
-#define LAUNCHED(name)                                                                                   \
-    do {                                                                                                 \
-        int rc_ = launched(name);                                                                        \
-        if (rc_) return rc_;                                                                             \
-    } while (0)
-#define CUBLAS_TRY(call)                                                                                 \
-    do {                                                                                                 \
-        cublasStatus_t s_ = (call);                                                                      \
-        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-            return fail(WN_CUDA_ERR_CUBLAS, "%s: %s (%s:%d)", #call, cb.status_string(s_), __FILE__,     \
-                        __LINE__);                                                                       \
-    } while (0)
-#define ARG_CHECK(cond)                                                                                  \
-    do {                                                                                                 \
-        if (!(cond)) return fail(WN_CUDA_ERR_ARG, "%s: bad argument: %s", __func__, #cond);             \
-    } while (0)
+static const wn_cublas_fns *cb; /* set by wn_cuda_gpt_init */
 
 #define WN_STR_(x) #x
 #define WN_STR(x) WN_STR_(x)
 
-/* Opens the cuBLAS of the major version this was compiled against: by
- * soname (LD_LIBRARY_PATH, ld.so.conf), then at the usual CUDA prefix. */
-static int load_cublas(void)
+int wn_cublas_load(const wn_cublas_fns **out, char *msg, size_t n)
 {
     static const char *const names[] = {"libcublas.so." WN_STR(CUBLAS_VER_MAJOR),
                                         "/usr/local/cuda/lib64/libcublas.so." WN_STR(CUBLAS_VER_MAJOR)};
-    if (cb.lib) return WN_CUDA_OK;
+    static wn_cublas_fns fns;
+    *out = &fns;
+    if (fns.lib) return WN_CUDA_OK;
     void *lib = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return fail(WN_CUDA_ERR_CUBLAS, "cannot load %s: %s (add its directory to LD_LIBRARY_PATH)", names[0],
-                    dlerror());
+    if (!lib) {
+        snprintf(msg, n, "cannot load %s: %s (add its directory to LD_LIBRARY_PATH)", names[0], dlerror());
+        return WN_CUDA_ERR_CUBLAS;
+    }
 #define SYM(field, name)                                                                                 \
-    if (!(*(void **)&cb.field = dlsym(lib, #name))) {                                                    \
-        fail(WN_CUDA_ERR_CUBLAS, "%s has no %s", names[0], #name);                                       \
+    if (!(*(void **)&fns.field = dlsym(lib, #name))) {                                                   \
+        snprintf(msg, n, "%s has no %s", names[0], #name);                                               \
         dlclose(lib);                                                                                    \
         return WN_CUDA_ERR_CUBLAS;                                                                       \
     }
@@ -126,27 +73,27 @@ static int load_cublas(void)
     SYM(status_string, cublasGetStatusString)
     SYM(gemm_ex, cublasGemmEx)
 #undef SYM
-    cb.lib = lib;
+    fns.lib = lib;
     return WN_CUDA_OK;
 }
 
 extern "C" int wn_cuda_gpt_init(int allow_tf32)
 {
-    int rc = load_cublas();
+    int rc = wn_cublas_load(&cb, g_msg, sizeof g_msg);
     if (rc) return rc;
     if (!g_cublas_ok) {
-        CUBLAS_TRY(cb.create(&g_cublas));
+        CUBLAS_TRY(cb->create(&g_cublas));
         g_cublas_ok = 1;
     }
     /* CUBLAS_DEFAULT_MATH keeps SGEMM in full fp32 (since CUDA 11 TF32 is
      * opt-in); CUBLAS_TF32_TENSOR_OP_MATH opts in. */
-    CUBLAS_TRY(cb.set_math_mode(g_cublas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_TRY(cb->set_math_mode(g_cublas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     return WN_CUDA_OK;
 }
 
 extern "C" void wn_cuda_gpt_shutdown(void)
 {
-    if (g_cublas_ok) cb.destroy(g_cublas); /* the library stays loaded */
+    if (g_cublas_ok) cb->destroy(g_cublas); /* the library stays loaded */
     g_cublas_ok = 0;
     cudaFree(g_ws);
     g_ws = NULL;
@@ -469,7 +416,7 @@ extern "C" int wn_cuda_matmul_forward(float *out, const float *inp, const float 
     int rc = ensure_cublas();
     if (rc) return rc;
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cb.sgemm(g_cublas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, OC, N, C, &one, weight,
+    CUBLAS_TRY(cb->sgemm(g_cublas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, OC, N, C, &one, weight,
                         trans_w ? C : OC, inp, C, &zero, out, OC));
     if (bias) {
         size_t n = (size_t)N * OC;
@@ -516,17 +463,17 @@ extern "C" int wn_cuda_matmul_backward(float *dinp, float *dweight, float *dbias
     const float one = 1.0f, zero = 0.0f;
     if (dinp) {
         if (trans_w)
-            CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &zero,
+            CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &zero,
                                 dinp, C));
         else
-            CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight, OC, dout, OC, &zero,
+            CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight, OC, dout, OC, &zero,
                                 dinp, C));
     }
     if (dweight && trans_w)
-        CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight,
+        CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight,
                             C));
     else if (dweight)
-        CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, dout, OC, inp, C, &one, dweight,
+        CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, dout, OC, inp, C, &one, dweight,
                             OC));
     return dbias ? bias_grad(dbias, dout, N, OC) : WN_CUDA_OK;
 }
@@ -558,7 +505,7 @@ extern "C" int wn_cuda_matmul_forward_bf16(float *out, const uint16_t *inp, cons
     int rc = ensure_cublas();
     if (rc) return rc;
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cb.gemm_ex(g_cublas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, OC, N, C, &one, weight,
+    CUBLAS_TRY(cb->gemm_ex(g_cublas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, OC, N, C, &one, weight,
                           CUDA_R_16BF, trans_w ? C : OC, inp, CUDA_R_16BF, C, &zero, out, CUDA_R_32F, OC,
                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (bias) {
@@ -585,14 +532,14 @@ extern "C" int wn_cuda_matmul_backward_bf16(float *dinp, float *dweight, float *
     LAUNCHED("to_bf16");
     const float one = 1.0f, zero = 0.0f;
     if (dinp)
-        CUBLAS_TRY(cb.gemm_ex(g_cublas, trans_w ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight,
+        CUBLAS_TRY(cb->gemm_ex(g_cublas, trans_w ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, C, N, OC, &one, weight,
                               CUDA_R_16BF, trans_w ? C : OC, d16, CUDA_R_16BF, OC, &zero, dinp, CUDA_R_32F, C,
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (dweight && trans_w)
-        CUBLAS_TRY(cb.gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, CUDA_R_16BF, C, d16,
+        CUBLAS_TRY(cb->gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, CUDA_R_16BF, C, d16,
                               CUDA_R_16BF, OC, &one, dweight, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     else if (dweight)
-        CUBLAS_TRY(cb.gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, d16, CUDA_R_16BF, OC, inp,
+        CUBLAS_TRY(cb->gemm_ex(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, OC, C, N, &one, d16, CUDA_R_16BF, OC, inp,
                               CUDA_R_16BF, C, &one, dweight, CUDA_R_32F, OC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return WN_CUDA_OK;
 }
@@ -708,14 +655,14 @@ extern "C" int wn_cuda_attention_forward(float *out, float *qkvr, float *att, co
     /* S (T x T) = scale q k^T; column-major S^T = k q^T: k's buffer is k^T
      * (hs x T, ld hs), so the left factor k is op T; q's buffer is q^T:
      * op N. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &scale, k, hs, sq, q, hs, sq,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &scale, k, hs, sq, q, hs, sq,
                                 &zero, att, T, sa, B * NH));
     int rows = B * NH * T;
     causal_softmax_forward<<<(rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, THREADS>>>(att, rows, T);
     LAUNCHED("causal_softmax_forward");
     /* Y (T x hs) = P v; column-major Y^T = v^T P^T: v's buffer is v^T
      * (hs x T), P's buffer is P^T (T x T): both op N. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &one, v, hs, sq, att, T, sa,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &one, v, hs, sq, att, T, sa,
                                 &zero, y, hs, sq, B * NH));
     attn_unpermute<<<grid_for(btc), THREADS>>>(out, y, B, T, NH, hs);
     LAUNCHED("attn_unpermute");
@@ -740,22 +687,22 @@ extern "C" int wn_cuda_attention_backward(float *dinp, const float *dout, const 
     LAUNCHED("attn_to_heads");
     /* dP (T x T) = dY v^T; column-major dP^T = v dY^T: v's buffer is v^T, so
      * op T; dY's buffer is dY^T: op N. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &one, v, hs, sq, dy, hs, sq,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &one, v, hs, sq, dy, hs, sq,
                                 &zero, datt, T, sa, B * NH));
     /* dv (T x hs) = P^T dY; column-major dv^T = dY^T P: dY's buffer op N,
      * P's buffer is P^T, so op T. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &one, dy, hs, sq, att, T, sa,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &one, dy, hs, sq, att, T, sa,
                                 &zero, dv, hs, sq, B * NH));
     int rows = B * NH * T;
     causal_softmax_backward<<<(rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, THREADS>>>(datt, att, rows, T);
     LAUNCHED("causal_softmax_backward");
     /* dq (T x hs) = scale dS k; column-major dq^T = scale k^T dS^T: k's
      * buffer is k^T, dS's buffer is dS^T: both op N. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &scale, k, hs, sq, datt, T, sa,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &scale, k, hs, sq, datt, T, sa,
                                 &zero, dq, hs, sq, B * NH));
     /* dk (T x hs) = scale dS^T q; column-major dk^T = scale q^T dS: q's
      * buffer op N, dS's buffer is dS^T, so op T. */
-    CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &scale, q, hs, sq, datt, T, sa,
+    CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &scale, q, hs, sq, datt, T, sa,
                                 &zero, dk, hs, sq, B * NH));
     attn_permute_backward<<<grid_for(btc), THREADS>>>(dinp, dq, dk, dv, B, T, NH, hs);
     LAUNCHED("attn_permute_backward");

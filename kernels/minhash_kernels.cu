@@ -22,36 +22,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cuda_common.h"
 #include "minhash_kernels.h"
 
 #define MH_P ((1ull << 61) - 1)
 
 enum { THREADS = 128, TILE = 1024 };
 
-static char g_msg[512];
 static uint64_t *d_h, *d_off, *d_ab, *d_sig;
 static size_t cap_h, cap_off, cap_ab, cap_sig; /* bytes */
 /* timing (wn_cuda_minhash_timing): before the uploads, after them, after
  * the kernels, after the download */
 static cudaEvent_t g_ev[4];
 static int g_timing, g_timed;
-
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-#define CUDA_TRY(call)                                                                                   \
-    do {                                                                                                 \
-        cudaError_t e_ = (call);                                                                         \
-        if (e_ != cudaSuccess)                                                                           \
-            return fail(e_ == cudaErrorMemoryAllocation ? WN_CUDA_ERR_NOMEM : WN_CUDA_ERR_RUNTIME,       \
-                        "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__);           \
-    } while (0)
 
 __device__ __forceinline__ uint64_t mh_mod(uint64_t x)
 {

@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cuda_common.h"
 #include "score_kernels.h"
 
 /* ---- module state: cuBLAS handle, workspace, last error ----------------- */
@@ -60,100 +61,25 @@ static cublasHandle_t g_cublas;
 static int g_cublas_ok;
 static float *g_ws; /* workspace, g_ws_n floats */
 static size_t g_ws_n;
-static char g_msg[512];
 static __device__ int d_bad_target; /* set by the NLL kernel for a target >= V */
 
-static struct {
-    void *lib;
-    decltype(&cublasCreate_v2) create;
-    decltype(&cublasDestroy_v2) destroy;
-    decltype(&cublasSetMathMode) set_math_mode;
-    decltype(&cublasSgemm_v2) sgemm;
-    decltype(&cublasSgemmStridedBatched) sgemm_batched;
-    decltype(&cublasGetStatusString) status_string;
-} cb;
-
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-#define CUDA_TRY(call)                                                                                   \
-    do {                                                                                                 \
-        cudaError_t e_ = (call);                                                                         \
-        if (e_ != cudaSuccess)                                                                           \
-            return fail(e_ == cudaErrorMemoryAllocation ? WN_CUDA_ERR_NOMEM : WN_CUDA_ERR_RUNTIME,       \
-                        "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__);           \
-    } while (0)
-#define LAUNCHED(name)                                                                                   \
-    do {                                                                                                 \
-        cudaError_t e_ = cudaGetLastError();                                                             \
-        if (e_ != cudaSuccess)                                                                           \
-            return fail(WN_CUDA_ERR_RUNTIME, "%s: launch failed: %s", name, cudaGetErrorString(e_));     \
-    } while (0)
-#define CUBLAS_TRY(call)                                                                                 \
-    do {                                                                                                 \
-        cublasStatus_t s_ = (call);                                                                      \
-        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-            return fail(WN_CUDA_ERR_CUBLAS, "%s: %s (%s:%d)", #call, cb.status_string(s_), __FILE__,     \
-                        __LINE__);                                                                       \
-    } while (0)
-#define ARG_CHECK(cond)                                                                                  \
-    do {                                                                                                 \
-        if (!(cond)) return fail(WN_CUDA_ERR_ARG, "%s: bad argument: %s", __func__, #cond);             \
-    } while (0)
-
-#define WN_STR_(x) #x
-#define WN_STR(x) WN_STR_(x)
-
-/* Opens the cuBLAS of the major version this was compiled against (the
- * same library gpt_kernels.cu opens; dlopen returns the loaded copy). */
-static int load_cublas(void)
-{
-    static const char *const names[] = {"libcublas.so." WN_STR(CUBLAS_VER_MAJOR),
-                                        "/usr/local/cuda/lib64/libcublas.so." WN_STR(CUBLAS_VER_MAJOR)};
-    if (cb.lib) return WN_CUDA_OK;
-    void *lib = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return fail(WN_CUDA_ERR_CUBLAS, "cannot load %s: %s (add its directory to LD_LIBRARY_PATH)", names[0],
-                    dlerror());
-#define SYM(field, name)                                                                                 \
-    if (!(*(void **)&cb.field = dlsym(lib, #name))) {                                                    \
-        fail(WN_CUDA_ERR_CUBLAS, "%s has no %s", names[0], #name);                                       \
-        dlclose(lib);                                                                                    \
-        return WN_CUDA_ERR_CUBLAS;                                                                       \
-    }
-    SYM(create, cublasCreate_v2)
-    SYM(destroy, cublasDestroy_v2)
-    SYM(set_math_mode, cublasSetMathMode)
-    SYM(sgemm, cublasSgemm_v2)
-    SYM(sgemm_batched, cublasSgemmStridedBatched)
-    SYM(status_string, cublasGetStatusString)
-#undef SYM
-    cb.lib = lib;
-    return WN_CUDA_OK;
-}
+static const wn_cublas_fns *cb; /* the entry points gpt_kernels.cu loaded (wn_cublas_load) */
 
 extern "C" int wn_cuda_score_init(int allow_tf32)
 {
-    int rc = load_cublas();
+    int rc = wn_cublas_load(&cb, g_msg, sizeof g_msg);
     if (rc) return rc;
     if (!g_cublas_ok) {
-        CUBLAS_TRY(cb.create(&g_cublas));
+        CUBLAS_TRY(cb->create(&g_cublas));
         g_cublas_ok = 1;
     }
-    CUBLAS_TRY(cb.set_math_mode(g_cublas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_TRY(cb->set_math_mode(g_cublas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     return WN_CUDA_OK;
 }
 
 extern "C" void wn_cuda_score_shutdown(void)
 {
-    if (g_cublas_ok) cb.destroy(g_cublas);
+    if (g_cublas_ok) cb->destroy(g_cublas);
     g_cublas_ok = 0;
     cudaFree(g_ws);
     g_ws = NULL;
@@ -202,9 +128,9 @@ extern "C" int wn_cuda_kron_project(const float *X, const float *G, const int64_
     /* Z (n x k_in) = X P_in^T; column-major Z^T (k_in x n) = P_in X^T:
      * P_in's buffer is P_in^T (in x k_in, ld in), so op T; X's buffer is
      * X^T (in x n, ld in): op N. The same for A with G, P_out. */
-    CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, kin, (int)n, in, &one, Pin, in, X + (size_t)r0 * in, in,
+    CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, kin, (int)n, in, &one, Pin, in, X + (size_t)r0 * in, in,
                         &zero, Z, kin));
-    CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, kout, (int)n, out, &one, Pout, out,
+    CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, kout, (int)n, out, &one, Pout, out,
                         G + (size_t)r0 * out, out, &zero, A, kout));
 
     /* F_s (k_in x k_out) += sc Z_s^T A_s; column-major F_s^T (k_out x k_in,
@@ -220,10 +146,10 @@ extern "C" int wn_cuda_kron_project(const float *X, const float *G, const int64_
             const float *a = A + (size_t)(start[q] - r0) * kout, *z = Z + (size_t)(start[q] - r0) * kin;
             float *f = feats + (size_t)q * kin * kout;
             if (r - q == 1)
-                CUBLAS_TRY(cb.sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, kout, kin, (int)len, &sc, a, kout, z, kin,
+                CUBLAS_TRY(cb->sgemm(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, kout, kin, (int)len, &sc, a, kout, z, kin,
                                     &one, f, kout));
             else
-                CUBLAS_TRY(cb.sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, kout, kin, (int)len, &sc, a, kout,
+                CUBLAS_TRY(cb->sgemm_batched(g_cublas, CUBLAS_OP_N, CUBLAS_OP_T, kout, kin, (int)len, &sc, a, kout,
                                             (long long)len * kout, z, kin, (long long)len * kin, &one, f, kout,
                                             (long long)kin * kout, r - q));
         }
