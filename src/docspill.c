@@ -130,6 +130,13 @@ void wn_spill_writer_close(wn_spill_writer *w)
     w->open = 0;
 }
 
+wn_err wn_spill_writer_finish(wn_spill_writer *w, wn_errbuf *err)
+{
+    wn_err e = wn_spill_writer_sync(w, err);
+    wn_spill_writer_close(w);
+    return e;
+}
+
 size_t wn_spill_writer_mem(const wn_spill_writer *w) { return w->ser.cap + (w->open ? w->ocap : 0); }
 
 /* ---- reading ------------------------------------------------------------------ */

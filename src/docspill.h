@@ -59,6 +59,9 @@ wn_err wn_spill_writer_flush(wn_spill_writer *w, wn_errbuf *err);
 wn_err wn_spill_writer_sync(wn_spill_writer *w, wn_errbuf *err);
 /* Closes the file (call sync first to keep what was put); keeps w->bytes. */
 void wn_spill_writer_close(wn_spill_writer *w);
+/* The end of the spilling pass: sync, then close (also when sync fails);
+ * returns sync's result. Fine on a writer that never opened. */
+wn_err wn_spill_writer_finish(wn_spill_writer *w, wn_errbuf *err);
 /* Bytes of memory the writer holds (for peak-memory reports). */
 size_t wn_spill_writer_mem(const wn_spill_writer *w);
 

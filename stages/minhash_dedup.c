@@ -611,11 +611,7 @@ static wn_err mh_finish(wn_stage *st, wn_batch *out)
     if (s->phase == 2) return WN_OK;
     if (s->phase == 0) {
         s->phase = 1;
-        if (s->sw.open) {
-            e = wn_spill_writer_sync(&s->sw, &st->err);
-            wn_spill_writer_close(&s->sw);
-            if (e) return e;
-        }
+        if ((e = wn_spill_writer_finish(&s->sw, &st->err))) return e;
         if (!s->n_docs) {
             s->phase = 2;
             return WN_OK;
