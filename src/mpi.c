@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef WN_MPI
 #define WN_MPI 0
@@ -76,6 +77,154 @@ void wn_mpi_barrier(void)
     if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* ---- the pipeline's exchanges ---- */
+
+static uint64_t sent_bytes;
+uint64_t wn_mpi_bytes_sent(void) { return sent_bytes; }
+
+void wn_mpi_allreduce_sum_u64(uint64_t *x, size_t n)
+{
+    allreduce(x, n, sizeof *x, MPI_UINT64_T, MPI_SUM);
+    if (size_ > 1) sent_bytes += n * sizeof *x;
+}
+void wn_mpi_allreduce_max_u64(uint64_t *x, size_t n)
+{
+    allreduce(x, n, sizeof *x, MPI_UINT64_T, MPI_MAX);
+    if (size_ > 1) sent_bytes += n * sizeof *x;
+}
+void wn_mpi_allreduce_max_f64(double *x, size_t n)
+{
+    allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_MAX);
+    if (size_ > 1) sent_bytes += n * sizeof *x;
+}
+
+void wn_mpi_exscan_sum_u64(uint64_t *x, size_t n)
+{
+    if (size_ == 1) {
+        for (size_t i = 0; i < n; i++) x[i] = 0;
+        return;
+    }
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_Exscan(MPI_IN_PLACE, x + i, (int)k, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    }
+    if (rank_ == 0) /* MPI leaves rank 0's buffer undefined */
+        for (size_t i = 0; i < n; i++) x[i] = 0;
+    sent_bytes += n * sizeof *x;
+}
+
+void wn_mpi_bcast(void *p, size_t n, int root)
+{
+    if (size_ == 1) return;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_Bcast((char *)p + i, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+    }
+    if (rank_ == root) sent_bytes += n * (size_t)(size_ - 1);
+}
+
+/* Non-blocking byte transfers in pieces of at most CHUNK (MPI counts are
+ * int); the requests go to reqs. All pieces share one tag: MPI matches
+ * messages between two ranks with one tag in the order they were posted. */
+static int post(MPI_Request **reqs, int *nreq, int *cap, int send, int peer, char *p, uint64_t n)
+{
+    for (uint64_t off = 0; off < n; off += CHUNK) {
+        if (*nreq == *cap) {
+            int c = *cap ? 2 * *cap : 64;
+            MPI_Request *r = wn_realloc(*reqs, (size_t)c * sizeof *r);
+            if (!r) return -1;
+            *reqs = r;
+            *cap = c;
+        }
+        int k = (int)(n - off < CHUNK ? n - off : CHUNK);
+        if (send) MPI_Isend(p + off, k, MPI_BYTE, peer, 1, MPI_COMM_WORLD, &(*reqs)[(*nreq)++]);
+        else MPI_Irecv(p + off, k, MPI_BYTE, peer, 1, MPI_COMM_WORLD, &(*reqs)[(*nreq)++]);
+    }
+    return 0;
+}
+
+wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, uint64_t *recv_n)
+{
+    int R = size_;
+    MPI_Alltoall((void *)send_n, 1, MPI_UINT64_T, recv_n, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    uint64_t total = 0;
+    for (int k = 0; k < R; k++) total += recv_n[k];
+    wn_buf_clear(recv);
+    if (wn_buf_reserve(recv, total)) return WN_ERR_NOMEM;
+    MPI_Request *reqs = NULL;
+    int nreq = 0, cap = 0, bad = 0;
+    uint64_t so = 0, ro = 0;
+    for (int k = 0; k < R; k++) {
+        if (k == rank_) memcpy(recv->p + ro, (const char *)send + so, send_n[k]);
+        else {
+            bad |= post(&reqs, &nreq, &cap, 0, k, recv->p + ro, recv_n[k]);
+            bad |= post(&reqs, &nreq, &cap, 1, k, (char *)send + so, send_n[k]);
+            sent_bytes += send_n[k];
+        }
+        so += send_n[k];
+        ro += recv_n[k];
+    }
+    if (nreq) MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE);
+    wn_free(reqs);
+    recv->len = total;
+    recv->p[total] = 0;
+    return bad ? WN_ERR_NOMEM : WN_OK;
+}
+
+wn_err wn_mpi_allgatherv(const void *p, uint64_t n, wn_buf *recv, uint64_t *counts)
+{
+    int R = size_;
+    MPI_Allgather(&n, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    uint64_t total = 0;
+    for (int k = 0; k < R; k++) total += counts[k];
+    wn_buf_clear(recv);
+    if (wn_buf_reserve(recv, total)) return WN_ERR_NOMEM;
+    MPI_Request *reqs = NULL;
+    int nreq = 0, cap = 0, bad = 0;
+    uint64_t ro = 0;
+    for (int k = 0; k < R; k++) {
+        if (k == rank_) memcpy(recv->p + ro, p, n);
+        else {
+            bad |= post(&reqs, &nreq, &cap, 0, k, recv->p + ro, counts[k]);
+            bad |= post(&reqs, &nreq, &cap, 1, k, (char *)p, n);
+            sent_bytes += n;
+        }
+        ro += counts[k];
+    }
+    if (nreq) MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE);
+    wn_free(reqs);
+    recv->len = total;
+    recv->p[total] = 0;
+    return bad ? WN_ERR_NOMEM : WN_OK;
+}
+
+#define P2P_TAG 2 /* the collectives' pieces use 1 */
+
+void wn_mpi_send(int to, const void *p, uint64_t n)
+{
+    MPI_Send(&n, 1, MPI_UINT64_T, to, P2P_TAG, MPI_COMM_WORLD);
+    for (uint64_t off = 0; off < n; off += CHUNK) {
+        int k = (int)(n - off < CHUNK ? n - off : CHUNK);
+        MPI_Send((const char *)p + off, k, MPI_BYTE, to, P2P_TAG, MPI_COMM_WORLD);
+    }
+    sent_bytes += n + sizeof n;
+}
+
+wn_err wn_mpi_recv(int from, wn_buf *into)
+{
+    uint64_t n;
+    MPI_Recv(&n, 1, MPI_UINT64_T, from, P2P_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    wn_buf_clear(into);
+    if (wn_buf_reserve(into, n)) return WN_ERR_NOMEM;
+    for (uint64_t off = 0; off < n; off += CHUNK) {
+        int k = (int)(n - off < CHUNK ? n - off : CHUNK);
+        MPI_Recv(into->p + off, k, MPI_BYTE, from, P2P_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    into->len = n;
+    into->p[n] = 0;
+    return WN_OK;
+}
+
 _Noreturn void wn_mpi_abort(int code)
 {
     fflush(stdout);
@@ -85,6 +234,7 @@ _Noreturn void wn_mpi_abort(int code)
 }
 
 #else /* !WN_MPI: one process */
+
 
 int wn_mpi_built(void) { return 0; }
 /* Launched by mpirun as one of several processes, this build would run each
@@ -109,6 +259,47 @@ void wn_mpi_allreduce_sum_f64(double *x, size_t n) { (void)x, (void)n; }
 void wn_mpi_allreduce_min_i64(int64_t *x, size_t n) { (void)x, (void)n; }
 void wn_mpi_allreduce_max_i64(int64_t *x, size_t n) { (void)x, (void)n; }
 void wn_mpi_barrier(void) {}
+void wn_mpi_allreduce_sum_u64(uint64_t *x, size_t n) { (void)x, (void)n; }
+void wn_mpi_allreduce_max_u64(uint64_t *x, size_t n) { (void)x, (void)n; }
+void wn_mpi_allreduce_max_f64(double *x, size_t n) { (void)x, (void)n; }
+void wn_mpi_exscan_sum_u64(uint64_t *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = 0;
+}
+void wn_mpi_bcast(void *p, size_t n, int root) { (void)p, (void)n, (void)root; }
+static wn_err copy_to(wn_buf *b, const void *p, uint64_t n)
+{
+    wn_buf_clear(b);
+    if (wn_buf_reserve(b, n)) return WN_ERR_NOMEM;
+    if (n) memcpy(b->p, p, n);
+    b->len = n;
+    b->p[n] = 0;
+    return WN_OK;
+}
+wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, uint64_t *recv_n)
+{
+    recv_n[0] = send_n[0];
+    return copy_to(recv, send, send_n[0]);
+}
+wn_err wn_mpi_allgatherv(const void *p, uint64_t n, wn_buf *recv, uint64_t *counts)
+{
+    counts[0] = n;
+    return copy_to(recv, p, n);
+}
+/* one rank has no one to talk to: a call is a bug in the caller */
+void wn_mpi_send(int to, const void *p, uint64_t n)
+{
+    (void)p, (void)n;
+    fprintf(stderr, "winnow: internal error: wn_mpi_send to rank %d in a single process\n", to);
+    abort();
+}
+wn_err wn_mpi_recv(int from, wn_buf *into)
+{
+    (void)into;
+    fprintf(stderr, "winnow: internal error: wn_mpi_recv from rank %d in a single process\n", from);
+    abort();
+}
+uint64_t wn_mpi_bytes_sent(void) { return 0; }
 _Noreturn void wn_mpi_abort(int code)
 {
     fflush(stdout);
