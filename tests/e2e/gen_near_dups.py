@@ -5,7 +5,8 @@ of which about a third copy an earlier document with a fraction of its words rep
 8%, 20%, 50%: Jaccard about 1 down to unrelated), placed anywhere later (often in another file),
 and chains: a document, an edit of it, an edit of the edit, ... with the links scattered over the
 files, so that a cluster's documents meet only through other ranks' pairs. Texts of 40-400 words
-from a 300-word vocabulary (letters only: normalization turns digit runs into "0"), a few with accents and punctuation (normalization), a few empty."""
+from a 300-word vocabulary (letters only: normalization turns digit runs into "0"), some with
+accents, capitals and punctuation (normalization has work), a few empty."""
 import json
 import random
 import sys
