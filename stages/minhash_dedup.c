@@ -67,7 +67,7 @@
  * 14 bands) for the buckets, plus 8 per candidate pair crossing ranks, plus
  * with verify 8 x its distinct shingles for each document in a pair with a
  * later rank's document (a word 5-gram set is about as many hashes as
- * words: ~1.6x the text's bytes; char n-grams ~8x), plus a few bytes per
+ * words: ~1.5x the text's bytes; char n-grams ~8x), plus a few bytes per
  * document in a cross-rank pair per label round. Measured on
  * tests/e2e/test_mpi_minhash.sh's 3000 documents (4.6 MB) at 4 ranks: 142
  * bytes a document without verify, 520 with it, 3.8 KB with char 12-grams.
