@@ -262,6 +262,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench_score.sh
 	./tests/bench/bench_line_dedup.sh
 	./tests/bench/bench_minhash.sh
+	./tests/bench/bench_mpi_run.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build

@@ -11,7 +11,8 @@
 #     2-rank run; resuming with 4 ranks what 2 started agrees within the same tolerance.
 #  3. errors: --batch not a multiple of the ranks, --device cuda with ranks (exit 2, said once);
 #     a rank that fails mid-run (the WINNOW_MPI_TEST_FAIL hook) stops the whole job with a message
-#     naming the rank and the cause; `winnow run` with 2 ranks says it is not implemented yet.
+#     naming the rank and the cause; a command that does not run across ranks (`winnow stages`) refuses
+#     2 ranks.
 #  4. a build without MPI (the sanitized $WINNOW) started as 2 MPI processes refuses to run.
 # It uses the optimized ./winnow (WINNOW_MPI overrides): the sanitized build has no MPI. SKIPs when
 # mpirun or an MPI build is missing.
@@ -141,7 +142,7 @@ sed -n '/rank 1 of 2/p' "$T/e3.err" | sed 's/^/     /'
 "${MPIRUN[@]}" -np 2 "$BIN" train --out "$T/none" --resume >/dev/null 2>"$T/e4.err"
 check "--resume of nothing with 2 ranks: exit 1, said once" \
     [ $? -eq 1 -a "$(grep -c 'no checkpoint to resume' "$T/e4.err")" = 1 ]
-"${MPIRUN[@]}" -np 2 "$BIN" run "$ROOT/pipelines/quickstart.yaml" >/dev/null 2>"$T/e5.err"
-check "winnow run with 2 ranks: exit 2" [ $? -eq 2 ]
-check "... pipeline runs under MPI are not implemented yet" contains "$T/e5.err" "pipeline runs under MPI are not implemented yet"
+"${MPIRUN[@]}" -np 2 "$BIN" stages >/dev/null 2>"$T/e5.err"
+check "winnow stages with 2 ranks: exit 2" [ $? -eq 2 ]
+check "... says only run and train run across ranks" contains "$T/e5.err" "only .winnow run. and .winnow train. run across ranks"
 finish
