@@ -10,6 +10,8 @@
 #  4. char shingles (ngram 12; verify: their shingle sets cross ranks);
 #  5. a tiny budget and WINNOW_TEST_MINHASH_ROUND_BYTES=4096: the LSH tables spill, and the bucket
 #     exchange and the verify set transfer take many rounds; a stage after minhash_dedup.
+#  6. resume: a 2-rank run of (1) killed at every rank's first checkpoint, mid-stream, resumes with
+#     --resume to the same bytes.
 # The data check: the one-process annotate run has clusters whose members lie in different files.
 # The report's figures that measure the machine or the partition are left out of the comparison:
 # mpi_lib's list, plus speed.signature_seconds / signatures_per_second and the spill run counts
@@ -58,6 +60,18 @@ for m in defaults noverify annotate chars; do
     mpi_compare "$m" "$T/$m.yaml"
 done
 WINNOW_TEST_MINHASH_ROUND_BYTES=4096 mpi_compare spill "$T/spill.yaml"
+
+# Resume under MPI: every rank dies right after its first checkpoint (mid-stream: minhash_dedup saves
+# its spill's length and its bucket table, per rank); --resume with 2 ranks gives the same bytes.
+sed "s|@WORKDIR@|$T/resume-np2|" "$T/defaults.yaml" >"$T/resume-np2.yaml"
+WINNOW_TEST_KILL_AT_CHECKPOINT=1 OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 2 "$BIN" run "$T/resume-np2.yaml" \
+    --no-progress >"$T/killed.log" 2>&1
+check "resume: the run was killed (non-zero exit)" [ $? -ne 0 ]
+OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 2 "$BIN" run "$T/resume-np2.yaml" --resume --no-progress >"$T/resumed.log" 2>&1
+check "resume: --resume with 2 ranks succeeds" [ $? -eq 0 ] || tail -5 "$T/resumed.log" >&2
+check "resume: it resumed from a checkpoint" python3 -c "
+import json,sys; sys.exit(0 if json.load(open('$T/resume-np2/run.json'))['resumed_from_checkpoint'] > 0 else 1)"
+same_outputs "$T/defaults-ref" "$T/resume-np2" "resume -np 2"
 
 r="$T/defaults-ref/stages/01-minhash_dedup/report.json"
 check "defaults: near-duplicates removed" [ "$(json_get "$r" removed)" -ge 300 ]
