@@ -304,12 +304,10 @@ static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *
     return 1;
 }
 
-/* Whether k was seen before (*seen = 1); else adds it to the key set. The
- * table is looked at before it may spill: a key it holds must not come back
- * as new from the emptied table. */
+/* Whether k was seen before (*seen = 1); else adds it to the key set. */
 static wn_err seen_or_insert(wn_stage *st, dedup *s, key128 k, int *seen)
 {
-    *seen = table_has(s, k);
+    *seen = 0;
     for (int r = 0; r < s->n_runs && !*seen; r++) *seen = run_has(&s->runs[r], k);
     if (*seen) return WN_OK;
     /* keep load <= 1/2: grow while the budget allows, else spill */
@@ -328,11 +326,13 @@ static wn_err seen_or_insert(wn_stage *st, dedup *s, key128 k, int *seen)
             wn_free(old);
             if (bytes > st->mem_peak) st->mem_peak = bytes;
         } else {
+            /* a key the table holds must not come back as new from the emptied table */
+            if ((*seen = table_has(s, k))) return WN_OK;
             wn_err e = spill(st, s);
             if (e) return e;
         }
     }
-    table_insert(s, k);
+    *seen = table_insert(s, k);
     return WN_OK;
 }
 
@@ -835,8 +835,8 @@ const wn_stage_def wn_stage_exact_dedup = {
            "locally first documents to their owner rank (a hash range) and gets one bit back per key:\n"
            "seen on an earlier rank (dropped as duplicate) or not. Rounds keep the exchange within\n"
            "the memory budget. The output is identical for any rank count.\n"
-           "Report extras (sums over ranks): unique_keys, spill_runs, spilled_keys,\n"
-           "memory_budget_bytes.",
+           "Report extras: unique_keys, spill_runs, spilled_keys (sums over ranks; the spill\n"
+           "figures depend on how the input is split), memory_budget_bytes.",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(dedup),

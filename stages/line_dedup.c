@@ -51,6 +51,34 @@
  * function of the input alone, so the output is identical whatever the
  * thread count or budget. Formats: docs/formats.md.
  *
+ * Across MPI ranks (wn_mpi_size() = R > 1; rank r's documents all come
+ * before rank r + 1's in the input order, so the global position of a unit
+ * is (rank, local position)). Pass 1 is the same on every rank. In the first
+ * finish call, after the runs are merged down, a first scan in key order
+ * writes this rank's distinct keys with their local counts (distinct.bin, 24
+ * bytes each). Key space is cut into R x G hash ranges by the key's top
+ * bits, range g*R + o belonging to owner rank o in round g, so each round
+ * sends one contiguous stretch of that sorted file: wn_mpi_alltoallv of
+ * {key, count}, 24 bytes per distinct unit hash per rank. The owner merges
+ * the R sorted blocks in key order (a heap over ranks, lowest rank first on
+ * ties), adds the counts - the recurrence figures are computed there, on
+ * global counts - and answers one bit per key and rank: min_count 0: 1 for
+ * every rank but the lowest that has the key (the first occurrence lies
+ * there); min_count N: 1 for all when the global count reaches N. The bits
+ * come back by a second all-to-all and are stored one byte per distinct key
+ * in key order (verdicts.bin). The deciding scan then walks the records
+ * again in key order beside the verdicts: min_count 0 removes every
+ * occurrence after this rank's first, and the first too when its verdict is
+ * 1; min_count N removes all of a key's occurrences when its verdict is 1.
+ * The removed set is the one process's, so emitting is unchanged. G is the
+ * smallest round count that keeps one round's buffers (24 B per key sent and
+ * per key received, the hash spreading keys evenly over owners) within the
+ * budget beside the record buffer the deciding scan still needs; every rank
+ * takes the largest G any rank asks for. A rank with no documents still
+ * takes part. Report counters are sums over the ranks (every rank calls
+ * report); the spill figures describe each rank's own spilling and so
+ * depend on the split.
+ *
  * Resume. Checkpoints come during pass 1: a snapshot holds the spill's
  * length (docspill), the run count (runs are immutable, fsynced at the
  * checkpoint), the counters and the buffered records; load truncates the
@@ -1589,6 +1617,11 @@ const wn_stage_def wn_stage_line_dedup = {
            "empty or below min_chars/min_words are dropped (empty_after_dedup, too_short_after_dedup).\n"
            "Documents are held back in a zstd spill; the hashes stay within `memory` and spill as sorted\n"
            "runs in 64 hash-range partitions, merged partition by partition; output in input order.\n"
+           "Across MPI ranks each rank sends its distinct unit hashes with their counts (24 bytes\n"
+           "each) to their owner rank (a hash range), in rounds within the memory budget; owners add\n"
+           "the counts and answer one bit per hash and rank (an earlier rank has the first occurrence,\n"
+           "or the global count reaches min_count), so every rank removes what one process would.\n"
+           "Counters are sums over the ranks.\n"
            "Report extras: lines_total, lines_removed, blank_lines_removed, bytes_removed, docs_modified,\n"
            "docs_dropped, unique_line_hashes, spill (partitions, runs, merges), recurrence_histogram.",
     .params = params,
