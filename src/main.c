@@ -116,7 +116,13 @@ static int cmd_run(int argc, char **argv)
         return fail(e, &err);
     }
     e = wn_run(m, &o, &err);
-    if (!e) fprintf(stderr, "winnow: done: %s (see `winnow report %s`)\n", m->workdir, m->workdir);
+    if (e && wn_mpi_size() > 1) {
+        /* the other ranks may wait in an exchange for this one: stop them all */
+        fprintf(stderr, "winnow: run: rank %d of %d failed: %s\n", wn_mpi_rank(), wn_mpi_size(), err.msg);
+        wn_mpi_abort(1);
+    }
+    if (!e && wn_mpi_rank() == 0)
+        fprintf(stderr, "winnow: done: %s (see `winnow report %s`)\n", m->workdir, m->workdir);
     wn_manifest_free(m);
     return e ? fail(e, &err) : 0;
 }
@@ -213,21 +219,17 @@ static int cmd_report(int argc, char **argv)
 
 static int dispatch(int argc, char **argv);
 
-/* Under mpirun with more than one rank only `train` is data-parallel
- * (README "Scale-out (MPI)"); anything else would run N times over the same
- * outputs, so it stops before doing anything. One rank works as before. */
+/* Under mpirun with more than one rank, `run` splits the inputs across the
+ * ranks and `train` is data-parallel (README "Scale-out (MPI)"); anything
+ * else would run N times over the same outputs, so it stops before doing
+ * anything. One rank works as before. */
 static int refused_under_mpi(const char *cmd)
 {
-    if (wn_mpi_size() < 2 || !strcmp(cmd, "train")) return 0;
-    if (wn_mpi_rank() == 0) {
-        if (!strcmp(cmd, "run"))
-            fprintf(stderr, "winnow: run: pipeline runs under MPI are not implemented yet (%d ranks): run the "
-                            "pipeline as one process (or mpirun -np 1); only `winnow train` is data-parallel "
-                            "across ranks so far\n", wn_mpi_size());
-        else
-            fprintf(stderr, "winnow: %s: not supported under MPI with more than one rank (%d ranks): only "
-                            "`winnow train` runs across ranks; run it as one process\n", cmd, wn_mpi_size());
-    }
+    if (wn_mpi_size() < 2 || !strcmp(cmd, "train") || !strcmp(cmd, "run")) return 0;
+    if (wn_mpi_rank() == 0)
+        fprintf(stderr, "winnow: %s: not supported under MPI with more than one rank (%d ranks): only "
+                        "`winnow run` and `winnow train` run across ranks; run it as one process\n", cmd,
+                wn_mpi_size());
     return 1;
 }
 

@@ -245,7 +245,7 @@ static const wn_param_def input_params[] = {
 
 static const wn_param_def doc_out_params[] = {
     {"format", WN_P_ENUM, "jsonl.zst", 0, 0, "jsonl.zst", "curated documents format"},
-    {"shard_bytes", WN_P_SIZE, "256MB", 1024, 9e18, NULL, "uncompressed bytes per shard (closed at the next batch boundary)"},
+    {"shard_bytes", WN_P_SIZE, "256MB", 1024, 9e18, NULL, "uncompressed bytes per shard (closed after the record that fills it)"},
     {"level", WN_P_INT, "3", 1, 19, NULL, "zstd compression level"},
 };
 

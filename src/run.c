@@ -23,6 +23,7 @@
 #include "energy.h"
 #include "fs.h"
 #include "json.h"
+#include "mpi.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -51,6 +52,8 @@ typedef struct {
      * were measured or not (all sessions; checkpointed) */
     double gpu_j;
     uint64_t gpu_read, gpu_missed;
+    uint64_t mpi_bytes; /* under MPI: payload bytes this rank sent for the step */
+    uint64_t mem_peak;  /* merged reports: the largest of the ranks' peaks */
 } stats;
 
 typedef struct {
@@ -70,6 +73,18 @@ typedef struct {
     uint64_t raw_done;    /* bytes of input files finished */
     uint64_t total_size;
     int ckpt_seq;
+    /* MPI (README "Scale-out (MPI)"): this rank reads input files
+     * [file_begin, file_end); with more than one rank the records go to the
+     * outbox (a plain JSONL file in the rank's state directory) and the
+     * shards are cut from all ranks' outboxes at the end (commit_outboxes) */
+    int rank, ranks;
+    int file_begin, file_end;
+    char state_base[4200]; /* RUN_DIR/state, or RUN_DIR/state/rank-NNNN */
+    FILE *outbox;
+    char outbox_path[4400];
+    uint64_t outbox_len;
+    int shards_total; /* document shards of the whole run */
+    wn_buf line;
     uint64_t read_since_ckpt; /* text bytes read since the last checkpoint */
     int have_rapl;
     uint64_t rapl0; /* energy counters at the start of the session */
@@ -148,6 +163,9 @@ static void stats_write(const stats *s, wn_jw *w)
     wn_jw_key(w, "modified"); wn_jw_u64(w, s->modified);
     wn_jw_key(w, "wall_seconds"); wn_jw_f64(w, s->wall);
     wn_jw_key(w, "cpu_seconds"); wn_jw_f64(w, s->cpu);
+    if (s->mpi_bytes) {
+        wn_jw_key(w, "mpi_bytes_sent"); wn_jw_u64(w, s->mpi_bytes);
+    }
     wn_jw_key(w, "dropped_samples");
     wn_jw_obj_begin(w);
     for (int i = 0; i < s->n_drops; i++) {
@@ -225,6 +243,7 @@ static wn_err stats_read(stats *s, wn_span o)
     s->gpu_j = get_f64(o.p, o.n, "gpu_joules");
     s->gpu_read = get_u64(o.p, o.n, "gpu_calls_measured");
     s->gpu_missed = get_u64(o.p, o.n, "gpu_calls_unmeasured");
+    s->mpi_bytes = get_u64(o.p, o.n, "mpi_bytes_sent");
     wn_span v, k, x, samples = {0};
     wn_json_iter it, it2;
     wn_buf key = {0};
@@ -280,12 +299,15 @@ static void param_write(wn_jw *w, const wn_param_def *p, const wn_value *v)
     }
 }
 
-static wn_err write_report(run *r, int k, wn_errbuf *err)
+/* Every rank calls it for every step in order (a stage's report method may
+ * sum its counters across ranks); rank 0 writes the file. rank_stats, when
+ * not NULL, holds each rank's counters for the "ranks" list. */
+static wn_err write_report(run *r, int k, const stats *rank_stats, wn_errbuf *err)
 {
     stats *s = &r->stats[k];
     char dir[4400], path[4500];
     snprintf(dir, sizeof dir, "%s/stages/%02d-%s", r->dir, k, s->name);
-    wn_err e = wn_mkdir_p(dir, err);
+    wn_err e = r->rank ? WN_OK : wn_mkdir_p(dir, err);
     if (e) return e;
     wn_buf out = {0};
     wn_jw w;
@@ -300,7 +322,7 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
     wn_jw_key(&w, "docs_per_s"); wn_jw_f64(&w, s->wall > 0 ? (double)s->docs_in / s->wall : 0);
     wn_jw_obj_end(&w);
     wn_stage *st = k >= 1 && k <= r->n ? &r->st[k - 1] : NULL;
-    wn_jw_key(&w, "peak_memory_bytes"); wn_jw_u64(&w, st ? st->mem_peak : 0);
+    wn_jw_key(&w, "peak_memory_bytes"); wn_jw_u64(&w, r->ranks > 1 ? s->mem_peak : st ? st->mem_peak : 0);
     wn_jw_key(&w, "device"); wn_jw_str(&w, st && st->device_used[0] ? st->device_used : "cpu");
     if (st && st->flops > 0) {
         wn_jw_key(&w, "flops"); wn_jw_f64(&w, st->flops);
@@ -316,10 +338,28 @@ static wn_err write_report(run *r, int k, wn_errbuf *err)
         for (int i = 0; i < st->def->n_params; i++) param_write(&w, &st->def->params[i], &st->params[i]);
     wn_jw_obj_end(&w);
     if (st && st->def->report) st->def->report(st, &w);
+    if (rank_stats) { /* the ranks' own figures (the ones above are their sums; wall time the longest) */
+        wn_jw_key(&w, "ranks");
+        wn_jw_arr_begin(&w);
+        for (int q = 0; q < r->ranks; q++) {
+            const stats *x = &rank_stats[(size_t)q * (size_t)(r->n + 2) + (size_t)k];
+            wn_jw_obj_begin(&w);
+            wn_jw_key(&w, "rank"); wn_jw_i64(&w, q);
+            wn_jw_key(&w, "docs_in"); wn_jw_u64(&w, x->docs_in);
+            wn_jw_key(&w, "docs_out"); wn_jw_u64(&w, x->docs_out);
+            wn_jw_key(&w, "bytes_in"); wn_jw_u64(&w, x->bytes_in);
+            wn_jw_key(&w, "bytes_out"); wn_jw_u64(&w, x->bytes_out);
+            wn_jw_key(&w, "wall_seconds"); wn_jw_f64(&w, x->wall);
+            wn_jw_key(&w, "cpu_seconds"); wn_jw_f64(&w, x->cpu);
+            wn_jw_key(&w, "mpi_bytes_sent"); wn_jw_u64(&w, x->mpi_bytes);
+            wn_jw_obj_end(&w);
+        }
+        wn_jw_arr_end(&w);
+    }
     wn_jw_obj_end(&w);
     wn_buf_putc(&out, '\n');
     snprintf(path, sizeof path, "%s/report.json", dir);
-    e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
+    e = !out.p ? WN_ERR_NOMEM : r->rank ? WN_OK : wn_write_atomic(path, out.p, out.len, err);
     wn_buf_free(&out);
     return e;
 }
@@ -361,7 +401,7 @@ static void progress(run *r, int final)
 
 static void state_path(const run *r, char *out, size_t n, const char *what)
 {
-    snprintf(out, n, "%s/state/%s", r->dir, what);
+    snprintf(out, n, "%s/%s", r->state_base, what);
 }
 
 static wn_err checkpoint(run *r, wn_errbuf *err)
@@ -383,16 +423,26 @@ static wn_err checkpoint(run *r, wn_errbuf *err)
         fclose(f);
     }
     if (e) return e;
+    if (r->outbox) { /* under MPI: the records so far are the outbox up to here */
+        if (fflush(r->outbox) || fsync(fileno(r->outbox)))
+            return wn_fail(err, WN_ERR_IO, "%s: write failed: %s", r->outbox_path, strerror(errno));
+    } else { /* the records of the open shard (a shard closed during the last batch) */
+        const wn_buf *tail = wn_writer_tail(r->w);
+        snprintf(path, sizeof path, "%s/writer-tail.jsonl", ck);
+        if ((e = wn_write_atomic(path, tail->p ? tail->p : "", tail->len, err))) return e;
+    }
     wn_buf out = {0};
     wn_jw w;
     wn_jw_init(&w, &out, 0);
     wn_jw_obj_begin(&w);
-    wn_jw_key(&w, "version"); wn_jw_i64(&w, 1);
+    wn_jw_key(&w, "version"); wn_jw_i64(&w, 2);
+    wn_jw_key(&w, "ranks"); wn_jw_i64(&w, r->ranks);
+    wn_jw_key(&w, "outbox_bytes"); wn_jw_u64(&w, r->outbox_len);
     wn_jw_key(&w, "seq"); wn_jw_i64(&w, seq);
     wn_jw_key(&w, "file"); wn_jw_i64(&w, r->file);
     wn_jw_key(&w, "record"); wn_jw_u64(&w, r->rd ? wn_reader_records(r->rd) : 0);
-    wn_jw_key(&w, "shards"); wn_jw_i64(&w, wn_writer_shards(r->w));
-    wn_jw_key(&w, "writer_bytes"); wn_jw_u64(&w, wn_writer_bytes(r->w));
+    wn_jw_key(&w, "shards"); wn_jw_i64(&w, r->w ? wn_writer_shards(r->w) : 0);
+    wn_jw_key(&w, "writer_bytes"); wn_jw_u64(&w, r->w ? wn_writer_bytes(r->w) : 0);
     wn_jw_key(&w, "raw_done"); wn_jw_u64(&w, r->raw_done);
     wn_jw_key(&w, "stats");
     wn_jw_arr_begin(&w);
@@ -432,6 +482,18 @@ static wn_err restore(run *r, wn_errbuf *err)
         e = wn_fail(err, WN_ERR_STATE, "%s: unreadable checkpoint (%s at byte %zu); start over without --resume",
                     path, why, off);
     if (e) { wn_buf_free(&j); return e; }
+    if (get_u64(j.p, j.len, "version") != 2) {
+        wn_buf_free(&j);
+        return wn_fail(err, WN_ERR_STATE, "%s: a checkpoint of an older winnow; start over without --resume", path);
+    }
+    if ((int)get_u64(j.p, j.len, "ranks") != r->ranks) {
+        int was = (int)get_u64(j.p, j.len, "ranks");
+        wn_buf_free(&j);
+        return wn_fail(err, WN_ERR_STATE, "%s: this run was started with %d MPI rank%s; resume it with the same "
+                       "number (now %d), or start over without --resume", r->dir, was, was == 1 ? "" : "s",
+                       r->ranks);
+    }
+    r->outbox_len = get_u64(j.p, j.len, "outbox_bytes");
     r->ckpt_seq = (int)get_u64(j.p, j.len, "seq");
     r->resumed_from = r->ckpt_seq;
     r->file = (int)get_u64(j.p, j.len, "file");
@@ -460,6 +522,7 @@ static wn_err restore(run *r, wn_errbuf *err)
         if (e) return wn_fail(err, WN_ERR_STATE, "stage %s: cannot restore its state: %s", st->def->name,
                               st->err.msg);
     }
+    if (r->outbox) return WN_OK; /* MPI: wn_run puts the outbox back to outbox_len */
     /* Shards after the checkpoint are redone; drop what a killed run left. */
     wn_writer_free(r->w);
     r->w = NULL;
@@ -474,7 +537,15 @@ static wn_err restore(run *r, wn_errbuf *err)
         remove(tmp);
         if (!had) break;
     }
-    return wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, omp_get_max_threads(), shards, err);
+    e = wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, omp_get_max_threads(), shards, err);
+    /* the open shard's records written before the checkpoint go in again:
+     * the compressed bytes come out the same */
+    wn_buf tail = {0};
+    snprintf(path, sizeof path, "%s/writer-tail.jsonl", ck);
+    if (!e) e = wn_read_file(path, &tail, err);
+    if (!e && tail.len) e = wn_writer_put_raw(r->w, tail.p, tail.len, err);
+    wn_buf_free(&tail);
+    return e;
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -504,7 +575,7 @@ static wn_err fill_batch(run *r, wn_batch *b, int *eof, wn_errbuf *err)
     *eof = 0;
     while (bytes < (uint64_t)r->m->batch_bytes) {
         if (!r->rd) {
-            if (r->file >= r->m->n_files) { *eof = 1; break; }
+            if (r->file >= r->file_end) { *eof = 1; break; }
             wn_err e = open_next_reader(r, err);
             if (e) return e;
         }
@@ -576,7 +647,9 @@ static wn_err run_stages(run *r, wn_batch *b, int first, wn_errbuf *err)
         wn_energy_gpu_mark gm = {0, 0};
         if (gpu) gm = wn_energy_gpu_start();
         double w0 = wn_now(), c0 = wn_cpu_now();
+        uint64_t m0 = wn_mpi_bytes_sent();
         wn_err e = st->def->process(st, b);
+        s->mpi_bytes += wn_mpi_bytes_sent() - m0;
         double dw = wn_now() - w0;
         s->wall += dw;
         s->cpu += wn_cpu_now() - c0;
@@ -607,12 +680,22 @@ static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
 {
     stats *s = &r->stats[r->n + 1];
     double w0 = wn_now(), c0 = wn_cpu_now();
-    uint64_t before = wn_writer_bytes(r->w);
+    uint64_t before = r->outbox ? r->outbox_len : wn_writer_bytes(r->w);
     for (size_t k = 0; k < b->n; k++) {
         const wn_doc *d = &b->docs[k];
         const wn_input_spec *in = &r->m->inputs[r->m->files[d->file].spec];
-        wn_err e = wn_writer_put(r->w, d, d->raw_text ? in->text_key : "text", err);
-        if (e) return e;
+        const char *key = d->raw_text ? in->text_key : "text";
+        wn_err e;
+        if (r->outbox) { /* under MPI: rendered now, cut into shards at the end */
+            wn_buf_clear(&r->line);
+            if ((e = wn_record_render(d, key, &r->line)) || (e = wn_buf_putc(&r->line, '\n')))
+                return wn_fail(err, e, "out of memory rendering a record");
+            if (fwrite(r->line.p, 1, r->line.len, r->outbox) != r->line.len)
+                return wn_fail(err, WN_ERR_IO, "%s: write failed: %s", r->outbox_path, strerror(errno));
+            r->outbox_len += r->line.len;
+        } else if ((e = wn_writer_put(r->w, d, key, err))) {
+            return e;
+        }
         s->docs_in++;
         s->docs_out++;
         s->bytes_in += d->text.len;
@@ -620,10 +703,113 @@ static wn_err write_batch(run *r, wn_batch *b, wn_errbuf *err)
     }
     count_tokens(s, b, &s->tokens_in);
     count_tokens(s, b, &s->tokens_out);
-    s->bytes_out += wn_writer_bytes(r->w) - before;
+    s->bytes_out += (r->outbox ? r->outbox_len : wn_writer_bytes(r->w)) - before;
     s->wall += wn_now() - w0;
     s->cpu += wn_cpu_now() - c0;
     return WN_OK;
+}
+
+/* ---- MPI: the ranks' outboxes cut into the single process's shards -------
+ *
+ * Rank r's records come after rank r-1's in the single process's output
+ * order, and a shard closes right after the record that fills it (writer.h),
+ * so where each shard starts and ends is a scan over the records' sizes in
+ * rank order: the state {shard number, bytes in the open shard, the rank
+ * where it opened} travels from rank 0 to the last (only sizes are read).
+ * A shard is written by the rank where it opens; the ranks it runs into send
+ * it their leading records (at most one shard's worth per rank boundary),
+ * flagged with whether they close it. Every rank then compresses its own
+ * shards, so the bytes are the single writer's. */
+
+typedef struct {
+    uint64_t shard, bytes;
+    int64_t owner;
+} cut_state;
+
+/* Writes the records of buf[0..n) one by one (the writer closes a full
+ * shard after a record, as it would have in one process). */
+static wn_err put_records(wn_writer *w, const char *p, size_t n, wn_errbuf *err)
+{
+    while (n) {
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) + 1 : n;
+        wn_err e = wn_writer_put_raw(w, p, k, err);
+        if (e) return e;
+        p += k;
+        n -= k;
+    }
+    return WN_OK;
+}
+
+static wn_err commit_outboxes(run *r, wn_errbuf *err)
+{
+    const uint64_t limit = (uint64_t)r->m->shard_bytes;
+    char docs[4400];
+    snprintf(docs, sizeof docs, "%s/documents", r->dir);
+    if (fflush(r->outbox))
+        return wn_fail(err, WN_ERR_IO, "%s: write failed: %s", r->outbox_path, strerror(errno));
+    FILE *f = fopen(r->outbox_path, "rb");
+    if (!f) return wn_fail(err, WN_ERR_IO, "%s: cannot open: %s", r->outbox_path, strerror(errno));
+    char *rec = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    wn_buf msg = {0};
+    wn_err e = WN_OK;
+    /* pass 1: the scan */
+    cut_state in = {0, 0, -1}, st;
+    if (r->rank > 0) {
+        if ((e = wn_mpi_recv(r->rank - 1, &msg))) goto done;
+        memcpy(&in, msg.p, sizeof in);
+    }
+    st = in;
+    while ((n = getline(&rec, &cap, f)) > 0) {
+        if (!st.bytes) st.owner = r->rank;
+        st.bytes += (uint64_t)n;
+        if (st.bytes >= limit) { st.shard++; st.bytes = 0; }
+    }
+    if (r->rank < r->ranks - 1) wn_mpi_send(r->rank + 1, &st, sizeof st);
+    uint64_t total = st.shard + (st.bytes ? 1 : 0);
+    /* pass 2: the head of a shard opened by an earlier rank goes there */
+    rewind(f);
+    int mine = 1; /* records are left for shards of this rank's own */
+    if (in.bytes) {
+        uint64_t bytes = in.bytes;
+        int closes = 0;
+        wn_buf_clear(&msg);
+        wn_buf_putc(&msg, 0);
+        while (!closes && (n = getline(&rec, &cap, f)) > 0) {
+            if (wn_buf_append(&msg, rec, (size_t)n)) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto done; }
+            bytes += (uint64_t)n;
+            closes = bytes >= limit;
+        }
+        msg.p[0] = (char)closes;
+        wn_mpi_send((int)in.owner, msg.p, msg.len);
+        mine = closes;
+    }
+    if (mine) {
+        int first = (int)(in.bytes ? in.shard + 1 : in.shard);
+        if ((e = wn_writer_open(&r->w, docs, r->m->shard_bytes, r->m->zstd_level, omp_get_max_threads(), first,
+                                err)))
+            goto done;
+        while (!e && (n = getline(&rec, &cap, f)) > 0) e = wn_writer_put_raw(r->w, rec, (size_t)n, err);
+        /* the shard this rank opened last runs on into the next ranks: their
+         * heads, in rank order, until one closes it */
+        for (int k = r->rank + 1; !e && wn_writer_pending(r->w) && k < r->ranks; k++) {
+            if ((e = wn_mpi_recv(k, &msg))) break;
+            int closes = msg.len && msg.p[0];
+            e = put_records(r->w, msg.p + 1, msg.len ? msg.len - 1 : 0, err);
+            if (closes) break;
+        }
+        if (!e) e = wn_writer_close_shard(r->w, err);
+    }
+    if (!e && ferror(f)) e = wn_fail(err, WN_ERR_IO, "%s: read failed: %s", r->outbox_path, strerror(errno));
+    wn_mpi_allreduce_max_u64(&total, 1);
+    r->shards_total = (int)total;
+done:
+    free(rec);
+    fclose(f);
+    wn_buf_free(&msg);
+    return e;
 }
 
 static wn_err pipeline(run *r, wn_errbuf *err)
@@ -634,19 +820,25 @@ static wn_err pipeline(run *r, wn_errbuf *err)
     while (!eof) {
         double w0 = wn_now(), c0 = wn_cpu_now();
         uint64_t read_before = r->stats[0].bytes_out;
+        int shards_before = r->w ? wn_writer_shards(r->w) : 0;
+        if (r->w) wn_writer_tail_begin(r->w);
         e = fill_batch(r, &b, &eof, err);
         r->stats[0].wall += wn_now() - w0;
         r->stats[0].cpu += wn_cpu_now() - c0;
         if (e) goto cleanup;
         if ((e = run_stages(r, &b, 0, err)) || (e = write_batch(r, &b, err))) goto cleanup;
         r->read_since_ckpt += r->stats[0].bytes_out - read_before;
-        if (!eof && wn_writer_full(r->w)) {
-            if ((e = wn_writer_close_shard(r->w, err)) || (e = checkpoint(r, err))) goto cleanup;
+        if (!eof && r->w && wn_writer_shards(r->w) != shards_before) {
+            /* a shard closed during the batch: checkpoint (with the records
+             * of the batch already in the next shard) */
+            if ((e = checkpoint(r, err))) goto cleanup;
             r->read_since_ckpt = 0;
-        } else if (!eof && !wn_writer_pending(r->w) && r->read_since_ckpt >= (uint64_t)r->m->shard_bytes) {
+        } else if (!eof && (!r->w || !wn_writer_pending(r->w)) &&
+                   r->read_since_ckpt >= (uint64_t)r->m->shard_bytes) {
             /* nothing written for a shard's worth of input: a stage holds the
-             * documents back (select, dedup); checkpoint anyway, so a resume
-             * does not start from the beginning */
+             * documents back (select, dedup), or the records go to the
+             * outbox (MPI); checkpoint anyway, so a resume does not start
+             * from the beginning */
             if ((e = checkpoint(r, err))) goto cleanup;
             r->read_since_ckpt = 0;
         }
@@ -664,7 +856,9 @@ static wn_err pipeline(run *r, wn_errbuf *err)
             wn_energy_gpu_mark gm = {0, 0};
             if (gpu) gm = wn_energy_gpu_start();
             double w0 = wn_now(), c0 = wn_cpu_now();
+            uint64_t m0 = wn_mpi_bytes_sent();
             e = st->def->finish(st, &b);
+            s->mpi_bytes += wn_mpi_bytes_sent() - m0;
             double dw = wn_now() - w0;
             s->wall += dw;
             s->cpu += wn_cpu_now() - c0;
@@ -691,16 +885,112 @@ static wn_err pipeline(run *r, wn_errbuf *err)
                 s->bytes_out += b.docs[k].text.len;
                 s->hist[hist_bucket(b.docs[k].text.len)]++;
             }
+            /* (no checkpoints from here on: a resume redoes the end of
+             * stream from the last one) */
             if ((e = run_stages(r, &b, i + 1, err)) || (e = write_batch(r, &b, err))) goto cleanup;
-            /* shards still close at their size (no checkpoint here: a
-             * resume redoes the end of stream from the last one) */
-            if (wn_writer_full(r->w) && (e = wn_writer_close_shard(r->w, err))) goto cleanup;
         }
     }
-    e = wn_writer_close_shard(r->w, err);
+    if (r->outbox) {
+        stats *s = &r->stats[r->n + 1];
+        double w0 = wn_now(), c0 = wn_cpu_now();
+        uint64_t m0 = wn_mpi_bytes_sent();
+        e = commit_outboxes(r, err);
+        s->mpi_bytes += wn_mpi_bytes_sent() - m0;
+        s->wall += wn_now() - w0;
+        s->cpu += wn_cpu_now() - c0;
+    } else {
+        e = wn_writer_close_shard(r->w, err);
+        r->shards_total = wn_writer_shards(r->w);
+    }
     progress(r, 1);
 cleanup:
     wn_batch_free(&b);
+    return e;
+}
+
+/* ---- MPI: one report from all ranks ---------------------------------------- */
+
+/* Adds rank b's counters to a (ranks in order: the drop samples stay the
+ * first ones of the whole stream). Wall time is the longest rank's. */
+static wn_err stats_add(stats *a, const stats *b)
+{
+    a->docs_in += b->docs_in;
+    a->docs_out += b->docs_out;
+    a->bytes_in += b->bytes_in;
+    a->bytes_out += b->bytes_out;
+    a->modified += b->modified;
+    a->tokens_in += b->tokens_in;
+    a->tokens_out += b->tokens_out;
+    a->tokens_seen |= b->tokens_seen;
+    a->wall = a->wall > b->wall ? a->wall : b->wall;
+    a->cpu += b->cpu;
+    a->gpu_j += b->gpu_j;
+    a->gpu_read += b->gpu_read;
+    a->gpu_missed += b->gpu_missed;
+    a->mpi_bytes += b->mpi_bytes;
+    for (int k = 0; k < HIST_BUCKETS; k++) a->hist[k] += b->hist[k];
+    for (int i = 0; i < b->n_drops; i++) {
+        const drop_stat *x = &b->drops[i];
+        drop_stat *d = drop_slot(a, x->reason);
+        if (!d) return WN_ERR_NOMEM;
+        d->count += x->count;
+        for (int k = 0; k < x->n_samples && d->n_samples < DROP_SAMPLES; k++)
+            if (!(d->samples[d->n_samples++] = wn_strdup(x->samples[k]))) return WN_ERR_NOMEM;
+    }
+    return WN_OK;
+}
+
+/* Every rank sends its counters; rank 0 replaces its own with the sums and
+ * keeps each rank's in *rank_stats (ranks x (n + 2)) for the reports. */
+static wn_err merge_ranks(run *r, stats **rank_stats, wn_errbuf *err)
+{
+    const int K = r->n + 2;
+    uint64_t *peaks = wn_calloc((size_t)K, sizeof *peaks), *counts = wn_calloc((size_t)r->ranks, sizeof *counts);
+    wn_buf out = {0}, all = {0};
+    wn_err e = WN_OK;
+    if (!peaks || !counts) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto done; }
+    for (int k = 1; k <= r->n; k++) peaks[k] = r->st[k - 1].mem_peak;
+    wn_mpi_allreduce_max_u64(peaks, (size_t)K);
+    for (int k = 0; k < K; k++) r->stats[k].mem_peak = peaks[k];
+    wn_jw w;
+    wn_jw_init(&w, &out, 0);
+    wn_jw_arr_begin(&w);
+    for (int k = 0; k < K; k++) {
+        wn_jw_obj_begin(&w);
+        stats_write(&r->stats[k], &w);
+        stats_write_gpu(&r->stats[k], &w);
+        wn_jw_obj_end(&w);
+    }
+    wn_jw_arr_end(&w);
+    if (!out.p || wn_mpi_allgatherv(out.p, out.len, &all, counts)) {
+        e = wn_fail(err, WN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (r->rank) goto done;
+    stats *rs = *rank_stats = wn_calloc((size_t)r->ranks * (size_t)K, sizeof *rs);
+    if (!rs) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto done; }
+    uint64_t off = 0;
+    for (int q = 0; q < r->ranks && !e; q++) {
+        wn_json_iter it;
+        wn_span obj;
+        wn_json_items_init(&it, all.p + off, (size_t)counts[q]);
+        for (int k = 0; k < K && !e && wn_json_items_next(&it, &obj); k++) e = stats_read(&rs[(size_t)q * K + k], obj);
+        off += counts[q];
+    }
+    for (int k = 0; k < K && !e; k++) {
+        stats m = {0};
+        memcpy(m.name, r->stats[k].name, sizeof m.name);
+        m.mem_peak = peaks[k];
+        for (int q = 0; q < r->ranks && !e; q++) e = stats_add(&m, &rs[(size_t)q * K + k]);
+        stats_free(&r->stats[k]);
+        r->stats[k] = m;
+    }
+    if (e) e = wn_fail(err, e, "merging the ranks' reports: out of memory");
+done:
+    wn_free(peaks);
+    wn_free(counts);
+    wn_buf_free(&out);
+    wn_buf_free(&all);
     return e;
 }
 
@@ -716,12 +1006,22 @@ static wn_err write_summary(run *r, double wall, wn_errbuf *err)
     wn_jw_key(&w, "winnow_version"); wn_jw_str(&w, WN_VERSION);
     wn_jw_key(&w, "manifest"); wn_jw_str(&w, r->m->file);
     wn_jw_key(&w, "threads"); wn_jw_i64(&w, omp_get_max_threads());
+    wn_jw_key(&w, "mpi_ranks"); wn_jw_i64(&w, r->ranks);
     wn_jw_key(&w, "resumed_from_checkpoint"); wn_jw_i64(&w, r->resumed_from);
     wn_jw_key(&w, "wall_seconds_last_session"); wn_jw_f64(&w, wall);
-    wn_jw_key(&w, "peak_rss_bytes"); wn_jw_u64(&w, (uint64_t)ru.ru_maxrss * 1024);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                  ru.ru_stime.tv_usec / 1e6, flops = 0;
     for (int i = 0; i < r->n; i++) flops += r->st[i].flops;
+    uint64_t rss = (uint64_t)ru.ru_maxrss * 1024;
+    /* across ranks: CPU seconds and FLOPs add up, memory is the largest rank's */
+    double sums[2] = {cpu, flops};
+    wn_mpi_allreduce_sum_f64(sums, 2);
+    wn_mpi_allreduce_max_u64(&rss, 1);
+    cpu = sums[0];
+    flops = sums[1];
+    wn_jw_key(&w, "peak_rss_bytes"); wn_jw_u64(&w, rss);
+    uint64_t input_bytes = 0;
+    for (int i = 0; i < r->m->n_files; i++) input_bytes += r->m->files[i].size;
     wn_jw_key(&w, "cpu_seconds_last_session"); wn_jw_f64(&w, cpu);
     wn_jw_key(&w, "flops"); wn_jw_f64(&w, flops);
     wn_jw_key(&w, "flops_note"); wn_jw_str(&w, "model work counted analytically by the stages that do it");
@@ -733,14 +1033,14 @@ static wn_err write_summary(run *r, double wall, wn_errbuf *err)
     wn_energy_write_parts(&w, r->have_rapl && wn_energy_rapl(&uj) ? wn_energy_rapl_joules(r->rapl0, uj) : -1, cpu,
                           gpu ? &gp : NULL);
     wn_jw_key(&w, "input_files"); wn_jw_i64(&w, r->m->n_files);
-    wn_jw_key(&w, "input_bytes"); wn_jw_u64(&w, r->total_size);
+    wn_jw_key(&w, "input_bytes"); wn_jw_u64(&w, input_bytes);
     wn_jw_key(&w, "documents_out"); wn_jw_u64(&w, r->stats[r->n + 1].docs_out);
-    wn_jw_key(&w, "document_shards"); wn_jw_i64(&w, wn_writer_shards(r->w));
+    wn_jw_key(&w, "document_shards"); wn_jw_i64(&w, r->shards_total);
     wn_jw_obj_end(&w);
     wn_buf_putc(&out, '\n');
     char path[4200];
     snprintf(path, sizeof path, "%s/run.json", r->dir);
-    wn_err e = out.p ? wn_write_atomic(path, out.p, out.len, err) : WN_ERR_NOMEM;
+    wn_err e = !out.p ? WN_ERR_NOMEM : r->rank ? WN_OK : wn_write_atomic(path, out.p, out.len, err);
     wn_buf_free(&out);
     return e;
 }
@@ -792,15 +1092,42 @@ static wn_err prepare_dir(run *r, const char *resolved, wn_errbuf *err)
     return wn_write_atomic(path, resolved, strlen(resolved), err);
 }
 
+/* The input files of this rank: a contiguous range, so that every record of
+ * rank q comes before every record of rank q+1 in the single process's
+ * order. File i goes to the rank whose share of the total bytes holds the
+ * middle of the file (by count when every file is empty). */
+static void file_range(run *r)
+{
+    const wn_manifest *m = r->m;
+    uint64_t total = 0, before = 0;
+    for (int i = 0; i < m->n_files; i++) total += m->files[i].size;
+    r->file_begin = r->file_end = -1;
+    for (int i = 0; i < m->n_files; i++) {
+        uint64_t mid2 = 2 * before + m->files[i].size; /* twice the middle */
+        int q = total ? (int)((double)mid2 / (2.0 * (double)total) * r->ranks)
+                      : (int)((int64_t)i * r->ranks / m->n_files);
+        if (q >= r->ranks) q = r->ranks - 1;
+        if (q == r->rank) {
+            if (r->file_begin < 0) r->file_begin = i;
+            r->file_end = i + 1;
+        }
+        before += m->files[i].size;
+    }
+    if (r->file_begin < 0) r->file_begin = r->file_end = m->n_files; /* nothing for this rank */
+}
+
 wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
 {
     run r = {0};
     wn_buf resolved = {0};
     char path[4400];
+    stats *rank_stats = NULL;
     wn_err e;
     r.m = m;
     r.o = o;
     r.n = m->n_stages;
+    r.rank = wn_mpi_rank();
+    r.ranks = wn_mpi_size();
     r.t0 = wn_now();
     r.have_rapl = wn_energy_rapl(&r.rapl0);
     /* GPU counters only where a stage may use a GPU (NVML's start-up is not
@@ -812,7 +1139,11 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
     if (threads) omp_set_num_threads(threads);
 
     if ((e = wn_manifest_expand_inputs(m, err))) return e;
-    for (int i = 0; i < m->n_files; i++) r.total_size += m->files[i].size;
+    file_range(&r);
+    r.file = r.file_begin;
+    for (int i = r.file_begin; i < r.file_end; i++) r.total_size += m->files[i].size;
+    if (r.ranks > 1) snprintf(r.state_base, sizeof r.state_base, "%s/state/rank-%04d", r.dir, r.rank);
+    else snprintf(r.state_base, sizeof r.state_base, "%s/state", r.dir);
     if ((e = wn_manifest_resolved(m, &resolved))) return wn_fail(err, e, "out of memory");
     if (o->resume) {
         snprintf(path, sizeof path, "%s/run.json", r.dir);
@@ -822,11 +1153,23 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
             return WN_OK;
         }
     }
-    if ((e = prepare_dir(&r, resolved.p, err))) goto cleanup;
+    /* rank 0 prepares the run directory (a fresh run empties it) */
     snprintf(path, sizeof path, "%s/documents", r.dir);
-    if ((e = wn_mkdir_p(path, err))) goto cleanup;
-    if ((e = wn_writer_open(&r.w, path, m->shard_bytes, m->zstd_level, omp_get_max_threads(), 0, err)))
-        goto cleanup;
+    if ((o->resume || r.rank == 0) && (e = prepare_dir(&r, resolved.p, err))) goto cleanup;
+    if (r.rank == 0 && (e = wn_mkdir_p(path, err))) goto cleanup;
+    wn_mpi_barrier();
+    if (r.ranks == 1) {
+        if ((e = wn_writer_open(&r.w, path, m->shard_bytes, m->zstd_level, omp_get_max_threads(), 0, err)))
+            goto cleanup;
+    } else {
+        if ((e = wn_mkdir_p(r.state_base, err))) goto cleanup;
+        snprintf(r.outbox_path, sizeof r.outbox_path, "%s/outbox.jsonl", r.state_base);
+        r.outbox = fopen(r.outbox_path, o->resume && wn_exists(r.outbox_path) ? "r+b" : "wb");
+        if (!r.outbox) {
+            e = wn_fail(err, WN_ERR_IO, "%s: cannot open: %s", r.outbox_path, strerror(errno));
+            goto cleanup;
+        }
+    }
 
     r.st = wn_calloc((size_t)(r.n ? r.n : 1), sizeof *r.st);
     r.stats = wn_calloc((size_t)r.n + 2, sizeof *r.stats);
@@ -876,22 +1219,32 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         st->memory_budget = m->memory;
         snprintf(r.stats[i + 1].name, sizeof r.stats[0].name, "%s", st->def->name);
         char sd[4400];
-        snprintf(sd, sizeof sd, "%s/state/%02d-%s", r.dir, i + 1, st->def->name);
+        snprintf(sd, sizeof sd, "%s/%02d-%s", r.state_base, i + 1, st->def->name);
         st->state_dir = wn_strdup(sd);
         st->state = wn_calloc(1, st->def->state_size ? st->def->state_size : 1);
         if (!st->state || !st->state_dir) { e = wn_fail(err, WN_ERR_NOMEM, "out of memory"); goto cleanup; }
         if ((e = wn_mkdir_p(sd, err))) goto cleanup;
+        uint64_t m0 = wn_mpi_bytes_sent();
         if (st->def->open && (e = st->def->open(st))) {
             e = wn_fail(err, e, "stage %s: %s", st->def->name, st->err.msg);
             goto cleanup;
         }
+        r.stats[i + 1].mpi_bytes += wn_mpi_bytes_sent() - m0;
     }
     if (o->resume && (e = restore(&r, err))) goto cleanup;
+    if (r.outbox && (fflush(r.outbox) || ftruncate(fileno(r.outbox), (off_t)r.outbox_len) ||
+                     fseeko(r.outbox, (off_t)r.outbox_len, SEEK_SET))) {
+        /* a resumed rank's outbox goes back to its length at the checkpoint */
+        e = wn_fail(err, WN_ERR_STATE, "%s: cannot truncate to the checkpoint: %s", r.outbox_path, strerror(errno));
+        goto cleanup;
+    }
     if ((e = pipeline(&r, err))) goto cleanup;
+    if (r.ranks > 1 && (e = merge_ranks(&r, &rank_stats, err))) goto cleanup;
     for (int k = 0; k < r.n + 2; k++)
-        if ((e = write_report(&r, k, err))) goto cleanup;
+        if ((e = write_report(&r, k, rank_stats, err))) goto cleanup;
     if ((e = write_summary(&r, wn_now() - r.t0, err))) goto cleanup;
-    if (!o->keep_state) {
+    wn_mpi_barrier(); /* every rank is done with its state */
+    if (!o->keep_state && r.rank == 0) {
         snprintf(path, sizeof path, "%s/state", r.dir);
         wn_rm_tree(path, NULL);
     }
@@ -904,6 +1257,11 @@ cleanup:
         }
     if (r.stats)
         for (int k = 0; k < r.n + 2; k++) stats_free(&r.stats[k]);
+    if (rank_stats)
+        for (size_t k = 0; k < (size_t)r.ranks * (size_t)(r.n + 2); k++) stats_free(&rank_stats[k]);
+    wn_free(rank_stats);
+    if (r.outbox) fclose(r.outbox);
+    wn_buf_free(&r.line);
     wn_free(r.st);
     wn_free(r.stats);
     wn_free(r.ds_names);

@@ -24,6 +24,8 @@ struct wn_writer {
     wn_buf line, zout;
     uint64_t shard_raw;  /* uncompressed bytes in the open shard */
     uint64_t total_raw;
+    int keep_tail;       /* wn_writer_tail_begin was called */
+    wn_buf tail;         /* records put into the open shard since then */
 };
 
 wn_err wn_writer_open(wn_writer **out, const char *dir, int64_t shard_bytes, int level,
@@ -70,6 +72,7 @@ static wn_err open_shard(wn_writer *w, wn_errbuf *err)
      * >= 1, so compression overlaps the pipeline without touching determinism. */
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_nbWorkers, w->workers);
     w->shard_raw = 0;
+    wn_buf_clear(&w->tail);
     return WN_OK;
 }
 
@@ -146,20 +149,35 @@ wn_err wn_record_render(const wn_doc *d, const char *text_key, wn_buf *out)
     return wn_buf_putc(out, '}');
 }
 
-wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err)
+wn_err wn_writer_put_raw(wn_writer *w, const char *rec, size_t n, wn_errbuf *err)
 {
     wn_err e;
     if (!w->f && (e = open_shard(w, err))) return e;
+    if (w->keep_tail && wn_buf_append(&w->tail, rec, n)) return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    w->shard_raw += n;
+    w->total_raw += n;
+    if ((e = zwrite(w, rec, n, ZSTD_e_continue, err))) return e;
+    return (int64_t)w->shard_raw >= w->shard_bytes ? wn_writer_close_shard(w, err) : WN_OK;
+}
+
+wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err)
+{
+    wn_err e;
     wn_buf_clear(&w->line);
     if ((e = wn_record_render(d, text_key, &w->line)) || (e = wn_buf_putc(&w->line, '\n')))
         return wn_fail(err, e, "out of memory rendering a record");
-    w->shard_raw += w->line.len;
-    w->total_raw += w->line.len;
-    return zwrite(w, w->line.p, w->line.len, ZSTD_e_continue, err);
+    return wn_writer_put_raw(w, w->line.p, w->line.len, err);
 }
 
-int wn_writer_full(const wn_writer *w) { return w->f && (int64_t)w->shard_raw >= w->shard_bytes; }
 int wn_writer_pending(const wn_writer *w) { return w->f != NULL; }
+
+void wn_writer_tail_begin(wn_writer *w)
+{
+    w->keep_tail = 1;
+    wn_buf_clear(&w->tail);
+}
+
+const wn_buf *wn_writer_tail(const wn_writer *w) { return &w->tail; }
 
 wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err)
 {
@@ -174,6 +192,7 @@ wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err)
     if (e) return e;
     w->shard++;
     w->completed++;
+    wn_buf_clear(&w->tail);
     return WN_OK;
 }
 
@@ -190,6 +209,7 @@ void wn_writer_free(wn_writer *w)
     ZSTD_freeCCtx(w->cctx);
     wn_buf_free(&w->line);
     wn_buf_free(&w->zout);
+    wn_buf_free(&w->tail);
     wn_free(w->dir);
     wn_free(w);
 }

@@ -5,9 +5,10 @@
  * re-encoded only when a stage changed it, and attributes stages added sit
  * under the top-level "winnow" object (merged with one already there; a new
  * value wins). Shards are named part-NNNNN.jsonl.zst, written under a
- * temporary name and renamed when complete. A shard closes when the run asks
- * (at a batch boundary once wn_writer_full says so), so shard boundaries are
- * a function of the input alone.
+ * temporary name and renamed when complete. A shard closes right after the
+ * record that brings its uncompressed size to shard_bytes or more, so shard
+ * boundaries are a function of the records alone (not of batches, threads or
+ * MPI ranks: `winnow run` across ranks cuts the same shards).
  */
 #ifndef WN_WRITER_H
 #define WN_WRITER_H
@@ -21,12 +22,20 @@ typedef struct wn_writer wn_writer;
  * depend on their number. */
 wn_err wn_writer_open(wn_writer **w, const char *dir, int64_t shard_bytes, int level,
                       int workers, int first_shard, wn_errbuf *err);
+/* Renders d and writes it; closes the shard when it is full. */
 wn_err wn_writer_put(wn_writer *w, const wn_doc *d, const char *text_key, wn_errbuf *err);
-int wn_writer_full(const wn_writer *w);
+/* Writes one rendered record (its '\n' included); closes the shard when full. */
+wn_err wn_writer_put_raw(wn_writer *w, const char *rec, size_t n, wn_errbuf *err);
+/* From now on, keep a copy of the records put into the open shard (cleared
+ * at every shard close and at the next call): what a checkpoint taken in
+ * the middle of a shard must save, as the compressor's state cannot be. The
+ * run calls it at each batch, so the copy is at most one batch's records. */
+void wn_writer_tail_begin(wn_writer *w);
+const wn_buf *wn_writer_tail(const wn_writer *w);
 /* A shard is open (documents written since the last close). */
 int wn_writer_pending(const wn_writer *w);
 /* Completes the open shard (if it holds anything): end the zstd frame,
- * flush, fsync, rename. */
+ * flush, fsync, rename. The run calls it at the end of the stream. */
 wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err);
 int wn_writer_shards(const wn_writer *w);     /* shards completed so far */
 uint64_t wn_writer_bytes(const wn_writer *w); /* uncompressed bytes written, all shards */
