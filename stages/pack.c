@@ -30,10 +30,20 @@
  * shards' earlier tokens back-filled with 1 (a shard without a sidecar
  * reads as weight 1 everywhere). Documents without weights get 1.
  *
+ * Across MPI ranks (rank r's documents all come before rank r+1's) the
+ * shards are the one process's, byte for byte: a relay (see relay()). Rank
+ * 0 packs as documents come; each later rank holds its tokens back (a spill
+ * of tokens, weights and split) and, in finish, receives the packing state
+ * from the rank before, packs its stream from there and hands the state on
+ * (one message: at most a window's tokens and weights); the last rank
+ * closes the shards; rank 0 writes index.json from the shards' metadata
+ * gathered from every rank. Open shard files continue on the next rank:
+ * the run directory is shared, as for every output.
+ *
  * Resume: the open shards are files that only grow; a checkpoint records
  * their lengths (after an fsync) and the buffered window (tokens, and
  * weights when written), and restoring truncates the files back to those
- * lengths.
+ * lengths; a rank that holds its tokens back records its spill's length.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -839,7 +849,9 @@ const wn_stage_def wn_stage_pack = {
            "counts, xxh3-128 checksums, the tokenizer's and the manifest's hashes. concat follows llm.c\n"
            "(documents back to back, each starting with the EOT the tokenize stage prepends); best_fit\n"
            "packs whole documents into sequences of seq_len + 1 tokens by Best-Fit-Decreasing, cutting only\n"
-           "documents longer than a sequence, and reports the padding and truncation fractions.",
+           "documents longer than a sequence, and reports the padding and truncation fractions.\n"
+           "Across MPI ranks the shards are the one process's: each rank packs its part of the stream\n"
+           "after the one before hands it the packing state (open shards, windows, counters).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(pack),

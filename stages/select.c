@@ -8,10 +8,10 @@
  * back: it appends it whole (every field a later stage or the writer needs)
  * to a zstd-compressed spill in the stage's state directory and keeps only a
  * 24-byte candidate in memory {key, input index, tokens, group}. finish()
- * sorts the candidates by key (ties: input order), walks them in that order
- * taking each while it fits the budget and stops at the first that does not
- * (per group with quota_by), so the budget is never exceeded; then it
- * re-reads the spill and hands the documents back a batch at a time in their
+ * takes what a walk over the candidates by key (ties: input order) takes,
+ * each while it fits the budget, stopping at the first that does not (per
+ * group with quota_by), so the budget is never exceeded - found without
+ * sorting, by a threshold search (doc_decide); then it re-reads the spill and hands the documents back a batch at a time in their
  * input order, the unselected ones marked "below_threshold". Memory is the
  * candidates (24 bytes a document) plus a bit per document, never the text.
  *   key = s (order desc) or -s (asc); with temperature t > 0, Gumbel top-k:
@@ -33,6 +33,21 @@
  *     pass over the spill, and a last pass keeps every token above the
  *     threshold key and the first (in stream order) of those equal to it, so
  *     exactly K tokens keep weight 1.
+ *
+ * Across MPI ranks (rank r's documents all come before rank r+1's), every
+ * rank holds its own documents back and finish's first call makes the
+ * decisions the stream's, with one code path for 1 rank and N:
+ *   document level: doc_decide's exact threshold search (cost histograms
+ *     summed with allreduce, the ties before a rank by an exscan), groups
+ *     gathered by name, budget_fraction of the stream's tokens. Exchanged:
+ *     2^digit x 8 bytes per open group and round (digits of about
+ *     log2(candidates) bits, at most 16; only the bits where keys differ),
+ *     the group names once, a few numbers per group: nothing per document.
+ *   token level, global scope: both 65,536-bucket histograms summed (512
+ *     KiB each), the ties "first in stream order" by an exscan of each
+ *     rank's count of tokens equal to the threshold.
+ * report() sums the per-rank counts (histograms, missing, token counts);
+ * the threshold's score comes from the rank holding that document.
  *
  * Resume. The spill only grows: a checkpoint ends its zstd frame, fsyncs and
  * records its length together with the in-memory state; load truncates the
@@ -737,19 +752,23 @@ static wn_err groups_merge(sel_state *s)
     return e;
 }
 
-/* The budget walk of one process - best first, take each that fits, the
- * first that does not closes its group - without sorting and across ranks.
- * What a group takes is a prefix of its ranking: the longest whose cost
- * fits its quota. So it takes every key above T, T the largest key at which
- * the cost of the keys >= T exceeds the quota, and of the keys equal to T
- * those, in input order, that still fit; a group whose whole cost fits
- * takes everything. T is found digit by digit from the top of the 64-bit
- * ordered key: a histogram of cost per digit value over the candidates that
- * share the digits found so far, summed over the ranks, one round per digit
- * (16 bits a round, fewer with many groups so a round's histograms stay
- * under 2^22 counters); the ties' cost on earlier ranks is an exscan.
- * Exchanged: the histograms (65,536 x 8 bytes x groups still open, four
- * rounds), a few numbers per group - nothing per document. */
+/* The budget walk - best first, take each that fits, the first that does
+ * not closes its group - without sorting, and across ranks. What a group
+ * takes is a prefix of its ranking: the longest whose cost fits its quota.
+ * So it takes every key above T, T the largest key at which the cost of the
+ * keys >= T exceeds the quota, and of the keys equal to T those, in input
+ * order, that still fit; a group whose whole cost fits takes everything. T
+ * is found digit by digit from the top of the 64-bit ordered key: per round,
+ * a histogram of the cost per digit value over the candidates that share
+ * the digits found so far, summed over the ranks. Only the bits where the
+ * group's keys differ are searched (the least and largest key and the
+ * lowest differing bit come first, by max-reductions), with digits of about
+ * log2(candidates) bits, at most 16 (fewer with many groups: at most 2^22
+ * counters a round). The ties' cost on earlier ranks is an exscan.
+ * Exchanged (each rank, allreduce payload): 2^digit x 8 bytes per open
+ * group per round - e.g. 3 rounds x 4 KiB for 300 candidates of integer
+ * scores, 4 x 512 KiB for a billion of any scores - and a few numbers per
+ * group: nothing per document. */
 static wn_err doc_decide(wn_stage *st, sel_state *s)
 {
     wn_err e = WN_OK;
@@ -774,47 +793,87 @@ static wn_err doc_decide(wn_stage *st, sel_state *s)
      * everything), the ties' cost before, the last unit taken (least key, then latest index + 1),
      * counts taken */
     uint64_t *T = wn_calloc(ng + 1, sizeof *T), *above = wn_calloc(ng + 1, sizeof *above);
-    uint64_t *tie = wn_calloc(ng + 1, sizeof *tie), *lk = wn_calloc(ng + 1, sizeof *lk);
+    uint64_t *tie = wn_calloc(ng + 1, sizeof *tie), *lk = wn_calloc(2 * (ng + 1), sizeof *lk);
     uint64_t *li = wn_calloc(ng + 1, sizeof *li), *cnt = wn_calloc(2 * (ng + 1), sizeof *cnt);
     int64_t *slot = wn_calloc(ng + 1, sizeof *slot);
+    int *pos = wn_calloc(3 * (ng + 1), sizeof *pos), *lo = pos + ng + 1, *dig = lo + ng + 1;
     double *kv = wn_calloc(ng + 1, sizeof *kv);
     uint64_t *H = NULL;
     s->sel = wn_calloc((s->n_c + 63) / 64 + 1, sizeof *s->sel);
-    if (!T || !above || !tie || !lk || !li || !cnt || !slot || !kv || !s->sel || (quota && quotas(s))) {
+    if (!T || !above || !tie || !lk || !li || !cnt || !slot || !pos || !kv || !s->sel || (quota && quotas(s))) {
         e = WN_ERR_NOMEM;
         goto done;
     }
     for (size_t g = 0; g < ng; g++)
         slot[g] = (docs ? G[g].docs : G[g].tokens) > G[g].quota ? (int64_t)n_open++ : -1;
-    int bits = 16;
+    /* the bits where an open group's keys differ, [lo, pos): above and below them every key has
+     * the least key's bits (T starts as those), so only they are searched */
+    for (size_t i = 0; i < s->n_c; i++) { /* the largest key and the largest ~key (the least key) */
+        size_t g = quota ? s->c[i].group : 0;
+        uint64_t k = okey(s->c[i].key);
+        if (slot[g] < 0) continue;
+        if (k > lk[2 * g]) lk[2 * g] = k;
+        if (~k > lk[2 * g + 1]) lk[2 * g + 1] = ~k;
+    }
+    wn_mpi_allreduce_max_u64(lk, 2 * ng);
+    for (size_t i = 0; i < s->n_c; i++) { /* the lowest bit where a key differs from the least */
+        size_t g = quota ? s->c[i].group : 0;
+        uint64_t x = okey(s->c[i].key) ^ ~lk[2 * g + 1];
+        if (slot[g] >= 0 && x && 64 - (uint64_t)__builtin_ctzll(x) > tie[g]) tie[g] = 64 - (uint64_t)__builtin_ctzll(x);
+    }
+    wn_mpi_allreduce_max_u64(tie, ng);
+    for (size_t g = 0; g < ng; g++) {
+        uint64_t mx = lk[2 * g], mn = ~lk[2 * g + 1];
+        if (slot[g] < 0 || mx == mn) { /* one key: T is it */
+            T[g] = mn;
+            pos[g] = lo[g] = 0;
+            continue;
+        }
+        lo[g] = 64 - (int)tie[g];
+        pos[g] = 64 - __builtin_clzll(mx ^ mn);
+        uint64_t span = (pos[g] == 64 ? ~0ull : (1ull << pos[g]) - 1) & ~((1ull << lo[g]) - 1);
+        T[g] = mn & ~span;
+    }
+    memset(lk, 0, 2 * (ng + 1) * sizeof *lk);
+    memset(tie, 0, (ng + 1) * sizeof *tie);
+    /* digits of `bits` bits: about log2 of the candidates (fewer for many groups), so a round's
+     * histograms hold no more counters than there are candidates, nor more than 2^22 */
+    int bits = 4;
+    while (bits < 16 && (1ull << bits) < s->all_c) bits++;
     while (bits > 1 && ((uint64_t)n_open << bits) > (1ull << 22)) bits--;
     if (n_open && !(H = wn_malloc((n_open << bits) * sizeof *H))) {
         e = WN_ERR_NOMEM;
         goto done;
     }
-    for (int known = 0; n_open && known < 64;) { /* known: T's top bits found */
-        int d = 64 - known < bits ? 64 - known : bits, shift = 64 - known - d;
-        uint64_t hi = known ? ~0ull << (64 - known) : 0, dmask = (1ull << d) - 1;
+    for (;;) {
+        int more = 0;
+        for (size_t g = 0; g < ng; g++) {
+            dig[g] = pos[g] - lo[g] < bits ? pos[g] - lo[g] : bits; /* this round's digit: [pos - dig, pos) */
+            more |= dig[g] > 0;
+        }
+        if (!more) break;
         memset(H, 0, (n_open << bits) * sizeof *H);
         for (size_t i = 0; i < s->n_c; i++) {
             const cand *c = &s->c[i];
             size_t g = quota ? c->group : 0;
-            uint64_t k = okey(c->key);
-            if (slot[g] >= 0 && (k & hi) == T[g])
-                H[((uint64_t)slot[g] << bits) + ((k >> shift) & dmask)] += docs ? 1 : c->tokens;
+            if (!dig[g]) continue;
+            uint64_t k = okey(c->key), found = pos[g] == 64 ? 0 : ~0ull << pos[g];
+            if ((k & found) == (T[g] & found))
+                H[((uint64_t)slot[g] << bits) + ((k >> (pos[g] - dig[g])) & ((1ull << dig[g]) - 1))] +=
+                    docs ? 1 : c->tokens;
         }
         wn_mpi_allreduce_sum_u64(H, n_open << bits);
         for (size_t g = 0; g < ng; g++) {
-            if (slot[g] < 0) continue;
+            if (!dig[g]) continue;
             const uint64_t *h = H + ((uint64_t)slot[g] << bits);
-            uint64_t cum = above[g], v = dmask;
+            uint64_t cum = above[g], v = (1ull << dig[g]) - 1;
             /* the highest digit whose keys take the cost past the quota (it exists: above + the
-             * cost of the keys that share T's known digits > quota) */
+             * cost of the keys that share T's digits found so far > quota) */
             for (; v > 0 && cum + h[v] <= G[g].quota; v--) cum += h[v];
-            T[g] |= v << shift;
+            pos[g] -= dig[g];
+            T[g] |= v << pos[g];
             above[g] = cum;
         }
-        known += d;
     }
     for (size_t i = 0; i < s->n_c; i++) {
         const cand *c = &s->c[i];
@@ -882,6 +941,7 @@ done:
     wn_free(li);
     wn_free(cnt);
     wn_free(slot);
+    wn_free(pos);
     wn_free(kv);
     if (e) return wn_fail(&st->err, e, "out of memory");
     account(st);
@@ -1295,7 +1355,9 @@ const wn_stage_def wn_stage_select = {
            "(token_scope sequence) or an exact threshold over the whole stream (global, two passes);\n"
            "token 0 keeps weight 1. pack writes the weights beside the shards.\n"
            "Report extras: budget (asked, spent), candidates/selected/rejected, threshold,\n"
-           "score_histogram (selected vs rejected), groups; token level: tokens kept/masked.",
+           "score_histogram (selected vs rejected), groups; token level: tokens kept/masked.\n"
+           "Across MPI ranks the decisions are the one process's: an exact threshold search on cost\n"
+           "histograms summed over the ranks, ties in input order by an exscan (nothing per document).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(sel_state),

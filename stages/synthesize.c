@@ -25,7 +25,14 @@
  * Ratio. Each source document gets floor(per_doc) generations plus one more
  * with probability frac(per_doc), decided by a hash of (seed, id), so the
  * decision belongs to the document whatever the batching. max_total caps
- * the documents generated over the whole stream, taken in stream order.
+ * the documents generated over the whole stream, taken in stream order: a
+ * generation after the max_total-th is capped, failing or not, so the
+ * counts do not depend on where batches end. Across MPI ranks with
+ * max_total, each rank generates under the cap by itself and holds its
+ * documents back; finish's first call learns by an exscan (8 bytes a rank)
+ * how many the earlier ranks generated and drops the generations past the
+ * stream's cap (syn_finish). Without max_total it streams. report() sums
+ * the counters over the ranks.
  *
  * Determinism. Generation k of source d draws from a splitmix64 stream
  * seeded by xxh3(k; xxh3(id, seed)): a function of the document alone, so
@@ -1101,7 +1108,8 @@ const wn_stage_def wn_stage_synthesize = {
            "(on_failure: fail stops the run). Report: sources, planned, generated, generated_per_mode,\n"
            "generated_per_template/_prompt, capped, failures, failures_by_reason, failure_examples,\n"
            "bytes_generated, tokens_generated, throughput; endpoint: requests, request_failures, retries,\n"
-           "timeouts, cache_hits.",
+           "timeouts, cache_hits. Across MPI ranks the output is the one process's (max_total: the\n"
+           "ranks hold documents back until an exscan of their generations places the cap).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(synth),
