@@ -143,9 +143,24 @@ static int post(MPI_Request **reqs, int *nreq, int *cap, int send, int peer, cha
     return 0;
 }
 
+/* recv = p[0..n): the one-rank answer (MPI is not started in a plain run) */
+static wn_err copy_one(wn_buf *recv, const void *p, uint64_t n)
+{
+    wn_buf_clear(recv);
+    if (wn_buf_reserve(recv, n)) return WN_ERR_NOMEM;
+    if (n) memcpy(recv->p, p, n);
+    recv->len = n;
+    recv->p[n] = 0;
+    return WN_OK;
+}
+
 wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, uint64_t *recv_n)
 {
     int R = size_;
+    if (R == 1) {
+        recv_n[0] = send_n[0];
+        return copy_one(recv, send, send_n[0]);
+    }
     MPI_Alltoall((void *)send_n, 1, MPI_UINT64_T, recv_n, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     uint64_t total = 0;
     for (int k = 0; k < R; k++) total += recv_n[k];
@@ -174,6 +189,10 @@ wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, 
 wn_err wn_mpi_allgatherv(const void *p, uint64_t n, wn_buf *recv, uint64_t *counts)
 {
     int R = size_;
+    if (R == 1) {
+        counts[0] = n;
+        return copy_one(recv, p, n);
+    }
     MPI_Allgather(&n, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     uint64_t total = 0;
     for (int k = 0; k < R; k++) total += counts[k];
