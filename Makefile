@@ -229,13 +229,15 @@ build/san/winnow: build/san/src/main.o $(SAN_OBJ)
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
-build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so
+build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so build/san/fake_nccl.so
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
-# A stand-in for libnvidia-ml.so.1 that tests/unit/test_energy.c loads, so
-# src/energy.c's NVML path runs without a GPU (not instrumented: it is
-# dlopen'ed into the sanitized unit binary).
+# Stand-ins for libnvidia-ml.so.1 and libnccl.so.2 that tests/unit/test_energy.c
+# and test_nccl.c load, so src/energy.c's NVML path and src/nccl.c run without
+# a GPU (not instrumented: they are dlopen'ed into the sanitized unit binary).
 build/san/fake_nvml.so: tests/unit/fake_nvml/fake_nvml.c
+build/san/fake_nccl.so: tests/unit/fake_nccl/fake_nccl.c
+build/san/fake_nvml.so build/san/fake_nccl.so:
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (shared)"
 	@$(CC) -std=c11 -O1 -g -fPIC -shared $(WARN) -o $@ $<

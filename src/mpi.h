@@ -43,6 +43,18 @@ void wn_mpi_allreduce_min_i64(int64_t *x, size_t n);
 void wn_mpi_allreduce_max_i64(int64_t *x, size_t n);
 void wn_mpi_barrier(void);
 
+/* Rank root's bytes n into buf on every rank (e.g. NCCL's unique id). */
+void wn_mpi_bcast(void *buf, size_t n, int root);
+/* Every rank's v into all[0 .. size-1] (all[k] = rank k's), on every rank. */
+void wn_mpi_allgather_i64(int64_t v, int64_t *all);
+/* This rank's index among the ranks on its node (0 without MPI), for
+ * picking a GPU: from the launcher's environment when every rank has it
+ * (OMPI_COMM_WORLD_LOCAL_RANK; MPICH's MPI_LOCALRANKID; SLURM_LOCALID when
+ * SLURM_PROCID and SLURM_NTASKS are this job's, not inherited from an
+ * enclosing batch script), else from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
+ * A collective: every rank calls it. *how (may be NULL) names the source. */
+int wn_mpi_local_rank(const char **how);
+
 /* Stops every rank of the job with exit status code (MPI_Abort); exit(code)
  * without MPI. Print the reason first: MPI_Abort says only which rank called
  * it. */
