@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_mpi_run.sh - `make bench`: the full quickstart pipeline (pipelines/quickstart.yaml) as one
 # process and under `mpirun -np R` for R in BENCH_MPI_RANKS (default "1 2 4"), one thread per rank:
-# wall time, speed-up over one rank, whether the outputs are byte-identical to the one-process run,
+# wall time, speed-up over the one-process run, whether the outputs are byte-identical to the one-process run,
 # and the payload bytes each stage's exchanges moved (the reports' mpi_bytes_sent, summed over
 # ranks) as a model of what larger runs will move. See BENCHMARKS.md "Pipeline across MPI ranks".
 #
@@ -38,8 +38,8 @@ OMP_NUM_THREADS=1 ./winnow run "$m" --threads 1 --no-progress >"$D/ref.log" 2>&1
 t1=$(now)
 ref=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
 echo "one process, 1 thread: $ref s"
-printf '%-6s %10s %9s %10s\n' ranks wall_s speedup identical
-base=
+printf '%-6s %10s %9s %10s\n' ranks wall_s speedup identical   # speed-up: over the one-process run
+base=$ref
 for r in $RANKS; do
     m=$(manifest_for np$r)
     t0=$(now)
@@ -47,7 +47,6 @@ for r in $RANKS; do
         || { echo "-np $r failed"; tail "$D/np$r.log"; continue; }
     t1=$(now)
     w=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
-    [ -n "$base" ] || base=$w
     same=no
     [ "$(sums "$D/ref")" = "$(sums "$D/np$r")" ] && same=yes
     printf '%-6s %10s %8sx %10s\n' "$r" "$w" "$(python3 -c "print(f'{$base / $w:.2f}')")" "$same"
