@@ -143,9 +143,24 @@ static int post(MPI_Request **reqs, int *nreq, int *cap, int send, int peer, cha
     return 0;
 }
 
+/* recv = p[0..n): the one-rank answer (MPI is not started in a plain run) */
+static wn_err copy_one(wn_buf *recv, const void *p, uint64_t n)
+{
+    wn_buf_clear(recv);
+    if (wn_buf_reserve(recv, n)) return WN_ERR_NOMEM;
+    if (n) memcpy(recv->p, p, n);
+    recv->len = n;
+    recv->p[n] = 0;
+    return WN_OK;
+}
+
 wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, uint64_t *recv_n)
 {
     int R = size_;
+    if (R == 1) {
+        recv_n[0] = send_n[0];
+        return copy_one(recv, send, send_n[0]);
+    }
     MPI_Alltoall((void *)send_n, 1, MPI_UINT64_T, recv_n, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     uint64_t total = 0;
     for (int k = 0; k < R; k++) total += recv_n[k];
@@ -174,6 +189,10 @@ wn_err wn_mpi_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, 
 wn_err wn_mpi_allgatherv(const void *p, uint64_t n, wn_buf *recv, uint64_t *counts)
 {
     int R = size_;
+    if (R == 1) {
+        counts[0] = n;
+        return copy_one(recv, p, n);
+    }
     MPI_Allgather(&n, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     uint64_t total = 0;
     for (int k = 0; k < R; k++) total += counts[k];
@@ -223,6 +242,65 @@ wn_err wn_mpi_recv(int from, wn_buf *into)
     into->len = n;
     into->p[n] = 0;
     return WN_OK;
+}
+
+void wn_mpi_allgather_i64(int64_t v, int64_t *all)
+{
+    if (size_ == 1) {
+        all[0] = v;
+        return;
+    }
+    MPI_Allgather(&v, 1, MPI_INT64_T, all, 1, MPI_INT64_T, MPI_COMM_WORLD);
+}
+
+/* A non-negative integer from the environment, or -1. */
+static int env_int(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v) return -1;
+    long x = strtol(v, &end, 10);
+    return *end || x < 0 || x > 1 << 20 ? -1 : (int)x;
+}
+
+/* The launcher's local rank, or -1 (see mpi.h for the order). */
+static int env_local_rank(const char **how)
+{
+    static const char *const names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int v = env_int(names[i]);
+        if (v >= 0) {
+            *how = names[i];
+            return v;
+        }
+    }
+    /* srun sets all three for the task it starts; an sbatch script's own
+     * SLURM_LOCALID (0) is inherited by everything mpirun starts from it */
+    if (env_int("SLURM_PROCID") == rank_ && env_int("SLURM_NTASKS") == size_) {
+        *how = "SLURM_LOCALID";
+        return env_int("SLURM_LOCALID");
+    }
+    return -1;
+}
+
+int wn_mpi_local_rank(const char **how)
+{
+    const char *h = "one process";
+    int lr = 0;
+    if (started) {
+        lr = env_local_rank(&h);
+        int64_t all = lr >= 0;
+        wn_mpi_allreduce_min_i64(&all, 1); /* the same choice on every rank, or the split would hang */
+        if (!all) {
+            MPI_Comm node;
+            MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+            MPI_Comm_rank(node, &lr);
+            MPI_Comm_free(&node);
+            h = "MPI_Comm_split_type (shared memory)";
+        }
+    }
+    if (how) *how = h;
+    return lr;
 }
 
 _Noreturn void wn_mpi_abort(int code)
@@ -300,6 +378,12 @@ wn_err wn_mpi_recv(int from, wn_buf *into)
     abort();
 }
 uint64_t wn_mpi_bytes_sent(void) { return 0; }
+void wn_mpi_allgather_i64(int64_t v, int64_t *all) { all[0] = v; }
+int wn_mpi_local_rank(const char **how)
+{
+    if (how) *how = "one process";
+    return 0;
+}
 _Noreturn void wn_mpi_abort(int code)
 {
     fflush(stdout);

@@ -30,17 +30,29 @@
  * shards' earlier tokens back-filled with 1 (a shard without a sidecar
  * reads as weight 1 everywhere). Documents without weights get 1.
  *
+ * Across MPI ranks (rank r's documents all come before rank r+1's) the
+ * shards are the one process's, byte for byte: a relay (see relay()). Rank
+ * 0 packs as documents come; each later rank holds its tokens back (a spill
+ * of tokens, weights and split) and, in finish, receives the packing state
+ * from the rank before, packs its stream from there and hands the state on
+ * (one message: at most a window's tokens and weights); the last rank
+ * closes the shards; rank 0 writes index.json from the shards' metadata
+ * gathered from every rank. Open shard files continue on the next rank:
+ * the run directory is shared, as for every output.
+ *
  * Resume: the open shards are files that only grow; a checkpoint records
  * their lengths (after an fsync) and the buffered window (tokens, and
  * weights when written), and restoring truncates the files back to those
- * lengths.
+ * lengths; a rank that holds its tokens back records its spill's length.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "../src/docspill.h"
 #include "../src/fs.h"
+#include "../src/mpi.h"
 #include "../src/shard.h"
 #include "../src/stage.h"
 
@@ -98,6 +110,13 @@ typedef struct {
     shard_info *done;
     int n_done;
     uint64_t bins, bin_tokens; /* best_fit statistics */
+    /* across ranks, ranks after the first: the token stream held back */
+    int relay;
+    wn_spill_writer sw;
+    wn_spill_reader sr;
+    char spill_path[4200];
+    uint64_t n_spilled;
+    int finished;
 } pack;
 
 static wn_err pk_open(wn_stage *st)
@@ -124,6 +143,8 @@ static wn_err pk_open(wn_stage *st)
     s->doc_weights = st->run->token_weights;
     s->weights = s->best_fit || s->doc_weights;
     snprintf(s->dir, sizeof s->dir, "%s/shards", st->run->run_dir);
+    s->relay = wn_mpi_rank() > 0;
+    snprintf(s->spill_path, sizeof s->spill_path, "%s/tokens.spill.zst", st->state_dir ? st->state_dir : ".");
     return wn_mkdir_p(s->dir, &st->err);
 }
 
@@ -399,49 +420,70 @@ static wn_err weights_on(wn_stage *st, pack *s)
     return WN_OK;
 }
 
+/* Packs one document (tokens t[0..n), weights dw or NULL = all 1) into
+ * split k: the stream's order of these calls is the shards' order. */
+static wn_err pack_doc(wn_stage *st, pack *s, int k, const uint32_t *t, size_t n, const float *dw)
+{
+    wn_err e;
+    if (dw) {
+        if (!s->weights && (e = weights_on(st, s))) return e;
+        s->doc_weights = 1;
+        for (size_t i = 0; i < n; i++) s->zero_weight_tokens += dw[i] == 0.0f;
+    }
+    split *p = &s->sp[k];
+    p->ndocs_total++;
+    size_t cap = (size_t)s->seq_len + 1;
+    if (!s->best_fit && !s->shuffle) {
+        size_t zero = 0;
+        return emit(st, s, k, t, n, dw, &zero, 1);
+    }
+    if (!s->best_fit) { /* concat + shuffle: whole documents wait in the window */
+        if ((e = add_chunk(s, p, t, dw, n))) return wn_fail(&st->err, e, "out of memory");
+        if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
+        return WN_OK;
+    }
+    if (n > cap) p->truncated_docs++;
+    for (size_t off = 0; off < n; off += cap) {
+        size_t m = n - off < cap ? n - off : cap;
+        if ((e = add_chunk(s, p, t + off, dw ? dw + off : NULL, m))) return wn_fail(&st->err, e, "out of memory");
+    }
+    if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
+    return WN_OK;
+}
+
 static wn_err pk_process(wn_stage *st, wn_batch *b)
 {
     pack *s = st->state;
+    wn_err e;
+    if (s->finished) return wn_fail(&st->err, WN_ERR_INTERNAL, "documents after the end of the stream");
     for (size_t i = 0; i < b->n; i++) {
         const wn_doc *d = &b->docs[i];
         if (!d->has_tokens) return wn_fail(&st->err, WN_ERR_MANIFEST, "pack needs tokens: put a tokenize stage before it");
         if (!d->tokens.n) continue;
         const float *dw = d->tweight.n == d->tokens.n ? d->tweight.p : NULL; /* NULL: all 1 */
-        if (dw) {
-            wn_err e;
-            if (!s->weights && (e = weights_on(st, s))) return e;
-            s->doc_weights = 1;
-            for (size_t t = 0; t < d->tokens.n; t++) s->zero_weight_tokens += dw[t] == 0.0f;
-        }
         int k = s->val_fraction > 0 &&
                 (double)XXH3_64bits_withSeed(d->id.p, d->id.len, s->seed) / 18446744073709551616.0 < s->val_fraction;
-        split *p = &s->sp[k];
-        p->ndocs_total++;
         if (s->token_bytes == 2)
             for (size_t t = 0; t < d->tokens.n; t++)
                 if (d->tokens.p[t] > 65535)
                     return wn_fail(&st->err, WN_ERR_INPUT, "token %u does not fit uint16 shards (dtype: uint32)",
                                    d->tokens.p[t]);
-        wn_err e;
-        size_t cap = (size_t)s->seq_len + 1;
-        if (!s->best_fit && !s->shuffle) {
-            size_t zero = 0;
-            if ((e = emit(st, s, k, d->tokens.p, d->tokens.n, dw, &zero, 1))) return e;
+        if (!s->relay) {
+            if ((e = pack_doc(st, s, k, d->tokens.p, d->tokens.n, dw))) return e;
             continue;
         }
-        if (!s->best_fit) { /* concat + shuffle: whole documents wait in the window */
-            if ((e = add_chunk(s, p, d->tokens.p, dw, d->tokens.n))) return wn_fail(&st->err, e, "out of memory");
-            if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
-            continue;
-        }
-        if (d->tokens.n > cap) p->truncated_docs++;
-        for (size_t off = 0; off < d->tokens.n; off += cap) {
-            size_t n = d->tokens.n - off < cap ? d->tokens.n - off : cap;
-            if ((e = add_chunk(s, p, d->tokens.p + off, dw ? dw + off : NULL, n)))
-                return wn_fail(&st->err, e, "out of memory");
-        }
-        if ((int64_t)p->buf_n >= s->window * (int64_t)cap && (e = flush_window(st, s, k))) return e;
+        /* held back: the tokens, their weights and the split (in `file`) */
+        wn_doc lean = {0};
+        lean.tokens = d->tokens;
+        lean.has_tokens = 1;
+        if (dw) lean.tweight = d->tweight;
+        lean.file = (uint32_t)k;
+        if ((!s->sw.open && (e = wn_spill_writer_open(&s->sw, s->spill_path, 0, &st->err))) ||
+            (e = wn_spill_writer_put(&s->sw, &lean, &st->err)))
+            return e;
+        s->n_spilled++;
     }
+    if (s->relay && (e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
     return WN_OK;
 }
 
@@ -488,18 +530,7 @@ static wn_err write_index(wn_stage *st, pack *s)
     return e;
 }
 
-static wn_err pk_finish(wn_stage *st, wn_batch *out)
-{
-    pack *s = st->state;
-    wn_err e = WN_OK;
-    for (int k = 0; k < N_SPLITS && !e; k++) {
-        if (s->best_fit || s->shuffle) e = flush_window(st, s, k);
-        if (!e) e = split_close(st, s, k);
-    }
-    return e ? e : write_index(st, s);
-}
-
-/* ---- checkpoints ---------------------------------------------------------- */
+/* ---- the packing state: checkpoints, and the hand-off between ranks ---------- */
 
 typedef struct {
     uint64_t magic, n_done, bins, bin_tokens, weights, doc_weights, zero_weight_tokens;
@@ -509,10 +540,14 @@ typedef struct {
     } sp[N_SPLITS];
 } pack_ckpt;
 
-static wn_err pk_save(wn_stage *st, FILE *f)
+#define STATE_MAGIC 0x7061636b33ull /* "pack3" */
+
+/* Writes the packing state: the open shards' lengths (after an fsync),
+ * the windows' contents, the counters, and the closed shards when
+ * with_done. */
+static wn_err state_put(wn_stage *st, pack *s, FILE *f, int with_done)
 {
-    pack *s = st->state;
-    pack_ckpt c = {0x7061636b32ull, (uint64_t)s->n_done, s->bins, s->bin_tokens, (uint64_t)s->weights,
+    pack_ckpt c = {STATE_MAGIC, with_done ? (uint64_t)s->n_done : 0, s->bins, s->bin_tokens, (uint64_t)s->weights,
                    (uint64_t)s->doc_weights, s->zero_weight_tokens, {{0}}};
     for (int k = 0; k < N_SPLITS; k++) {
         split *p = &s->sp[k];
@@ -534,7 +569,7 @@ static wn_err pk_save(wn_stage *st, FILE *f)
         c.sp[k].windows = p->windows;
     }
     int bad = fwrite(&c, sizeof c, 1, f) != 1;
-    bad |= s->n_done && fwrite(s->done, sizeof *s->done, (size_t)s->n_done, f) != (size_t)s->n_done;
+    bad |= c.n_done && fwrite(s->done, sizeof *s->done, (size_t)s->n_done, f) != (size_t)s->n_done;
     for (int k = 0; k < N_SPLITS; k++) {
         split *p = &s->sp[k];
         bad |= p->buf_n && fwrite(p->buf, sizeof *p->buf, p->buf_n, f) != p->buf_n;
@@ -544,11 +579,12 @@ static wn_err pk_save(wn_stage *st, FILE *f)
     return bad ? wn_fail(&st->err, WN_ERR_IO, "checkpoint write failed") : WN_OK;
 }
 
-static wn_err pk_load(wn_stage *st, FILE *f)
+/* Restores what state_put wrote: reopens the open shards (truncated back to
+ * the lengths written) and refills the windows. */
+static wn_err state_get(wn_stage *st, pack *s, FILE *f)
 {
-    pack *s = st->state;
     pack_ckpt c;
-    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != 0x7061636b32ull)
+    if (fread(&c, sizeof c, 1, f) != 1 || c.magic != STATE_MAGIC)
         return wn_fail(&st->err, WN_ERR_STATE, "not a pack checkpoint");
     s->bins = c.bins;
     s->weights = (int)c.weights;
@@ -569,6 +605,9 @@ static wn_err pk_load(wn_stage *st, FILE *f)
         p->truncated_docs = c.sp[k].truncated;
         p->windows = c.sp[k].windows;
         size_t bn = c.sp[k].buf_n, nc = c.sp[k].n_chunks;
+        wn_free(p->buf);
+        wn_free(p->wbuf);
+        wn_free(p->chunk_len);
         p->buf = wn_malloc((bn ? bn : 1) * sizeof *p->buf);
         p->wbuf = s->weights ? wn_malloc((bn ? bn : 1) * sizeof *p->wbuf) : NULL;
         p->chunk_len = wn_malloc((nc ? nc : 1) * sizeof *p->chunk_len);
@@ -583,6 +622,172 @@ static wn_err pk_load(wn_stage *st, FILE *f)
         p->n_chunks = nc;
         wn_err e;
         if (c.sp[k].open && (e = split_open(st, s, k, c.sp[k].tok, c.sp[k].docs, c.sp[k].weights))) return e;
+    }
+    return WN_OK;
+}
+
+/* Closes the open shards' files as they are (no header, not renamed): the
+ * next rank reopens them and goes on. */
+static void hand_over_files(pack *s)
+{
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        if (!p->open) continue;
+        fclose(p->tok.f);
+        fclose(p->docs.f);
+        if (s->weights) fclose(p->weights.f);
+        p->tok.f = p->docs.f = p->weights.f = NULL;
+        p->open = 0;
+    }
+}
+
+/* Across ranks (ranks take contiguous parts of the stream, in rank order),
+ * packing is a relay: rank 0 packs its documents as they come; every later
+ * rank holds its tokens back (spill) and, in finish, receives the packing
+ * state from the rank before it - shard numbers, the open shards' lengths
+ * (their files, synced, continue where that rank stopped), the windows'
+ * tokens and weights, the counters - packs its own stream from there and
+ * hands the state to the next; the last one flushes the windows and closes
+ * the shards. So every byte is what one process writes. Then the shards'
+ * metadata (96 bytes each) is gathered for rank 0's index.json, and the
+ * last rank's counters are broadcast for the report. Exchanged: per rank,
+ * one state message (at most a window's tokens and weights, 8 bytes a
+ * token, plus 4 bytes a chunk), nothing per document. */
+static wn_err relay(wn_stage *st, pack *s)
+{
+    int rank = wn_mpi_rank(), size = wn_mpi_size();
+    wn_buf msg = {0};
+    wn_err e = WN_OK;
+    if (rank > 0) {
+        if ((e = wn_spill_writer_finish(&s->sw, &st->err))) return e;
+        if ((e = wn_mpi_recv(rank - 1, &msg))) return wn_fail(&st->err, e, "out of memory");
+        FILE *f = fmemopen(msg.p, msg.len, "rb");
+        if (!f) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        if (!e) e = state_get(st, s, f);
+        if (f) fclose(f);
+        if (!e && s->n_spilled) {
+            wn_doc d = {0};
+            if (!(e = wn_spill_reader_open(&s->sr, s->spill_path, &st->err))) {
+                uint64_t n = 0;
+                for (int got = 1; !e;) {
+                    if ((e = wn_spill_reader_next(&s->sr, &d, &got, &st->err)) || !got) break;
+                    if (d.file >= N_SPLITS) e = wn_fail(&st->err, WN_ERR_STATE, "%s: bad split", s->spill_path);
+                    if (!e) e = pack_doc(st, s, (int)d.file, d.tokens.p, d.tokens.n,
+                                         d.tweight.n == d.tokens.n ? d.tweight.p : NULL);
+                    n++;
+                }
+                if (!e && n != s->n_spilled)
+                    e = wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu spilled", s->spill_path,
+                                (unsigned long long)n, (unsigned long long)s->n_spilled);
+                wn_spill_reader_close(&s->sr);
+            }
+            wn_buf_free(&d.id);
+            wn_buf_free(&d.text);
+            wn_buf_free(&d.raw);
+            wn_buf_free(&d.attrs);
+            wn_ids_free(&d.tokens);
+            wn_floats_free(&d.tscore);
+            wn_floats_free(&d.tweight);
+        }
+        if (e) goto done;
+    }
+    if (rank < size - 1) {
+        char *p = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&p, &n);
+        if (!f) {
+            e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        e = state_put(st, s, f, 0);
+        if (fclose(f) && !e) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        if (!e) {
+            hand_over_files(s);
+            wn_mpi_send(rank + 1, p, n);
+        }
+        free(p); /* open_memstream's buffer: malloc's */
+        if (e) goto done;
+    } else {
+        for (int k = 0; k < N_SPLITS && !e; k++) {
+            if (s->best_fit || s->shuffle) e = flush_window(st, s, k);
+            if (!e) e = split_close(st, s, k);
+        }
+        if (e) goto done;
+    }
+    /* every rank's shards, in rank order: the order one process closes them in */
+    uint64_t *counts = wn_malloc((size_t)size * sizeof *counts);
+    if (!counts) e = WN_ERR_NOMEM;
+    if (!e) e = wn_mpi_allgatherv(s->done, (uint64_t)s->n_done * sizeof *s->done, &msg, counts);
+    wn_free(counts);
+    if (!e) {
+        shard_info *all = wn_malloc(msg.len ? msg.len : 1);
+        if (!all) {
+            e = WN_ERR_NOMEM;
+            goto done;
+        }
+        memcpy(all, msg.p, msg.len);
+        wn_free(s->done);
+        s->done = all;
+        s->n_done = (int)(msg.len / sizeof *all);
+    }
+    /* the stream's counters: the last rank's */
+    uint64_t t[4 + 4 * N_SPLITS] = {(uint64_t)s->doc_weights, s->zero_weight_tokens, s->bins, s->bin_tokens};
+    for (int k = 0; k < N_SPLITS; k++) {
+        const split *p = &s->sp[k];
+        uint64_t *x = t + 4 + 4 * k;
+        x[0] = p->ndocs_total, x[1] = p->ntok_total, x[2] = p->pad_tokens, x[3] = p->truncated_docs;
+    }
+    wn_mpi_bcast(t, sizeof t, size - 1);
+    s->doc_weights = (int)t[0];
+    s->zero_weight_tokens = t[1];
+    s->bins = t[2];
+    s->bin_tokens = t[3];
+    for (int k = 0; k < N_SPLITS; k++) {
+        split *p = &s->sp[k];
+        const uint64_t *x = t + 4 + 4 * k;
+        p->ndocs_total = x[0], p->ntok_total = x[1], p->pad_tokens = x[2], p->truncated_docs = x[3];
+    }
+done:
+    wn_buf_free(&msg);
+    if (e == WN_ERR_NOMEM && !st->err.msg[0]) e = wn_fail(&st->err, e, "out of memory");
+    return e;
+}
+
+static wn_err pk_finish(wn_stage *st, wn_batch *out)
+{
+    (void)out;
+    pack *s = st->state;
+    if (s->finished) return WN_OK;
+    s->finished = 1;
+    wn_err e = relay(st, s);
+    return e || wn_mpi_rank() ? e : write_index(st, s);
+}
+
+/* Checkpoint: the packing state, then the spill of a rank that holds its
+ * tokens back (its length and count). */
+static wn_err pk_save(wn_stage *st, FILE *f)
+{
+    pack *s = st->state;
+    wn_err e = state_put(st, s, f, 1);
+    if (!e) e = wn_spill_writer_sync(&s->sw, &st->err);
+    uint64_t held[3] = {(uint64_t)s->sw.open, s->sw.bytes, s->n_spilled};
+    if (!e && fwrite(held, sizeof held, 1, f) != 1) e = wn_fail(&st->err, WN_ERR_IO, "checkpoint write failed");
+    return e;
+}
+
+static wn_err pk_load(wn_stage *st, FILE *f)
+{
+    pack *s = st->state;
+    wn_err e = state_get(st, s, f);
+    uint64_t held[3];
+    if (!e && fread(held, sizeof held, 1, f) != 1) e = wn_fail(&st->err, WN_ERR_STATE, "pack checkpoint cut short");
+    if (e) return e;
+    if (!s->relay && (held[0] || held[2]))
+        return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint is of another rank: pack held tokens back");
+    s->n_spilled = held[2];
+    if (held[0]) {
+        s->sw.bytes = held[1];
+        return wn_spill_writer_open(&s->sw, s->spill_path, 1, &st->err);
     }
     return WN_OK;
 }
@@ -630,6 +835,8 @@ static void pk_close(wn_stage *st)
     }
     wn_free(s->done);
     wn_free(s->ones);
+    wn_spill_writer_close(&s->sw); /* an interrupted run: the spill stays for resume */
+    wn_spill_reader_close(&s->sr);
 }
 
 const wn_stage_def wn_stage_pack = {
@@ -642,7 +849,9 @@ const wn_stage_def wn_stage_pack = {
            "counts, xxh3-128 checksums, the tokenizer's and the manifest's hashes. concat follows llm.c\n"
            "(documents back to back, each starting with the EOT the tokenize stage prepends); best_fit\n"
            "packs whole documents into sequences of seq_len + 1 tokens by Best-Fit-Decreasing, cutting only\n"
-           "documents longer than a sequence, and reports the padding and truncation fractions.",
+           "documents longer than a sequence, and reports the padding and truncation fractions.\n"
+           "Across MPI ranks the shards are the one process's: each rank packs its part of the stream\n"
+           "after the one before hands it the packing state (open shards, windows, counters).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(pack),

@@ -8,10 +8,10 @@
  * back: it appends it whole (every field a later stage or the writer needs)
  * to a zstd-compressed spill in the stage's state directory and keeps only a
  * 24-byte candidate in memory {key, input index, tokens, group}. finish()
- * sorts the candidates by key (ties: input order), walks them in that order
- * taking each while it fits the budget and stops at the first that does not
- * (per group with quota_by), so the budget is never exceeded; then it
- * re-reads the spill and hands the documents back a batch at a time in their
+ * takes what a walk over the candidates by key (ties: input order) takes,
+ * each while it fits the budget, stopping at the first that does not (per
+ * group with quota_by), so the budget is never exceeded - found without
+ * sorting, by a threshold search (doc_decide); then it re-reads the spill and hands the documents back a batch at a time in their
  * input order, the unselected ones marked "below_threshold". Memory is the
  * candidates (24 bytes a document) plus a bit per document, never the text.
  *   key = s (order desc) or -s (asc); with temperature t > 0, Gumbel top-k:
@@ -34,6 +34,21 @@
  *     threshold key and the first (in stream order) of those equal to it, so
  *     exactly K tokens keep weight 1.
  *
+ * Across MPI ranks (rank r's documents all come before rank r+1's), every
+ * rank holds its own documents back and finish's first call makes the
+ * decisions the stream's, with one code path for 1 rank and N:
+ *   document level: doc_decide's exact threshold search (cost histograms
+ *     summed with allreduce, the ties before a rank by an exscan), groups
+ *     gathered by name, budget_fraction of the stream's tokens. Exchanged:
+ *     2^digit x 8 bytes per open group and round (digits of about
+ *     log2(candidates) bits, at most 16; only the bits where keys differ),
+ *     the group names once, a few numbers per group: nothing per document.
+ *   token level, global scope: both 65,536-bucket histograms summed (512
+ *     KiB each), the ties "first in stream order" by an exscan of each
+ *     rank's count of tokens equal to the threshold.
+ * report() sums the per-rank counts (histograms, missing, token counts);
+ * the threshold's score comes from the rank holding that document.
+ *
  * Resume. The spill only grows: a checkpoint ends its zstd frame, fsyncs and
  * records its length together with the in-memory state; load truncates the
  * spill back to that length and appends new frames after it.
@@ -48,6 +63,7 @@
 #include <zstd.h>
 
 #include "../src/docspill.h"
+#include "../src/mpi.h"
 #include "../src/stage.h"
 
 static const wn_param_def params[] = {
@@ -107,9 +123,9 @@ typedef struct {
     uint32_t name_off, name_len; /* in groups.names */
     uint64_t docs, tokens;       /* candidates */
     /* decided in finish */
-    uint64_t quota, used, sel_docs, sel_tokens;
-    int full;
-    int64_t thr_index;  /* input index of the last unit taken, -1 = none */
+    uint64_t quota, used, sel_docs, sel_tokens; /* used: this rank's; sel_*: the stream's */
+    int thr_any;        /* the group took something (its threshold exists) */
+    int64_t thr_index;  /* this rank's input index of the last unit taken, -1 = none or on another rank */
     double thr_key, thr_score;
 } group;
 
@@ -138,6 +154,7 @@ typedef struct {
     cand *c;
     size_t n_c, cap_c;
     uint64_t cand_tokens, missing;
+    uint64_t all_c, all_tokens; /* the stream's candidates and their tokens (finish) */
     double smin, smax;
     group *g;
     size_t n_g, cap_g;
@@ -148,8 +165,9 @@ typedef struct {
     group all;        /* the whole stream when there are no quotas */
     uint64_t *sel;    /* bitset over input index */
     uint64_t budget;  /* in the unit */
-    uint64_t sel_docs, sel_tokens;
-    int64_t thr_index;
+    uint64_t sel_docs, sel_tokens; /* the stream's */
+    int thr_any;
+    int64_t thr_index; /* as group's */
     double thr_key, thr_score;
     uint64_t hist_sel[HIST_BUCKETS], hist_rej[HIST_BUCKETS];
     /* token level */
@@ -625,13 +643,6 @@ static wn_err sel_process(wn_stage *st, wn_batch *b)
 
 /* ---- finish: decide, then hand the documents back in input order ------------------ */
 
-static int by_key(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    if (x->key != y->key) return x->key > y->key ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 typedef struct {
     unsigned __int128 rem;
     size_t g;
@@ -667,39 +678,272 @@ static wn_err quotas(sel_state *s)
     return WN_OK;
 }
 
+/* A candidate's key as an unsigned integer in the same order (larger = taken
+ * first): the ranking is (key desc, input index asc), the qsort order of one
+ * process. -0 equals +0; NaN (never produced: scores are finite) is last. */
+static inline uint64_t okey(double k)
+{
+    if (k != k) return 0;
+    if (k == 0) k = 0.0;
+    uint64_t u;
+    memcpy(&u, &k, sizeof u);
+    return (u & 0x8000000000000000ull) ? ~u : u | 0x8000000000000000ull;
+}
+
+/* Makes the group table the stream's: the ranks' names, each rank's in its
+ * order of first appearance, gathered in rank order, give the ids in the
+ * stream's order of first appearance (the quotas' tie order and the
+ * report's); the candidates' ids are renumbered and the groups' candidate
+ * counts summed over the ranks. Exchanged: the group names, once per rank. */
+static wn_err groups_merge(sel_state *s)
+{
+    int size = wn_mpi_size(), me = wn_mpi_rank();
+    group *old = s->g;
+    size_t n_old = s->n_g;
+    wn_buf old_names = s->names, mine = {0}, all = {0};
+    uint64_t *counts = wn_calloc((size_t)size, sizeof *counts), *sums = NULL;
+    uint32_t *map = wn_calloc(n_old ? n_old : 1, sizeof *map);
+    wn_err e = counts && map ? WN_OK : WN_ERR_NOMEM;
+    for (size_t i = 0; i < n_old && !e; i++) {
+        uint32_t n = old[i].name_len;
+        if (wn_buf_append(&mine, &n, sizeof n) || wn_buf_append(&mine, old_names.p + old[i].name_off, n)) e = WN_ERR_NOMEM;
+    }
+    if (!e) e = wn_mpi_allgatherv(mine.p, mine.len, &all, counts);
+    s->g = NULL;
+    s->n_g = s->cap_g = 0;
+    s->names = (wn_buf){0};
+    wn_free(s->gslot);
+    s->gslot = NULL;
+    s->cap_slot = 0;
+    uint64_t off = 0;
+    for (int r = 0; r < size && !e; r++) {
+        size_t j = 0;
+        for (uint64_t end = off + counts[r]; off < end && !e; j++) {
+            uint32_t n;
+            memcpy(&n, all.p + off, sizeof n);
+            off += sizeof n;
+            wn_buf_clear(&s->gkey);
+            int64_t id = wn_buf_append(&s->gkey, all.p + off, n) ? -1 : group_find(s, 1);
+            off += n;
+            if (id < 0) e = WN_ERR_NOMEM;
+            else if (r == me) map[j] = (uint32_t)id;
+        }
+    }
+    if (!e && !(sums = wn_calloc(2 * (s->n_g ? s->n_g : 1), sizeof *sums))) e = WN_ERR_NOMEM;
+    if (!e) {
+        for (size_t i = 0; i < n_old; i++) {
+            sums[2 * map[i]] += old[i].docs;
+            sums[2 * map[i] + 1] += old[i].tokens;
+        }
+        wn_mpi_allreduce_sum_u64(sums, 2 * s->n_g);
+        for (size_t i = 0; i < s->n_g; i++) {
+            s->g[i].docs = sums[2 * i];
+            s->g[i].tokens = sums[2 * i + 1];
+        }
+        for (size_t i = 0; i < s->n_c; i++) s->c[i].group = map[s->c[i].group];
+    }
+    wn_free(old);
+    wn_buf_free(&old_names);
+    wn_buf_free(&mine);
+    wn_buf_free(&all);
+    wn_free(counts);
+    wn_free(sums);
+    wn_free(map);
+    return e;
+}
+
+/* The budget walk - best first, take each that fits, the first that does
+ * not closes its group - without sorting, and across ranks. What a group
+ * takes is a prefix of its ranking: the longest whose cost fits its quota.
+ * So it takes every key above T, T the largest key at which the cost of the
+ * keys >= T exceeds the quota, and of the keys equal to T those, in input
+ * order, that still fit; a group whose whole cost fits takes everything. T
+ * is found digit by digit from the top of the 64-bit ordered key: per round,
+ * a histogram of the cost per digit value over the candidates that share
+ * the digits found so far, summed over the ranks. Only the bits where the
+ * group's keys differ are searched (the least and largest key and the
+ * lowest differing bit come first, by max-reductions), with digits of about
+ * log2(candidates) bits, at most 16 (fewer with many groups: at most 2^22
+ * counters a round). The ties' cost on earlier ranks is an exscan.
+ * Exchanged (each rank, allreduce payload): 2^digit x 8 bytes per open
+ * group per round - e.g. 3 rounds x 4 KiB for 300 candidates of integer
+ * scores, 4 x 512 KiB for a billion of any scores - and a few numbers per
+ * group: nothing per document. */
 static wn_err doc_decide(wn_stage *st, sel_state *s)
 {
+    wn_err e = WN_OK;
+    uint64_t tot[2] = {s->n_c, s->cand_tokens}, base = s->n_c;
+    wn_mpi_allreduce_sum_u64(tot, 2);
+    wn_mpi_exscan_sum_u64(&base, 1); /* the stream's index of this rank's first candidate */
+    s->all_c = tot[0];
+    s->all_tokens = tot[1];
+    double mm[2] = {-s->smin, s->smax};
+    wn_mpi_allreduce_max_f64(mm, 2);
+    s->smin = -mm[0];
+    s->smax = mm[1];
+    if (s->quota_by[0] && (e = groups_merge(s))) return wn_fail(&st->err, e, "out of memory (groups)");
     s->budget = s->unit == UNIT_DOCS ? s->budget_docs
                 : s->budget_tokens  ? s->budget_tokens
-                                    : frac_floor(s->budget_fraction, s->cand_tokens);
-    qsort(s->c, s->n_c, sizeof *s->c, by_key);
+                                    : frac_floor(s->budget_fraction, s->all_tokens);
+    int quota = s->quota_by[0] != 0, docs = s->unit == UNIT_DOCS;
+    s->all = (group){.quota = s->budget, .docs = s->all_c, .tokens = s->all_tokens, .thr_index = -1};
+    group *G = quota ? s->g : &s->all;
+    size_t ng = quota ? s->n_g : 1, n_open = 0;
+    /* per group (slot ng: the whole stream): T, the cost above it, its histogram slot (-1: takes
+     * everything), the ties' cost before, the last unit taken (least key, then latest index + 1),
+     * counts taken */
+    uint64_t *T = wn_calloc(ng + 1, sizeof *T), *above = wn_calloc(ng + 1, sizeof *above);
+    uint64_t *tie = wn_calloc(ng + 1, sizeof *tie), *lk = wn_calloc(2 * (ng + 1), sizeof *lk);
+    uint64_t *li = wn_calloc(ng + 1, sizeof *li), *cnt = wn_calloc(2 * (ng + 1), sizeof *cnt);
+    int64_t *slot = wn_calloc(ng + 1, sizeof *slot);
+    int *pos = wn_calloc(3 * (ng + 1), sizeof *pos), *lo = pos + ng + 1, *dig = lo + ng + 1;
+    double *kv = wn_calloc(ng + 1, sizeof *kv);
+    uint64_t *H = NULL;
     s->sel = wn_calloc((s->n_c + 63) / 64 + 1, sizeof *s->sel);
-    if (!s->sel) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    group *G = s->quota_by[0] ? s->g : &s->all;
-    size_t ng = s->quota_by[0] ? s->n_g : 1, open_groups = ng;
-    s->all = (group){.quota = s->budget, .docs = s->n_c, .tokens = s->cand_tokens, .thr_index = -1};
-    if (s->quota_by[0] && quotas(s)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
-    for (size_t j = 0; j < s->n_c && open_groups; j++) {
-        const cand *c = &s->c[j];
-        group *g = &G[s->quota_by[0] ? c->group : 0];
-        if (g->full) continue;
-        uint64_t cost = s->unit == UNIT_DOCS ? 1 : c->tokens;
-        if (g->used + cost > g->quota) { /* the first that does not fit closes the group */
-            g->full = 1;
-            open_groups--;
+    if (!T || !above || !tie || !lk || !li || !cnt || !slot || !pos || !kv || !s->sel || (quota && quotas(s))) {
+        e = WN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t g = 0; g < ng; g++)
+        slot[g] = (docs ? G[g].docs : G[g].tokens) > G[g].quota ? (int64_t)n_open++ : -1;
+    /* the bits where an open group's keys differ, [lo, pos): above and below them every key has
+     * the least key's bits (T starts as those), so only they are searched */
+    for (size_t i = 0; i < s->n_c; i++) { /* the largest key and the largest ~key (the least key) */
+        size_t g = quota ? s->c[i].group : 0;
+        uint64_t k = okey(s->c[i].key);
+        if (slot[g] < 0) continue;
+        if (k > lk[2 * g]) lk[2 * g] = k;
+        if (~k > lk[2 * g + 1]) lk[2 * g + 1] = ~k;
+    }
+    wn_mpi_allreduce_max_u64(lk, 2 * ng);
+    for (size_t i = 0; i < s->n_c; i++) { /* the lowest bit where a key differs from the least */
+        size_t g = quota ? s->c[i].group : 0;
+        uint64_t x = okey(s->c[i].key) ^ ~lk[2 * g + 1];
+        if (slot[g] >= 0 && x && 64 - (uint64_t)__builtin_ctzll(x) > tie[g]) tie[g] = 64 - (uint64_t)__builtin_ctzll(x);
+    }
+    wn_mpi_allreduce_max_u64(tie, ng);
+    for (size_t g = 0; g < ng; g++) {
+        uint64_t mx = lk[2 * g], mn = ~lk[2 * g + 1];
+        if (slot[g] < 0 || mx == mn) { /* one key: T is it */
+            T[g] = mn;
+            pos[g] = lo[g] = 0;
             continue;
         }
-        g->used += cost;
-        g->sel_docs++;
-        g->sel_tokens += c->tokens;
-        g->thr_index = (int64_t)c->index;
-        g->thr_key = c->key;
-        bit_set(s->sel, c->index);
-        s->sel_docs++;
-        s->sel_tokens += c->tokens;
-        s->thr_index = (int64_t)c->index;
-        s->thr_key = c->key;
+        lo[g] = 64 - (int)tie[g];
+        pos[g] = 64 - __builtin_clzll(mx ^ mn);
+        uint64_t span = (pos[g] == 64 ? ~0ull : (1ull << pos[g]) - 1) & ~((1ull << lo[g]) - 1);
+        T[g] = mn & ~span;
     }
+    memset(lk, 0, 2 * (ng + 1) * sizeof *lk);
+    memset(tie, 0, (ng + 1) * sizeof *tie);
+    /* digits of `bits` bits: about log2 of the candidates (fewer for many groups), so a round's
+     * histograms hold no more counters than there are candidates, nor more than 2^22 */
+    int bits = 4;
+    while (bits < 16 && (1ull << bits) < s->all_c) bits++;
+    while (bits > 1 && ((uint64_t)n_open << bits) > (1ull << 22)) bits--;
+    if (n_open && !(H = wn_malloc((n_open << bits) * sizeof *H))) {
+        e = WN_ERR_NOMEM;
+        goto done;
+    }
+    for (;;) {
+        int more = 0;
+        for (size_t g = 0; g < ng; g++) {
+            dig[g] = pos[g] - lo[g] < bits ? pos[g] - lo[g] : bits; /* this round's digit: [pos - dig, pos) */
+            more |= dig[g] > 0;
+        }
+        if (!more) break;
+        memset(H, 0, (n_open << bits) * sizeof *H);
+        for (size_t i = 0; i < s->n_c; i++) {
+            const cand *c = &s->c[i];
+            size_t g = quota ? c->group : 0;
+            if (!dig[g]) continue;
+            uint64_t k = okey(c->key), found = pos[g] == 64 ? 0 : ~0ull << pos[g];
+            if ((k & found) == (T[g] & found))
+                H[((uint64_t)slot[g] << bits) + ((k >> (pos[g] - dig[g])) & ((1ull << dig[g]) - 1))] +=
+                    docs ? 1 : c->tokens;
+        }
+        wn_mpi_allreduce_sum_u64(H, n_open << bits);
+        for (size_t g = 0; g < ng; g++) {
+            if (!dig[g]) continue;
+            const uint64_t *h = H + ((uint64_t)slot[g] << bits);
+            uint64_t cum = above[g], v = (1ull << dig[g]) - 1;
+            /* the highest digit whose keys take the cost past the quota (it exists: above + the
+             * cost of the keys that share T's digits found so far > quota) */
+            for (; v > 0 && cum + h[v] <= G[g].quota; v--) cum += h[v];
+            pos[g] -= dig[g];
+            T[g] |= v << pos[g];
+            above[g] = cum;
+        }
+    }
+    for (size_t i = 0; i < s->n_c; i++) {
+        const cand *c = &s->c[i];
+        size_t g = quota ? c->group : 0;
+        if (slot[g] >= 0 && okey(c->key) == T[g]) tie[g] += docs ? 1 : c->tokens;
+    }
+    wn_mpi_exscan_sum_u64(tie, ng); /* the ties' cost on earlier ranks */
+    for (size_t i = 0; i < s->n_c; i++) { /* candidates are stored in input order: c[i].index == i */
+        const cand *c = &s->c[i];
+        size_t g = quota ? c->group : 0;
+        uint64_t k = okey(c->key), cost = docs ? 1 : c->tokens;
+        int take = slot[g] < 0 || k > T[g];
+        if (!take && k == T[g]) {
+            tie[g] += cost;
+            take = above[g] + tie[g] <= G[g].quota;
+        }
+        if (!take) continue;
+        bit_set(s->sel, c->index);
+        G[g].used += cost;
+        cnt[2 * g]++;
+        cnt[2 * g + 1] += c->tokens;
+        for (size_t t = g;; t = ng) { /* the group, then the whole stream */
+            if (!li[t] || k < lk[t] || (k == lk[t] && c->index + 1 > li[t])) {
+                lk[t] = k;
+                li[t] = c->index + 1;
+            }
+            if (t == ng) break;
+        }
+    }
+    /* the stream's last unit taken per group: the least key (max of ~key), then the latest index;
+     * the rank that holds it keeps its index (to read its score back), every rank gets its key */
+    uint64_t *gk = tie, *gi = above; /* reused */
+    for (size_t g = 0; g <= ng; g++) gk[g] = li[g] ? ~lk[g] : 0;
+    wn_mpi_allreduce_max_u64(gk, ng + 1);
+    for (size_t g = 0; g <= ng; g++) gi[g] = li[g] && ~lk[g] == gk[g] ? base + li[g] : 0;
+    wn_mpi_allreduce_max_u64(gi, ng + 1); /* the stream's index + 1; 0 = nothing taken */
+    for (size_t g = 0; g <= ng; g++) {
+        slot[g] = gi[g] && li[g] && base + li[g] == gi[g] ? (int64_t)li[g] - 1 : -1; /* reused: the holder */
+        kv[g] = slot[g] >= 0 ? s->c[slot[g]].key : -INFINITY;
+    }
+    wn_mpi_allreduce_max_f64(kv, ng + 1);
+    wn_mpi_allreduce_sum_u64(cnt, 2 * ng);
+    for (size_t g = 0; g <= ng; g++) {
+        int any = gi[g] != 0;
+        if (g == ng) {
+            s->thr_any = any;
+            s->thr_index = slot[g];
+            s->thr_key = any ? kv[g] : 0;
+            break;
+        }
+        G[g].thr_any = any;
+        G[g].thr_index = slot[g];
+        G[g].thr_key = any ? kv[g] : 0;
+        G[g].sel_docs = cnt[2 * g];
+        G[g].sel_tokens = cnt[2 * g + 1];
+        s->sel_docs += cnt[2 * g];
+        s->sel_tokens += cnt[2 * g + 1];
+    }
+done:
+    wn_free(H);
+    wn_free(T);
+    wn_free(above);
+    wn_free(tie);
+    wn_free(lk);
+    wn_free(li);
+    wn_free(cnt);
+    wn_free(slot);
+    wn_free(pos);
+    wn_free(kv);
+    if (e) return wn_fail(&st->err, e, "out of memory");
     account(st);
     wn_free(s->c); /* the decisions are in the bitset now */
     s->c = NULL;
@@ -716,14 +960,24 @@ static int bucket(double v, double lo, double hi)
 
 /* Global scope: the exact threshold key. Pass 1 (process) counted the top 16
  * bits; this pass over the spill counts the low 16 bits inside the bucket
- * that holds the K-th largest key. */
+ * that holds the K-th largest key. Across ranks both histograms are summed
+ * (allreduce, 65,536 x 8 bytes each) and the ties before this rank's first
+ * token are an exscan of each rank's count of tokens equal to the threshold,
+ * so "the first in stream order" holds across ranks. */
 static wn_err tok_decide(wn_stage *st, sel_state *s)
 {
-    uint64_t n = s->tok_scored, k = frac_ceil(s->token_fraction, n), cum = 0;
+    uint64_t n = s->tok_scored;
+    wn_mpi_allreduce_sum_u64(&n, 1);
+    double mm[2] = {-s->smin, s->smax};
+    wn_mpi_allreduce_max_f64(mm, 2);
+    s->smin = -mm[0];
+    s->smax = mm[1];
+    uint64_t k = frac_ceil(s->token_fraction, n), cum = 0;
     s->k_target = k;
     s->keep_none = k == 0;
     s->keep_all = k == n;
-    if (s->keep_none || s->keep_all) return WN_OK;
+    if (s->keep_none || s->keep_all) return WN_OK; /* the same on every rank */
+    wn_mpi_allreduce_sum_u64(s->radix, RADIX);
     uint32_t hi = RADIX - 1;
     for (;; hi--) {
         if (cum + s->radix[hi] >= k) break;
@@ -731,24 +985,30 @@ static wn_err tok_decide(wn_stage *st, sel_state *s)
     }
     uint64_t *low = s->radix + RADIX;
     memset(low, 0, RADIX * sizeof *low);
-    wn_err e = wn_spill_reader_open(&s->sr, s->path, &st->err);
-    wn_doc d = {0};
-    for (int got = 1; !e;) {
-        if ((e = wn_spill_reader_next(&s->sr, &d, &got, &st->err)) || !got) break;
-        for (size_t j = 1; j < d.tokens.n; j++) {
-            uint32_t key = tkey(d.tscore.p[j], s->asc);
-            if (key >> 16 == hi) low[key & 0xffff]++;
+    wn_err e = WN_OK;
+    if (s->n_spilled) {
+        e = wn_spill_reader_open(&s->sr, s->path, &st->err);
+        wn_doc d = {0};
+        for (int got = 1; !e;) {
+            if ((e = wn_spill_reader_next(&s->sr, &d, &got, &st->err)) || !got) break;
+            for (size_t j = 1; j < d.tokens.n; j++) {
+                uint32_t key = tkey(d.tscore.p[j], s->asc);
+                if (key >> 16 == hi) low[key & 0xffff]++;
+            }
         }
+        wn_buf_free(&d.id);
+        wn_buf_free(&d.text);
+        wn_buf_free(&d.raw);
+        wn_buf_free(&d.attrs);
+        wn_ids_free(&d.tokens);
+        wn_floats_free(&d.tscore);
+        wn_floats_free(&d.tweight);
+        wn_spill_reader_close(&s->sr);
     }
-    wn_buf_free(&d.id);
-    wn_buf_free(&d.text);
-    wn_buf_free(&d.raw);
-    wn_buf_free(&d.attrs);
-    wn_ids_free(&d.tokens);
-    wn_floats_free(&d.tscore);
-    wn_floats_free(&d.tweight);
-    wn_spill_reader_close(&s->sr);
-    if (e) return e;
+    /* a failed rank still takes part in the exchanges below (the others wait for it) */
+    uint64_t *mine = wn_malloc(RADIX * sizeof *mine);
+    if (mine) memcpy(mine, low, RADIX * sizeof *mine);
+    wn_mpi_allreduce_sum_u64(low, RADIX);
     uint32_t lo = RADIX - 1;
     for (;; lo--) {
         if (cum + low[lo] >= k) break;
@@ -756,7 +1016,12 @@ static wn_err tok_decide(wn_stage *st, sel_state *s)
     }
     s->thr_tkey = hi << 16 | lo;
     s->ties_keep = k - cum; /* of the tokens equal to the threshold, the first ones in stream order */
-    return WN_OK;
+    uint64_t before = mine ? mine[lo] : 0;
+    wn_mpi_exscan_sum_u64(&before, 1);
+    s->ties_used = before; /* the earlier ranks' ties come first */
+    wn_free(mine);
+    if (!e && !mine) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    return e;
 }
 
 /* Global scope: weights of one document from the threshold. */
@@ -784,14 +1049,15 @@ static wn_err sel_finish(wn_stage *st, wn_batch *out)
     wn_err e;
     int level_seq = s->token_level && !s->global;
     if (s->phase == 2 || level_seq) return WN_OK;
-    if (s->phase == 0) {
+    if (s->phase == 0) { /* the first call: every rank makes it, so the exchanges happen here */
         s->phase = 1;
         if ((e = wn_spill_writer_finish(&s->sw, &st->err))) return e;
-        if (!s->n_spilled) { /* nothing was held back (an empty stream) */
+        if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s))) return e;
+        if (!s->n_spilled) { /* nothing was held back here */
             s->phase = 2;
-            return s->token_level ? WN_OK : doc_decide(st, s);
+            return WN_OK;
         }
-        if ((e = s->token_level ? tok_decide(st, s) : doc_decide(st, s)) || (e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
+        if ((e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
     }
     size_t bytes = 0;
     /* a batch of the run's size (the writer closes shards between batches) */
@@ -935,10 +1201,10 @@ static void histogram(wn_jw *w, const sel_state *s, const char *unit, const char
     wn_jw_obj_end(w);
 }
 
-static void threshold(wn_jw *w, int64_t index, double key, double score)
+static void threshold(wn_jw *w, int any, double key, double score)
 {
     wn_jw_key(w, "threshold");
-    if (index < 0) {
+    if (!any) {
         wn_jw_null(w);
         return;
     }
@@ -948,9 +1214,27 @@ static void threshold(wn_jw *w, int64_t index, double key, double score)
     wn_jw_obj_end(w);
 }
 
+/* Every rank calls this; the counts kept per rank are summed here (the
+ * decisions of finish are the stream's already). The threshold's score is
+ * read back by the rank that holds the unit: the others give -inf. */
 static void sel_report(wn_stage *st, wn_jw *w)
 {
     sel_state *s = st->state;
+    uint64_t c[4 + 2 * HIST_BUCKETS] = {s->missing, s->tok_scored, s->tok_kept, s->tok_masked};
+    memcpy(c + 4, s->hist_sel, sizeof s->hist_sel);
+    memcpy(c + 4 + HIST_BUCKETS, s->hist_rej, sizeof s->hist_rej);
+    uint64_t docs = s->tok_docs;
+    wn_mpi_allreduce_sum_u64(c, WN_ARRAY_LEN(c));
+    wn_mpi_allreduce_sum_u64(&docs, 1);
+    sel_state all = *s; /* the stream's counts, for the writers below */
+    all.missing = c[0];
+    all.tok_scored = c[1];
+    all.tok_kept = c[2];
+    all.tok_masked = c[3];
+    all.tok_docs = docs;
+    memcpy(all.hist_sel, c + 4, sizeof all.hist_sel);
+    memcpy(all.hist_rej, c + 4 + HIST_BUCKETS, sizeof all.hist_rej);
+    s = &all;
     wn_jw_key(w, "level"); wn_jw_str(w, s->token_level ? "token" : "document");
     wn_jw_key(w, "missing_score"); wn_jw_u64(w, s->missing);
     if (s->token_level) {
@@ -979,6 +1263,13 @@ static void sel_report(wn_stage *st, wn_jw *w)
         }
         return;
     }
+    /* the thresholds' scores: the whole stream's, then each group's */
+    size_t ng = s->quota_by[0] ? s->n_g : 0;
+    double *sc = wn_malloc((ng + 1) * sizeof *sc);
+    WN_CHECK(sc != NULL); /* a few bytes; every rank must take part in the exchange */
+    sc[0] = s->thr_index >= 0 ? s->thr_score : -INFINITY;
+    for (size_t i = 0; i < ng; i++) sc[i + 1] = s->g[i].thr_index >= 0 ? s->g[i].thr_score : -INFINITY;
+    wn_mpi_allreduce_max_f64(sc, ng + 1);
     wn_jw_key(w, "budget");
     wn_jw_obj_begin(w);
     wn_jw_key(w, "unit"); wn_jw_str(w, s->unit == UNIT_DOCS ? "documents" : "tokens");
@@ -995,30 +1286,32 @@ static void sel_report(wn_stage *st, wn_jw *w)
     wn_jw_key(w, "spent_docs"); wn_jw_u64(w, s->sel_docs);
     wn_jw_key(w, "spent_tokens"); wn_jw_u64(w, s->sel_tokens);
     wn_jw_obj_end(w);
-    counts(w, "candidates", s->n_c, s->cand_tokens);
+    counts(w, "candidates", s->all_c, s->all_tokens);
     counts(w, "selected", s->sel_docs, s->sel_tokens);
-    counts(w, "rejected", s->n_c - s->sel_docs, s->cand_tokens - s->sel_tokens);
-    threshold(w, s->thr_index, s->thr_key, s->thr_score);
+    counts(w, "rejected", s->all_c - s->sel_docs, s->all_tokens - s->sel_tokens);
+    threshold(w, s->thr_any, s->thr_key, sc[0]);
     histogram(w, s, s->score, "selected", "rejected");
     wn_jw_key(w, "memory_bytes_per_document"); wn_jw_u64(w, sizeof(cand));
-    if (!s->quota_by[0]) return;
-    wn_jw_key(w, "groups");
-    wn_jw_arr_begin(w);
-    for (size_t i = 0; i < s->n_g; i++) {
-        const group *g = &s->g[i];
-        wn_jw_obj_begin(w);
-        wn_jw_key(w, "group");
-        if (s->quota_source) wn_jw_str(w, group_name(s, g));
-        else wn_jw_raw(w, group_name(s, g), g->name_len);
-        wn_jw_key(w, "docs"); wn_jw_u64(w, g->docs);
-        wn_jw_key(w, "tokens"); wn_jw_u64(w, g->tokens);
-        wn_jw_key(w, "quota"); wn_jw_u64(w, g->quota);
-        wn_jw_key(w, "selected_docs"); wn_jw_u64(w, g->sel_docs);
-        wn_jw_key(w, "selected_tokens"); wn_jw_u64(w, g->sel_tokens);
-        threshold(w, g->thr_index, g->thr_key, g->thr_score);
-        wn_jw_obj_end(w);
+    if (s->quota_by[0]) {
+        wn_jw_key(w, "groups");
+        wn_jw_arr_begin(w);
+        for (size_t i = 0; i < ng; i++) {
+            const group *g = &s->g[i];
+            wn_jw_obj_begin(w);
+            wn_jw_key(w, "group");
+            if (s->quota_source) wn_jw_str(w, group_name(s, g));
+            else wn_jw_raw(w, group_name(s, g), g->name_len);
+            wn_jw_key(w, "docs"); wn_jw_u64(w, g->docs);
+            wn_jw_key(w, "tokens"); wn_jw_u64(w, g->tokens);
+            wn_jw_key(w, "quota"); wn_jw_u64(w, g->quota);
+            wn_jw_key(w, "selected_docs"); wn_jw_u64(w, g->sel_docs);
+            wn_jw_key(w, "selected_tokens"); wn_jw_u64(w, g->sel_tokens);
+            threshold(w, g->thr_any, g->thr_key, sc[i + 1]);
+            wn_jw_obj_end(w);
+        }
+        wn_jw_arr_end(w);
     }
-    wn_jw_arr_end(w);
+    wn_free(sc);
 }
 
 static void sel_close(wn_stage *st)
@@ -1062,7 +1355,9 @@ const wn_stage_def wn_stage_select = {
            "(token_scope sequence) or an exact threshold over the whole stream (global, two passes);\n"
            "token 0 keeps weight 1. pack writes the weights beside the shards.\n"
            "Report extras: budget (asked, spent), candidates/selected/rejected, threshold,\n"
-           "score_histogram (selected vs rejected), groups; token level: tokens kept/masked.",
+           "score_histogram (selected vs rejected), groups; token level: tokens kept/masked.\n"
+           "Across MPI ranks the decisions are the one process's: an exact threshold search on cost\n"
+           "histograms summed over the ranks, ties in input order by an exscan (nothing per document).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(sel_state),

@@ -25,7 +25,14 @@
  * Ratio. Each source document gets floor(per_doc) generations plus one more
  * with probability frac(per_doc), decided by a hash of (seed, id), so the
  * decision belongs to the document whatever the batching. max_total caps
- * the documents generated over the whole stream, taken in stream order.
+ * the documents generated over the whole stream, taken in stream order: a
+ * generation after the max_total-th is capped, failing or not, so the
+ * counts do not depend on where batches end. Across MPI ranks with
+ * max_total, each rank generates under the cap by itself and holds its
+ * documents back; finish's first call learns by an exscan (8 bytes a rank)
+ * how many the earlier ranks generated and drops the generations past the
+ * stream's cap (syn_finish). Without max_total it streams. report() sums
+ * the counters over the ranks.
  *
  * Determinism. Generation k of source d draws from a splitmix64 stream
  * seeded by xxh3(k; xxh3(id, seed)): a function of the document alone, so
@@ -62,10 +69,12 @@
 
 #include "../kernels/device.h"
 #include "../src/completions.h"
+#include "../src/docspill.h"
 #include "../src/fs.h"
 #include "../src/generate.h"
 #include "../src/json.h"
 #include "../src/model.h"
+#include "../src/mpi.h"
 #include "../src/safetensors.h"
 #include "../src/stage.h"
 #include "../src/synth_template.h"
@@ -154,6 +163,19 @@ typedef struct {
     char first_msg[N_REASONS][MSG_LEN];
 } counters;
 
+/* Across ranks with max_total (see syn_finish): what a generation this rank
+ * accepted, or a failure it counted, adds to the counters, so either can be
+ * taken back once the earlier ranks' generations are known. */
+typedef struct {
+    int32_t tmpl;
+    uint32_t tokens;
+} held_ok;
+typedef struct {
+    uint64_t before; /* generations this rank accepted before it */
+    int32_t reason;
+    uint32_t pad;
+} held_fail;
+
 /* One generation: source document src of the batch, its k-th. */
 typedef struct {
     uint32_t src, k;
@@ -200,6 +222,20 @@ typedef struct {
     size_t cap_reqs;
     counters c;         /* checkpointed */
     uint64_t *by_tmpl;  /* generated per template (checkpointed) */
+    /* across ranks with max_total: the documents held back until the cap's
+     * progress on the earlier ranks is known (all checkpointed) */
+    int hold;
+    wn_spill_writer sw;
+    wn_spill_reader sr;
+    char spill_path[4200];
+    uint64_t n_spilled, n_emitted, gen_seen, allowed;
+    uint64_t *is_gen;   /* bit per spilled document: a generated one */
+    size_t cap_gen;     /* words */
+    held_ok *acc;       /* this rank's accepted generations, in stream order */
+    size_t n_acc, cap_acc;
+    held_fail *fails;   /* its counted failures, in stream order */
+    size_t n_fails, cap_fails;
+    int phase;          /* finish: 0 not begun, 1 emitting, 2 done */
 } synth;
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -332,6 +368,8 @@ static wn_err syn_open(wn_stage *st)
         wn_tmpl_ctx_limit(s->ctx[i], (size_t)s->max_bytes);
     }
     if (wn_json_encode_string(&s->mode_json, mode_names[s->mode], strlen(mode_names[s->mode]))) return WN_ERR_NOMEM;
+    s->hold = s->max_total && wn_mpi_size() > 1;
+    snprintf(s->spill_path, sizeof s->spill_path, "%s/held.spill.zst", st->state_dir ? st->state_dir : ".");
     return WN_OK;
 }
 
@@ -366,6 +404,11 @@ static void syn_close(wn_stage *st)
     wn_free(s->reqs);
     wn_buf_free(&s->cache_dir);
     wn_buf_free(&s->api_key);
+    wn_spill_writer_close(&s->sw); /* an interrupted run: the spill stays for resume */
+    wn_spill_reader_close(&s->sr);
+    wn_free(s->is_gen);
+    wn_free(s->acc);
+    wn_free(s->fails);
 }
 
 /* ---- planning ---------------------------------------------------------------- */
@@ -675,27 +718,49 @@ static wn_err finish_doc(synth *s, const wn_doc *src, const job *jb, wn_doc *g)
     return WN_OK;
 }
 
+/* Grows an array of n_items to hold one more (cap in items). */
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 256;
+    void *q = wn_realloc(*p, c * size);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
 /* Counts the jobs in order, applies the cap, and stops on a failure when
- * asked to. Returns the number accepted. */
+ * asked to. Returns the number accepted. The cap comes first: a generation
+ * after the max_total-th is capped whether it would have failed or not, so
+ * the counts do not depend on where batches end. */
 static wn_err account(wn_stage *st, synth *s, const wn_batch *b, size_t *accepted)
 {
     *accepted = 0;
     for (size_t j = 0; j < s->n_jobs; j++) {
         job *jb = &s->jobs[j];
+        if (s->max_total && s->c.generated >= s->max_total) {
+            s->c.capped++;
+            continue;
+        }
         if (jb->reason >= 0) {
             if (s->fail)
                 return wn_fail(&st->err, WN_ERR_INPUT, "document %.*s: %s (on_failure: skip counts it and goes on)", (int)b->docs[jb->src].id.len,
                                b->docs[jb->src].id.p, jb->msg);
             s->c.failed++;
             if (!s->c.fail_by[jb->reason]++) snprintf(s->c.first_msg[jb->reason], MSG_LEN, "%s", jb->msg);
-            continue;
-        }
-        if (s->max_total && s->c.generated >= s->max_total) {
-            s->c.capped++;
+            if (s->hold) {
+                if (grow((void **)&s->fails, &s->cap_fails, s->n_fails, sizeof *s->fails)) return WN_ERR_NOMEM;
+                s->fails[s->n_fails++] = (held_fail){s->c.generated, jb->reason, 0};
+            }
             continue;
         }
         wn_err e = finish_doc(s, &b->docs[jb->src], jb, &s->gen.docs[j]);
         if (e) return e;
+        if (s->hold) {
+            if (grow((void **)&s->acc, &s->cap_acc, s->n_acc, sizeof *s->acc)) return WN_ERR_NOMEM;
+            s->acc[s->n_acc++] = (held_ok){jb->tmpl, jb->tokens};
+        }
         jb->accepted = 1;
         s->c.generated++;
         s->c.bytes += s->gen.docs[j].text.len;
@@ -734,9 +799,44 @@ static wn_err merge(synth *s, wn_batch *b, size_t accepted)
     return WN_OK;
 }
 
+/* Across ranks with max_total: the batch's documents (sources and the
+ * generations after them, in output order) go to the spill, a bit each
+ * saying which are generated; only the dropped sources stay (counted). */
+static wn_err hold_back(wn_stage *st, synth *s, wn_batch *b, size_t n_src)
+{
+    wn_err e = s->sw.open ? WN_OK : wn_spill_writer_open(&s->sw, s->spill_path, 0, &st->err);
+    for (size_t i = 0, j = 0, at = 0; !e && i < n_src; i++) {
+        for (int gen = 0; !e; gen = 1) { /* the source, then its accepted generations */
+            if (gen) {
+                while (j < s->n_jobs && s->jobs[j].src == i && !s->jobs[j].accepted) j++;
+                if (j == s->n_jobs || s->jobs[j].src != i) break;
+                j++;
+            }
+            wn_doc *d = &b->docs[at++];
+            if (d->drop) continue;
+            if (s->n_spilled / 64 >= s->cap_gen) {
+                size_t cap = s->cap_gen ? s->cap_gen * 2 : 1024;
+                uint64_t *g = wn_realloc(s->is_gen, cap * sizeof *g);
+                if (!g) return WN_ERR_NOMEM;
+                memset(g + s->cap_gen, 0, (cap - s->cap_gen) * sizeof *g);
+                s->is_gen = g;
+                s->cap_gen = cap;
+            }
+            if (gen) s->is_gen[s->n_spilled / 64] |= 1ull << (s->n_spilled % 64);
+            if ((e = wn_spill_writer_put(&s->sw, d, &st->err))) break;
+            s->n_spilled++;
+        }
+    }
+    if (!e) e = wn_spill_writer_flush(&s->sw, &st->err);
+    if (!e) wn_batch_keep_dropped(b);
+    return e;
+}
+
 static wn_err syn_process(wn_stage *st, wn_batch *b)
 {
     synth *s = st->state;
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "documents after the end of the stream");
+    size_t n_src = b->n;
     double t0 = wn_now();
     wn_err e = plan(st, s, b);
     if (!e) e = s->mode == MODE_MODEL      ? run_model(st, s, b)
@@ -747,6 +847,7 @@ static wn_err syn_process(wn_stage *st, wn_batch *b)
     if (!e && !s->keep_source)
         for (size_t i = 0; i < b->n; i++) b->docs[i].drop = "source_replaced";
     if (!e) e = merge(s, b, accepted);
+    if (!e && s->hold) e = hold_back(st, s, b, n_src);
     s->c.seconds += wn_now() - t0;
     uint64_t mem = s->cap_jobs * sizeof(job) + s->gen.cap * sizeof(wn_doc);
     if (mem > st->mem_peak) st->mem_peak = mem;
@@ -754,19 +855,90 @@ static wn_err syn_process(wn_stage *st, wn_batch *b)
     return e;
 }
 
+/* ---- across ranks with max_total: the end of the stream ------------------------------ */
+
+/* The cap counts generations over the whole stream in stream order, and a
+ * rank's stream comes after every earlier rank's. So each rank generated
+ * under the cap by itself (never more than max_total) and held its
+ * documents back; here, in the first call, an exscan of one number per rank
+ * (the generations it accepted: 8 bytes) tells it how many came before: it
+ * keeps its first max_total - that many, gives the rest (and the failures
+ * counted after the stream's cap) to `capped`, and hands its documents on
+ * in order, without the generations over the cap. */
+static wn_err syn_finish(wn_stage *st, wn_batch *out)
+{
+    synth *s = st->state;
+    wn_err e;
+    if (!s->hold || s->phase == 2) return WN_OK;
+    if (s->phase == 0) {
+        s->phase = 1;
+        if ((e = wn_spill_writer_finish(&s->sw, &st->err))) return e;
+        uint64_t before = s->c.generated;
+        wn_mpi_exscan_sum_u64(&before, 1);
+        s->allowed = before >= s->max_total ? 0 : s->max_total - before;
+        for (uint64_t i = s->allowed; i < s->n_acc; i++) {
+            s->c.generated--;
+            s->c.capped++;
+            s->c.tokens -= s->acc[i].tokens;
+            if (s->acc[i].tmpl >= 0) s->by_tmpl[s->acc[i].tmpl]--;
+        }
+        for (size_t i = 0; i < s->n_fails; i++) {
+            const held_fail *f = &s->fails[i];
+            if (f->before < s->allowed) continue;
+            s->c.failed--;
+            s->c.capped++;
+            if (!--s->c.fail_by[f->reason]) s->c.first_msg[f->reason][0] = 0;
+        }
+        if (!s->n_spilled) {
+            s->phase = 2;
+            return WN_OK;
+        }
+        if ((e = wn_spill_reader_open(&s->sr, s->spill_path, &st->err))) return e;
+    }
+    for (uint64_t bytes = 0, limit = wn_stage_emit_bytes(st, 4 << 20); bytes < limit && out->n < 65536;) {
+        wn_doc *d;
+        if ((e = wn_spill_reader_push(&s->sr, out, &d, &st->err))) return e;
+        if (!d) {
+            s->phase = 2;
+            if (s->n_emitted != s->n_spilled)
+                return wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu spilled", s->spill_path,
+                               (unsigned long long)s->n_emitted, (unsigned long long)s->n_spilled);
+            break;
+        }
+        uint64_t i = s->n_emitted++;
+        if ((s->is_gen[i / 64] >> (i % 64) & 1) && s->gen_seen++ >= s->allowed) { /* over the stream's cap */
+            s->c.bytes -= d->text.len;
+            out->n--;
+            continue;
+        }
+        bytes += d->text.len;
+    }
+    return WN_OK;
+}
+
 /* ---- checkpoint and report ------------------------------------------------------- */
 
-#define CKPT_MAGIC 0x3268746e7973ull /* "synth2" */
+#define CKPT_MAGIC 0x3368746e7973ull /* "synth3" */
 
-/* Checkpoint: magic, sizes, the counters block, the per-template counts.
+/* Checkpoint: magic, sizes, the counters block, the per-template counts,
+ * then what is held back across ranks: the spill's length and count, the
+ * generated-document bits, the accepted generations and counted failures.
  * (The FLOPs are the stage's, kept in st->flops, saved in the block.) */
 static wn_err syn_save(wn_stage *st, FILE *f)
 {
     synth *s = st->state;
     uint64_t n_t = (uint64_t)wn_tmpl_count(s->tmpl), h[3] = {CKPT_MAGIC, sizeof s->c, n_t};
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "synthesize cannot checkpoint once it has begun emitting");
+    wn_err e = wn_spill_writer_sync(&s->sw, &st->err);
+    if (e) return e;
+    uint64_t held[5] = {(uint64_t)s->sw.open, s->sw.bytes, s->n_spilled, s->n_acc, s->n_fails};
+    size_t words = (s->n_spilled + 63) / 64;
     s->c.flops = st->flops;
     if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(&s->c, sizeof s->c, 1, f) != 1 ||
-        fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t)
+        fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fwrite(held, sizeof held, 1, f) != 1 ||
+        fwrite(s->is_gen, sizeof *s->is_gen, words, f) != words ||
+        fwrite(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc ||
+        fwrite(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails)
         return wn_fail(&st->err, WN_ERR_IO, "write failed");
     return WN_OK;
 }
@@ -780,16 +952,78 @@ static wn_err syn_load(wn_stage *st, FILE *f)
     if (h[2] != n_t)
         return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint has %llu templates, the file %llu: the template file "
                        "changed since the run started", (unsigned long long)h[2], (unsigned long long)n_t);
-    if (fread(&s->c, sizeof s->c, 1, f) != 1 || fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t)
+    uint64_t held[5];
+    if (fread(&s->c, sizeof s->c, 1, f) != 1 || fread(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t ||
+        fread(held, sizeof held, 1, f) != 1)
         return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
     for (int i = 0; i < N_REASONS; i++) s->c.first_msg[i][MSG_LEN - 1] = 0;
     st->flops = s->c.flops;
+    if (!s->hold && (held[2] || held[0]))
+        return wn_fail(&st->err, WN_ERR_STATE, "the checkpoint holds documents back for a run across ranks");
+    size_t words = (held[2] + 63) / 64;
+    s->n_spilled = held[2];
+    s->is_gen = wn_calloc(words + 1, sizeof *s->is_gen);
+    s->cap_gen = words + 1;
+    s->acc = wn_malloc((held[3] + 1) * sizeof *s->acc);
+    s->cap_acc = held[3] + 1;
+    s->fails = wn_malloc((held[4] + 1) * sizeof *s->fails);
+    s->cap_fails = held[4] + 1;
+    if (!s->is_gen || !s->acc || !s->fails) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    s->n_acc = held[3];
+    s->n_fails = held[4];
+    if (fread(s->is_gen, sizeof *s->is_gen, words, f) != words || fread(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc ||
+        fread(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails)
+        return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
+    for (size_t i = 0; i < s->n_fails; i++)
+        if (s->fails[i].reason < 0 || s->fails[i].reason >= N_REASONS)
+            return wn_fail(&st->err, WN_ERR_STATE, "synthesize checkpoint: bad failure reason");
+    for (size_t i = 0; i < s->n_acc; i++)
+        if (s->acc[i].tmpl >= (int32_t)n_t) return wn_fail(&st->err, WN_ERR_STATE, "synthesize checkpoint: bad template");
+    if (held[0]) {
+        s->sw.bytes = held[1];
+        return wn_spill_writer_open(&s->sw, s->spill_path, 1, &st->err);
+    }
     return WN_OK;
 }
 
+/* Every rank calls this: the counters are summed over the ranks (the
+ * work counters - prompt and forward tokens, requests - are each rank's
+ * work, which with max_total across ranks can be more than one process
+ * does); a failure reason's example is the first rank's that has one. */
 static void syn_report(wn_stage *st, wn_jw *w)
 {
-    synth *s = st->state;
+    synth one = *(synth *)st->state, *s = &one;
+    int n_t = wn_tmpl_count(s->tmpl);
+    enum { N_U64 = 14 + N_REASONS };
+    uint64_t *u = wn_malloc((N_U64 + (size_t)n_t) * sizeof *u);
+    uint64_t *counts = wn_malloc((size_t)wn_mpi_size() * sizeof *counts);
+    WN_CHECK(u && counts); /* a few bytes; every rank must take part in the exchange */
+    uint64_t *by_tmpl = u + N_U64;
+    counters *k = &s->c;
+    uint64_t *f[14] = {&k->sources, &k->planned, &k->generated, &k->capped, &k->failed, &k->bytes, &k->tokens,
+                       &k->prompt_tokens, &k->forward_tokens, &k->requests, &k->request_failures, &k->retries,
+                       &k->timeouts, &k->cache_hits};
+    for (int i = 0; i < 14; i++) u[i] = *f[i];
+    memcpy(u + 14, k->fail_by, sizeof k->fail_by);
+    memcpy(by_tmpl, s->by_tmpl, (size_t)n_t * sizeof *by_tmpl);
+    wn_mpi_allreduce_sum_u64(u, N_U64 + (size_t)n_t);
+    double sec[2] = {k->seconds, k->request_seconds};
+    wn_mpi_allreduce_sum_f64(sec, 2);
+    wn_buf msgs = {0};
+    wn_err e = wn_mpi_allgatherv(k->first_msg, sizeof k->first_msg, &msgs, counts);
+    WN_CHECK(!e);
+    for (int r = 0; r < N_REASONS; r++) { /* the first rank's example of each reason */
+        k->first_msg[r][0] = 0;
+        for (size_t q = 0; q < msgs.len / sizeof k->first_msg && !k->first_msg[r][0]; q++)
+            memcpy(k->first_msg[r], msgs.p + q * sizeof k->first_msg + (size_t)r * MSG_LEN, MSG_LEN);
+    }
+    for (int i = 0; i < 14; i++) *f[i] = u[i];
+    memcpy(k->fail_by, u + 14, sizeof k->fail_by);
+    s->by_tmpl = by_tmpl;
+    k->seconds = sec[0];
+    k->request_seconds = sec[1];
+    wn_buf_free(&msgs);
+    wn_free(counts);
     wn_jw_key(w, "mode"); wn_jw_str(w, mode_names[s->mode]);
     wn_jw_key(w, "sources"); wn_jw_u64(w, s->c.sources);
     wn_jw_key(w, "planned"); wn_jw_u64(w, s->c.planned);
@@ -854,6 +1088,7 @@ static void syn_report(wn_stage *st, wn_jw *w)
     wn_jw_key(w, "generation_seconds"); wn_jw_f64(w, s->c.seconds);
     wn_jw_key(w, "generated_docs_per_second"); wn_jw_f64(w, s->c.seconds > 0 ? (double)s->c.generated / s->c.seconds : 0);
     wn_jw_key(w, "tokens_per_second"); wn_jw_f64(w, s->c.seconds > 0 ? (double)s->c.tokens / s->c.seconds : 0);
+    wn_free(u);
 }
 
 const wn_stage_def wn_stage_synthesize = {
@@ -873,12 +1108,14 @@ const wn_stage_def wn_stage_synthesize = {
            "(on_failure: fail stops the run). Report: sources, planned, generated, generated_per_mode,\n"
            "generated_per_template/_prompt, capped, failures, failures_by_reason, failure_examples,\n"
            "bytes_generated, tokens_generated, throughput; endpoint: requests, request_failures, retries,\n"
-           "timeouts, cache_hits.",
+           "timeouts, cache_hits. Across MPI ranks the output is the one process's (max_total: the\n"
+           "ranks hold documents back until an exscan of their generations places the cap).",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(synth),
     .open = syn_open,
     .process = syn_process,
+    .finish = syn_finish,
     .save = syn_save,
     .load = syn_load,
     .report = syn_report,

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # bench_mpi_run.sh - `make bench`: the full quickstart pipeline (pipelines/quickstart.yaml) as one
 # process and under `mpirun -np R` for R in BENCH_MPI_RANKS (default "1 2 4"), one thread per rank:
-# wall time, speed-up over one rank, whether the outputs are byte-identical to the one-process run,
+# wall time, speed-up over the one-process run, whether the outputs are byte-identical to the one-process run,
 # and the payload bytes each stage's exchanges moved (the reports' mpi_bytes_sent, summed over
 # ranks) as a model of what larger runs will move. See BENCHMARKS.md "Pipeline across MPI ranks".
 #
 #   BENCH_MPI_RANKS      rank counts (default "1 2 4")
 #   BENCH_MPI_MANIFEST   another manifest (default pipelines/quickstart.yaml; its workdir is replaced)
+#   BENCH_MPI_WEB_BYTES  when set (e.g. 200000000), a second pipeline after the quickstart: that many
+#                        bytes of generated web-like JSONL (build/gen_corpus) in 16 files through
+#                        normalize, length_filter, gopher_repetition, gopher_quality, exact_dedup,
+#                        minhash_dedup, tokenize, pack — per-document work that ranks can share,
+#                        where the quickstart's time is mostly its reference model's training
+#                        (done once, by rank 0, inside the score stage's open).
 #
 # Files: build/bench-mpi/{ref,np<R>}/ run directories, results.txt.
 set -uo pipefail
@@ -21,7 +27,6 @@ if ! command -v mpirun >/dev/null 2>&1 || ! ./winnow --version | grep -q "with M
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-rm -rf "$D"
 mkdir -p "$D"
 now() { date +%s.%N; }
 manifest_for() { # name -> a copy of the manifest with its workdir under $D
@@ -30,16 +35,18 @@ manifest_for() { # name -> a copy of the manifest with its workdir under $D
 }
 sums() { (cd "$1" && sha256sum documents/* shards/* 2>/dev/null | sort -k2); }
 
-{
+bench_one() { # MANIFEST: the one-process run, then each rank count
+local MANIFEST=$1
+rm -rf "$D/ref" "$D"/np*
 echo "bench_mpi_run: $MANIFEST, $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)), one thread per rank, $(date -u +%Y-%m-%d)"
 m=$(manifest_for ref)
 t0=$(now)
-OMP_NUM_THREADS=1 ./winnow run "$m" --threads 1 --no-progress >"$D/ref.log" 2>&1 || { echo "one-process run failed"; tail "$D/ref.log"; exit 1; }
+OMP_NUM_THREADS=1 ./winnow run "$m" --threads 1 --no-progress >"$D/ref.log" 2>&1 || { echo "one-process run failed"; tail "$D/ref.log"; return 1; }
 t1=$(now)
 ref=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
 echo "one process, 1 thread: $ref s"
-printf '%-6s %10s %9s %10s\n' ranks wall_s speedup identical
-base=
+printf '%-6s %10s %9s %10s\n' ranks wall_s speedup identical   # speed-up: over the one-process run
+base=$ref
 for r in $RANKS; do
     m=$(manifest_for np$r)
     t0=$(now)
@@ -47,7 +54,6 @@ for r in $RANKS; do
         || { echo "-np $r failed"; tail "$D/np$r.log"; continue; }
     t1=$(now)
     w=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
-    [ -n "$base" ] || base=$w
     same=no
     [ "$(sums "$D/ref")" = "$(sums "$D/np$r")" ] && same=yes
     printf '%-6s %10s %8sx %10s\n' "$r" "$w" "$(python3 -c "print(f'{$base / $w:.2f}')")" "$same"
@@ -71,4 +77,32 @@ for name, v in rows.items():
         line += f"{b:14d}{w:8.2f}"
     print(line + f"{n:9d}")
 PY
+}
+
+{
+bench_one "$MANIFEST"
+if [ -n "${BENCH_MPI_WEB_BYTES:-}" ]; then
+    [ -x build/gen_corpus ] || { echo "bench_mpi_run: build/gen_corpus missing (make bench builds it)"; exit 1; }
+    mkdir -p "$D/web"
+    for i in $(seq 0 15); do
+        [ -f "$D/web/web-$i.jsonl.zst" ] || build/gen_corpus "$D/web/web-$i.jsonl.zst" $((BENCH_MPI_WEB_BYTES / 16)) $((100 + i)) 2>/dev/null
+    done
+    cat >"$D/web.yaml" <<YAML
+name: bench-mpi-web
+memory: 1GiB
+inputs:
+  - path: $PWD/$D/web/web-*.jsonl.zst
+stages:
+  - normalize:         {}
+  - length_filter:     {min_words: 50}
+  - gopher_repetition: {}
+  - gopher_quality:    {}
+  - exact_dedup:       {}
+  - minhash_dedup:     {}
+  - tokenize:          {tokenizer: $PWD/samples/tokenizer.json}
+  - pack:              {shard_tokens: 10000000}
+YAML
+    echo
+    bench_one "$D/web.yaml"
+fi
 } | tee "$OUT"

@@ -526,6 +526,115 @@ TEST(select_quota_by_field_and_source)
     wn_batch_free(&in);
 }
 
+/* The naive walk with quotas, written here: groups in order of first
+ * appearance, largest-remainder quotas, then best first (key desc, input
+ * order), each taken while it fits its group, the first misfit closing it. */
+static void ref_walk(const double *key, const size_t *ntok, const int *grp, int n, int ng, uint64_t budget, int docs,
+                     char *take)
+{
+    uint64_t share[256] = {0}, quota[256], used[256] = {0}, total = 0, given = 0;
+    unsigned __int128 rem[256];
+    int full[256] = {0}, order[256], *idx = malloc((size_t)n * sizeof *idx);
+    for (int i = 0; i < n; i++) share[grp[i]] += docs ? 1 : ntok[i];
+    for (int g = 0; g < ng; g++) total += share[g];
+    for (int g = 0; g < ng; g++) {
+        unsigned __int128 x = (unsigned __int128)budget * share[g];
+        quota[g] = total ? (uint64_t)(x / total) : 0;
+        rem[g] = total ? x % total : 0;
+        given += quota[g];
+        order[g] = g;
+    }
+    for (int a = 0; a < ng; a++) /* by remainder desc, then group order */
+        for (int b = a + 1; b < ng; b++)
+            if (rem[order[b]] > rem[order[a]] || (rem[order[b]] == rem[order[a]] && order[b] < order[a])) {
+                int t = order[a];
+                order[a] = order[b];
+                order[b] = t;
+            }
+    for (int a = 0; given < budget && a < ng && total; a++, given++) quota[order[a]]++;
+    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int a = 1; a < n; a++) { /* insertion sort: key desc (-0 == +0), then index */
+        int x = idx[a], b = a;
+        for (; b > 0 && (key[idx[b - 1]] < key[x] || (key[idx[b - 1]] == key[x] && idx[b - 1] > x)); b--)
+            idx[b] = idx[b - 1];
+        idx[b] = x;
+    }
+    memset(take, 0, (size_t)n);
+    for (int a = 0; a < n; a++) {
+        int i = idx[a], g = grp[i];
+        uint64_t cost = docs ? 1 : ntok[i];
+        if (full[g]) continue;
+        if (used[g] + cost > quota[g]) {
+            full[g] = 1;
+            continue;
+        }
+        used[g] += cost;
+        take[i] = 1;
+    }
+    free(idx);
+}
+
+/* The threshold search (select.c doc_decide) against the walk, on what makes
+ * it hard: scores from a few values (ties everywhere, -0 and +0, huge and
+ * tiny magnitudes), documents with no tokens (cost 0 after a misfit is
+ * still out), many groups, all scores equal, both orders and budget units. */
+TEST(select_threshold_search_matches_the_walk)
+{
+    enum { N = 1500 };
+    static const double vals[] = {0.0, -0.0, 1.0, 1.0, 2.5, -3.0, 1e300, -1e300, 1e-300, 7.0, 7.0, 42.0};
+    static const char *const cases[] = {
+        "score: s, budget_tokens: 9000, quota_by: src",
+        "score: s, order: asc, budget_tokens: 4321, quota_by: src",
+        "score: s, budget_docs: 700, quota_by: src",
+        "score: s, order: asc, budget_docs: 333",
+        "score: s, budget_fraction: 0.37",
+        "score: s, budget_tokens: 5000, quota_by: src", /* all scores equal (below) */
+    };
+    for (size_t c = 0; c < WN_ARRAY_LEN(cases); c++) {
+        unsigned seed = 100 + (unsigned)c;
+        double key[N];
+        size_t ntok[N];
+        int grp[N], ng = 0, first[200];
+        char take[N], name[16];
+        wn_batch in = {0};
+        int quota = strstr(cases[c], "quota_by") != NULL, asc = strstr(cases[c], "asc") != NULL;
+        memset(first, -1, sizeof first);
+        for (int i = 0; i < N; i++) {
+            double v = c == 5 ? 3.0 : vals[rand_r(&seed) % WN_ARRAY_LEN(vals)];
+            ntok[i] = rand_r(&seed) % 5 == 0 ? 0 : (size_t)(rand_r(&seed) % 40);
+            int g = quota ? rand_r(&seed) % 150 : 0;
+            if (first[g] < 0) first[g] = ng++;
+            grp[i] = first[g];
+            snprintf(name, sizeof name, "g%d", g);
+            add_doc(&in, i, v, ntok[i], name);
+            key[i] = asc ? -v : v;
+        }
+        wn_run_info ri;
+        harness h;
+        outs o = {0};
+        CHECK(open_with(&h, &ri, "select", cases[c], 2));
+        CHECK(run_stage(&h, &in, 97, &o) == WN_OK);
+        CHECK_EQ_INT(o.n, N);
+        wn_buf r = {0};
+        report(&h, &r);
+        uint64_t budget = (uint64_t)rnum(&r, "budget.asked"); /* budget_fraction: of the tokens */
+        ref_walk(key, ntok, grp, N, ng, budget, strstr(cases[c], "budget_docs") != NULL, take);
+        int wrong = 0, n_take = 0;
+        for (int i = 0; i < N && i < (int)o.n; i++) {
+            wrong += !o.d[i].drop != take[i];
+            n_take += take[i];
+        }
+        if (wrong) fprintf(stderr, "  case %zu (%s): %d decisions differ\n", c, cases[c], wrong);
+        CHECK_EQ_INT(wrong, 0);
+        CHECK(n_take > 0 && n_take < N);
+        CHECK_EQ_INT(rnum(&r, "selected.docs"), n_take);
+        wn_buf_free(&r);
+        outs_free(&o);
+        wn_test_stage_close(&h);
+        wn_batch_free(&in);
+    }
+}
+
 TEST(select_missing_score_policy)
 {
     wn_batch in = {0};
