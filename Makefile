@@ -173,6 +173,23 @@ test-gpt-emu: build/cuda/test_gpt_emu
 	@echo "test_gpt_emu: GPU model host code on an emulated device: $$(tail -1 build/cuda/test_gpt_emu.log)"
 cuda-check test-cuda: test-gpt-emu
 
+# winnow itself on the emulated device (tests/cuda/gpt_emu.c with WN_GPT_EMU_LIB,
+# instead of the CUDA kernels): `--device cuda` runs gpt_cuda.c and cmd_train.c's
+# GPU path (data parallelism under mpirun included) without a GPU, e.g.
+# WINNOW_MPI=build/cuda/winnow_emu bash tests/e2e/test_mpi_train_device.sh.
+# CUDA builds only (it links this build's WN_CUDA=1 objects); cuda-check links it.
+ifeq ($(CUDA),1)
+build/cuda/host/gpt_emu_lib.o: tests/cuda/gpt_emu.c $(wildcard src/*.h) kernels/gpt_kernels.h kernels/device.h \
+                               kernels/minhash_kernels.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (WN_GPT_EMU_LIB)"
+	@$(CC) $(CPPFLAGS) -DWN_CUDA=1 -DWN_GPT_EMU_LIB $(CFLAGS) $(WARN) -c $< -o $@
+build/cuda/winnow_emu: $(B)/src/main.o $(OBJ) build/cuda/host/gpt_emu_lib.o
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LIBS) $(BIN_LIBS)
+cuda-check: build/cuda/winnow_emu
+endif
+
 # tests/cuda/test_minhash_kernels.cu (part of the same binary) compares
 # kernels/minhash_kernels.cu with src/minhash.c's wn_mh_signatures (built
 # with WN_CUDA=1, so without its CPU-only stand-ins; it needs text.o, xxhash
@@ -229,13 +246,15 @@ build/san/winnow: build/san/src/main.o $(SAN_OBJ)
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
-build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so
+build/san/unit: $(UNIT_SRC:%.c=build/san/%.o) $(SAN_OBJ) | build/san/fake_nvml.so build/san/fake_nccl.so
 	$(CC) -fopenmp $(SAN) -o $@ $^ $(LIBS)
 
-# A stand-in for libnvidia-ml.so.1 that tests/unit/test_energy.c loads, so
-# src/energy.c's NVML path runs without a GPU (not instrumented: it is
-# dlopen'ed into the sanitized unit binary).
+# Stand-ins for libnvidia-ml.so.1 and libnccl.so.2 that tests/unit/test_energy.c
+# and test_nccl.c load, so src/energy.c's NVML path and src/nccl.c run without
+# a GPU (not instrumented: they are dlopen'ed into the sanitized unit binary).
 build/san/fake_nvml.so: tests/unit/fake_nvml/fake_nvml.c
+build/san/fake_nccl.so: tests/unit/fake_nccl/fake_nccl.c
+build/san/fake_nvml.so build/san/fake_nccl.so:
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (shared)"
 	@$(CC) -std=c11 -O1 -g -fPIC -shared $(WARN) -o $@ $<
@@ -262,6 +281,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench_score.sh
 	./tests/bench/bench_line_dedup.sh
 	./tests/bench/bench_minhash.sh
+	./tests/bench/bench_mpi_run.sh
 
 build/gen_corpus: tests/bench/gen_corpus.c
 	@mkdir -p build

@@ -50,3 +50,22 @@ extern "C" int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
     }
     return 0;
 }
+
+extern "C" int wn_cuda_set_device(int i)
+{
+    if (cudaSetDevice(i) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" int wn_cuda_get_device(void)
+{
+    int d = 0;
+    if (cudaGetDevice(&d) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return d;
+}

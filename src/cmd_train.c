@@ -42,15 +42,21 @@
  * (parameters). auto is cuda when this build has CUDA and a device is
  * visible, else cpu.
  *
- * Ranks (mpirun -np R; mpi.h): data parallelism on the CPU. Every rank builds
- * the same model (same seed or checkpoint) and reads the same global batch of
- * B sequences; rank k trains on rows [k B/R, (k+1) B/R). After its backward
- * the gradients are combined so that the update is the one-process update
- * on the whole batch (dp_combine), and every rank takes the same AdamW step;
- * parameters stay identical (checked by a checksum at every checkpoint). The
- * validation batches are split by rows the same way and their sums reduced.
- * Rank 0 alone writes checkpoints, train.json, progress and samples. Errors
- * stop every rank: see "data parallelism" below.
+ * Ranks (mpirun -np R; mpi.h): data parallelism, on the CPU or on GPUs. Every
+ * rank builds the same model (same seed or checkpoint) and reads the same
+ * global batch of B sequences; rank k trains on rows [k B/R, (k+1) B/R).
+ * After its backward the gradients are combined so that the update is the
+ * one-process update on the whole batch (dp_combine), and every rank takes
+ * the same AdamW step; parameters stay identical (checked by a checksum at
+ * every checkpoint). The validation batches are split by rows the same way
+ * and their sums reduced. Rank 0 alone writes checkpoints, train.json,
+ * progress and samples. Errors stop every rank: see "data parallelism"
+ * below. On GPUs (--device cuda, or auto when every rank sees one) rank k
+ * takes device (local rank mod visible devices), and the gradient sum runs
+ * with NCCL (nccl.h) when it loads and no two ranks share a GPU, else
+ * staged through host memory (device -> host, MPI_Allreduce, -> device);
+ * WINNOW_NCCL=0|1 forces one (dp_setup). train.json "allreduce" says which:
+ * "none" (one rank), "mpi" (CPU ranks), "host" or "nccl".
  */
 #include <assert.h>
 #include <errno.h>
@@ -74,6 +80,7 @@
 #include "json.h"
 #include "model.h"
 #include "mpi.h"
+#include "nccl.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "../kernels/device.h"
@@ -123,8 +130,11 @@ static const char *const usage =
     "  --tf32              with cuda: TF32 tensor cores for the matrix products (faster; default full fp32)\n"
     "  --bf16              with cuda: bf16 matrix products (fp32 accumulation and master weights; the\n"
     "                      products' inputs kept in bf16: less activation memory; loss tracks fp32 closely)\n"
-    "  under mpirun -np R  data-parallel on the CPU: each rank takes B / R sequences of every step (B must be\n"
-    "                      a multiple of R); the update equals one process's on the whole batch\n"
+    "  under mpirun -np R  data-parallel: each rank takes B / R sequences of every step (B must be a multiple\n"
+    "                      of R); the update equals one process's on the whole batch. With cuda each rank\n"
+    "                      takes GPU (local rank mod visible GPUs); gradients are summed with NCCL when\n"
+    "                      libnccl.so.2 loads and no two ranks share a GPU, else through host memory and\n"
+    "                      MPI (WINNOW_NCCL=1 or 0 forces NCCL or the host path)\n"
     "memory:\n"
     "  --adam-8bit         AdamW moments in 8 bits (block-wise dynamic quantization, blocks of 256): about\n"
     "                      2 bytes per parameter instead of 8; kept by --resume, which cannot change it\n"
@@ -510,6 +520,13 @@ typedef struct {
     int stopped;           /* the ranks agreed to stop: no more collectives */
     int quiet;             /* stopping for another rank's error: it prints */
     int sym_err;           /* the error happened on every rank at the same point */
+    /* the gradient all-reduce (dp_setup) */
+    const char *allreduce; /* "none", "mpi" (CPU ranks), "host" (GPU, staged through host memory), "nccl" */
+    wn_nccl *nccl;         /* "nccl": the communicator */
+    int local_rank, gpu;   /* cuda: this rank's index on its node, and the device it took */
+    const char *local_how; /* where local_rank came from (wn_mpi_local_rank) */
+    int64_t *rank_gpu;     /* cuda: every rank's device (ranks entries) */
+    int n_gpus;            /* cuda: distinct GPUs the ranks use (MFU counts their peaks) */
 } run;
 
 /* The shortest decimal that reads back as the same float. */
@@ -828,7 +845,7 @@ static double mfu(const run *r, double tok_per_s)
 {
     if (!r->g || r->peak_flops <= 0) return 0;
     double per_token = wn_gpt_flops_per_step(r->m, r->B, r->T) / ((double)r->B * r->T);
-    return per_token * tok_per_s / r->peak_flops;
+    return per_token * tok_per_s / (r->peak_flops * (r->n_gpus > 1 ? r->n_gpus : 1));
 }
 
 static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
@@ -936,6 +953,17 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
         wn_jw_arr_begin(&w);
         for (int k = 0; k < r->ranks; k++) wn_jw_u64(&w, r->tokens / (uint64_t)r->ranks);
         wn_jw_arr_end(&w);
+        wn_jw_key(&w, "allreduce"); wn_jw_str(&w, r->allreduce ? r->allreduce : "none");
+        if (r->nccl) {
+            wn_jw_key(&w, "nccl_version"); wn_jw_str(&w, wn_nccl_version());
+        }
+        if (r->g && r->rank_gpu) { /* the CUDA device of every rank, and how many distinct GPUs */
+            wn_jw_key(&w, "rank_devices");
+            wn_jw_arr_begin(&w);
+            for (int k = 0; k < r->ranks; k++) wn_jw_i64(&w, r->rank_gpu[k]);
+            wn_jw_arr_end(&w);
+            wn_jw_key(&w, "gpus"); wn_jw_i64(&w, r->n_gpus);
+        }
     }
     if (r->g) {
         const char *peak_what;
@@ -974,13 +1002,13 @@ static wn_err write_train_json(run *r, int complete, wn_errbuf *err)
  * sum num_k / sum den_k, whose gradient is sum_k (den_k / sum den) grad_k:
  * each rank scales its gradient by its share of the weight, then the
  * gradients are summed over ranks. Gradient clipping, which follows, then
- * sees the global norm. Returns the whole batch's loss, the same on every
- * rank. w: this rank's rows' weights (1 without a weights sidecar, as the
- * loader fills them). */
-static float dp_combine(run *r, const float *w)
+ * sees the global norm. dp_share reduces the sums and returns this rank's
+ * factor den_k / sum den and (in *loss) the whole batch's loss, the same on
+ * every rank; w: this rank's rows' weights (1 without a weights sidecar, as
+ * the loader fills them), nll: their per-token losses. */
+static float dp_share(run *r, const float *w, const float *nll, float *loss)
 {
-    size_t n = (size_t)r->rows * (size_t)r->T, np = wn_gpt_num_params(r->m);
-    const float *nll = wn_gpt_token_nll(r->m);
+    size_t n = (size_t)r->rows * (size_t)r->T;
     double s[2] = {0, 0};
     for (size_t i = 0; i < n; i++) {
         s[0] += (double)w[i] * nll[i];
@@ -988,14 +1016,49 @@ static float dp_combine(run *r, const float *w)
     }
     double den = s[1];
     wn_mpi_allreduce_sum_f64(s, 2);
+    *loss = s[1] > 0 ? (float)(s[0] / s[1]) : 0.0f;
+    return s[1] > 0 ? (float)(den / s[1]) : 0.0f;
+}
+
+/* The host model's gradients: one array of n_params floats in tensor order. */
+static float *host_grads(run *r)
+{
     wn_tensor *t;
     int nt = wn_gpt_tensors(r->m, &t);
-    float *g = t[0].grad, k = s[1] > 0 ? (float)(den / s[1]) : 0.0f;
-    WN_CHECK(t[nt - 1].grad + t[nt - 1].size == g + np); /* one array, in tensor order */
+    WN_CHECK(t[nt - 1].grad + t[nt - 1].size == t[0].grad + wn_gpt_num_params(r->m)); /* one array */
+    return t[0].grad;
+}
+
+/* The CPU model's combination; returns the whole batch's loss. */
+static float dp_combine(run *r, const float *w)
+{
+    size_t np = wn_gpt_num_params(r->m);
+    float loss, k = dp_share(r, w, wn_gpt_token_nll(r->m), &loss), *g = host_grads(r);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < np; i++) g[i] *= k;
     wn_mpi_allreduce_sum_f32(g, np);
-    return s[1] > 0 ? (float)(s[0] / s[1]) : 0.0f;
+    return loss;
+}
+
+/* The same on the device (r->g), in two parts: dp_share after the forward
+ * (the backward uses up its per-token losses), then after the backward this,
+ * with k = dp_share's factor and the run's all-reduce: NCCL on the device
+ * gradients, or staged through the host model's gradient array (which the
+ * GPU path does not otherwise use). With one rank (a forced back-end, to
+ * exercise it) k is 1 and the sum a copy. */
+static wn_err dp_combine_cuda(run *r, float k, wn_errbuf *err)
+{
+    wn_err e = k != 1.0f ? wn_gpt_cuda_scale_grad(r->g, k, err) : WN_OK;
+    if (e) return e;
+    if (r->nccl) {
+        size_t n;
+        float *d = wn_gpt_cuda_grad_data(r->g, &n);
+        return wn_nccl_allreduce_sum_f32(r->nccl, d, n, err);
+    }
+    float *h = host_grads(r);
+    if ((e = wn_gpt_cuda_grad_copy(r->g, h, 1, err))) return e;
+    wn_mpi_allreduce_sum_f32(h, wn_gpt_num_params(r->m));
+    return wn_gpt_cuda_grad_copy(r->g, h, 0, err);
 }
 
 /* The ranks' parameters must stay bit-identical (same gradients, same
@@ -1005,6 +1068,10 @@ static float dp_combine(run *r, const float *w)
 static wn_err dp_verify(run *r, wn_errbuf *err)
 {
     if (r->ranks == 1) return WN_OK;
+    if (r->g) { /* the device's parameters (each rank downloads its own) */
+        wn_err e = wn_gpt_cuda_download(r->g, r->m, WN_GPT_CUDA_PARAMS, err);
+        if (e) return e;
+    }
     wn_tensor *t;
     wn_gpt_tensors(r->m, &t);
     int64_t lo = (int64_t)XXH64(t[0].data, wn_gpt_num_params(r->m) * sizeof(float), 0), hi = lo;
@@ -1056,8 +1123,7 @@ static wn_err dp_stop(run *r, wn_err e, wn_errbuf *err)
     wn_mpi_abort(e == WN_ERR_USAGE ? 2 : 1);
 }
 
-/* The start-up checks of a run across ranks: each takes B / R sequences,
- * on the CPU. */
+/* The start-up checks of a run across ranks: each takes B / R sequences. */
 static wn_err dp_check(run *r, wn_errbuf *err)
 {
     if (r->ranks == 1) return WN_OK;
@@ -1069,6 +1135,146 @@ static wn_err dp_check(run *r, wn_errbuf *err)
                        "batch / ranks sequences of every step; use --batch %d or %d", r->B, r->ranks,
                        r->B > r->ranks ? (r->B / r->ranks) * r->ranks : r->ranks,
                        (r->B / r->ranks + 1) * r->ranks);
+    return WN_OK;
+}
+
+/* --device cuda or auto: may this run use GPUs, and which? Every rank needs
+ * a CUDA build and a visible device; rank k takes device (local rank mod the
+ * devices it sees), so the ranks of a node spread over its GPUs, or share
+ * them when there are more ranks than GPUs. The ranks decide together (a
+ * collective, called where every rank is: before any other start-up work):
+ * *use = 1 when all can; otherwise auto trains on the CPU (rank 0 says why,
+ * under MPI) and cuda fails. Returns 0, or the exit status (the lowest
+ * failing rank printed why). */
+static int pick_gpu(run *r, int forced, int *use)
+{
+    *use = 0;
+    r->local_how = "one process";
+    r->local_rank = r->ranks > 1 ? wn_mpi_local_rank(&r->local_how) : 0;
+    int n = wn_cuda_built() ? wn_cuda_device_count() : 0;
+    char buf[256];
+    const char *why = NULL; /* why this rank cannot */
+    if (!wn_cuda_built()) {
+        why = "the CUDA trainer is not built yet: this winnow was compiled without CUDA (nvcc not found, or make "
+              "CUDA=0); rebuild with nvcc, or use --device cpu or auto";
+    } else if (n < 1) {
+        why = "no CUDA device is visible (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides them); use --device cpu "
+              "or auto";
+    } else if (wn_cuda_set_device(r->gpu = r->local_rank % n)) {
+        snprintf(buf, sizeof buf, "cannot make CUDA device %d current (local rank %d, %d visible)", r->gpu,
+                 r->local_rank, n);
+        why = buf;
+    }
+    int64_t first = why ? r->rank : r->ranks, some = !why; /* the lowest rank that cannot; does any? */
+    if (r->ranks > 1) {
+        wn_mpi_allreduce_min_i64(&first, 1);
+        wn_mpi_allreduce_max_i64(&some, 1);
+    }
+    if (first == r->ranks) {
+        *use = 1;
+        return 0;
+    }
+    if (!forced) { /* silent when no rank has a GPU, as with one process */
+        if (some && r->rank == 0)
+            fprintf(stderr, "winnow train: --device auto: rank %lld has no usable GPU; all %d ranks train on the CPU\n",
+                    (long long)first, r->ranks);
+        return 0;
+    }
+    if (first == r->rank) {
+        if (r->ranks > 1) fprintf(stderr, "winnow train: rank %d of %d: --device cuda: %s\n", r->rank, r->ranks, why);
+        else fprintf(stderr, "winnow train: --device cuda: %s\n", why);
+    }
+    return 2;
+}
+
+/* The gradient all-reduce, chosen by every rank together once start-up is
+ * through (see the top comment). CPU: MPI on the host arrays. GPU: NCCL with
+ * several ranks and WINNOW_NCCL unset, or with WINNOW_NCCL=1, when
+ * libnccl.so.2 loads on every rank and no two ranks use the same GPU (NCCL
+ * refuses that: ranks are matched by host name and PCI bus id); otherwise
+ * the host-staged path, which any placement can take. WINNOW_NCCL=1 where
+ * NCCL cannot run is an error; WINNOW_NCCL=0 takes the host path, with one
+ * rank too (a copy there and back, to exercise it). Rank 0 says what it
+ * chose and why on stderr. */
+static wn_err dp_setup(run *r, wn_errbuf *err)
+{
+    const char *env = getenv("WINNOW_NCCL");
+    int force = env && *env ? *env - '0' : -1; /* "0" or "1", checked at the start */
+    if (!r->g) {
+        r->allreduce = r->ranks > 1 ? "mpi" : "none";
+        if (r->ranks > 1 && r->rank == 0) fprintf(stderr, "winnow train: gradient all-reduce: MPI, on the CPU\n");
+        return WN_OK;
+    }
+    /* which GPU every rank drives: host name + PCI bus id, hashed */
+    char host[256] = "", bus[64], id[400];
+    gethostname(host, sizeof host - 1);
+    if (wn_cuda_device_pci_bus_id(r->gpu, bus, sizeof bus)) snprintf(bus, sizeof bus, "cuda:%d", r->gpu);
+    snprintf(id, sizeof id, "%s/%s", host, bus);
+    int64_t *key = wn_malloc((size_t)r->ranks * sizeof *key);
+    r->rank_gpu = wn_malloc((size_t)r->ranks * sizeof *r->rank_gpu);
+    if (!key || !r->rank_gpu) {
+        wn_free(key);
+        return wn_fail(err, WN_ERR_NOMEM, "out of memory");
+    }
+    wn_mpi_allgather_i64((int64_t)XXH64(id, strlen(id), 0), key);
+    wn_mpi_allgather_i64(r->gpu, r->rank_gpu);
+    int share_a = -1, share_b = -1; /* the first two ranks on one GPU */
+    r->n_gpus = 0;
+    for (int a = 0; a < r->ranks; a++) {
+        int b = 0;
+        while (b < a && key[b] != key[a]) b++;
+        if (b == a) r->n_gpus++;
+        else if (share_a < 0) share_a = b, share_b = a;
+    }
+    wn_free(key);
+    int try_nccl = force == 1 || (force < 0 && r->ranks > 1);
+    wn_errbuf lerr = {{0}};
+    wn_err le = try_nccl ? wn_nccl_load(&lerr) : WN_OK;
+    int64_t bad = le ? r->rank : r->ranks; /* the lowest rank without NCCL */
+    if (try_nccl) wn_mpi_allreduce_min_i64(&bad, 1);
+    char why[700] = "";
+    if (!try_nccl && force < 0) { /* one rank: nothing to sum */
+        r->allreduce = "none";
+        return WN_OK;
+    }
+    if (!try_nccl) snprintf(why, sizeof why, "WINNOW_NCCL=0");
+    else if (share_a >= 0)
+        snprintf(why, sizeof why, "ranks %d and %d share a GPU (cuda:%lld of one node), which NCCL refuses", share_a,
+                 share_b, (long long)r->rank_gpu[share_b]);
+    else if (bad < r->ranks && bad == r->rank) snprintf(why, sizeof why, "%.600s", lerr.msg);
+    else if (bad < r->ranks) snprintf(why, sizeof why, "rank %lld cannot load NCCL", (long long)bad);
+    wn_err e = WN_OK;
+    if (try_nccl && !why[0]) {
+        if ((e = wn_nccl_open(&r->nccl, err))) return e; /* one rank's failure: the caller stops the job */
+        r->allreduce = "nccl";
+    } else if (force == 1) {
+        if (share_a < 0 && bad < r->ranks) { /* that rank knows why: it prints, the others stop quietly */
+            r->stopped = 1;
+            if (bad == r->rank) return wn_fail(err, WN_ERR_USAGE, "WINNOW_NCCL=1: %s", lerr.msg);
+            r->quiet = 1;
+            return WN_ERR_USAGE;
+        }
+        r->sym_err = 1; /* every rank knows: rank 0 prints */
+        return wn_fail(err, WN_ERR_USAGE, "WINNOW_NCCL=1: %s; unset it or set WINNOW_NCCL=0 for the host-staged "
+                       "all-reduce, or start at most one rank per GPU", why);
+    } else {
+        r->allreduce = "host";
+    }
+    if (r->rank == 0 && (r->ranks > 1 || force >= 0)) {
+        char devs[200] = "";
+        size_t used = 0;
+        for (int k = 0; k < r->ranks && used + 24 < sizeof devs; k++)
+            used += (size_t)snprintf(devs + used, sizeof devs - used, "%s%lld", k ? "," : "", (long long)r->rank_gpu[k]);
+        if (used + 24 >= sizeof devs) snprintf(devs + used, sizeof devs - used, ",...");
+        if (r->nccl)
+            fprintf(stderr, "winnow train: gradient all-reduce: NCCL %s, GPU to GPU\n", wn_nccl_version());
+        else
+            fprintf(stderr, "winnow train: gradient all-reduce: host-staged (GPU -> host, MPI_Allreduce, -> GPU), not "
+                    "NCCL: %s\n", why);
+        fprintf(stderr, "winnow train: %d rank%s on %d GPU%s: CUDA device of each rank %s (local rank mod visible "
+                "devices; local rank from %s)\n", r->ranks, r->ranks == 1 ? "" : "s", r->n_gpus,
+                r->n_gpus == 1 ? "" : "s", devs, r->local_how);
+    }
     return WN_OK;
 }
 
@@ -1202,32 +1408,25 @@ int wn_cmd_train(int argc, char **argv)
         opts_free(o);
         return rc;
     }
-    if (r.ranks > 1 && !strcmp(device, "cuda")) {
+    const char *nccl_env = getenv("WINNOW_NCCL");
+    if (nccl_env && *nccl_env && strcmp(nccl_env, "0") && strcmp(nccl_env, "1")) {
         opts_free(o);
-        return bad_usage("--device cuda under MPI (%s ranks): data-parallel training runs on the CPU so far; use "
-                         "--device cpu, or one rank for the GPU", r.ranks == 2 ? "2" : "several");
+        return bad_usage("WINNOW_NCCL=%s: expected 0 (the host-staged gradient all-reduce) or 1 (NCCL); unset, "
+                         "NCCL when it can run", nccl_env);
     }
-    /* cuda: this build must have CUDA and see a device; auto: cuda when it does (one rank) */
+    /* cuda: every rank must have CUDA and see a device; auto: cuda when they do */
     int want_gpu = 0;
-    if (strcmp(device, "cpu") && r.ranks == 1) {
-        if (!wn_cuda_built()) {
-            if (!strcmp(device, "cuda")) {
-                opts_free(o);
-                fprintf(stderr, "winnow train: --device cuda: the CUDA trainer is not built yet: this winnow was "
-                                "compiled without CUDA (nvcc not found, or make CUDA=0); rebuild with nvcc, or use "
-                                "--device cpu or auto\n");
-                return 2;
-            }
-        } else if (wn_cuda_device_count() < 1) {
-            if (!strcmp(device, "cuda")) {
-                opts_free(o);
-                fprintf(stderr, "winnow train: --device cuda: no CUDA device is visible (no GPU, no driver, or "
-                                "CUDA_VISIBLE_DEVICES hides them); use --device cpu or auto\n");
-                return 2;
-            }
-        } else {
-            want_gpu = 1;
+    if (strcmp(device, "cpu")) {
+        int rc = pick_gpu(&r, !strcmp(device, "cuda"), &want_gpu);
+        if (rc) {
+            opts_free(o);
+            return rc;
         }
+    }
+    if (nccl_env && !strcmp(nccl_env, "1") && !want_gpu) {
+        opts_free(o);
+        return bad_usage("%s", "WINNOW_NCCL=1: NCCL sums the gradients of the GPU trainer, but this run trains on "
+                               "the CPU (--device cpu, or no usable GPU)");
     }
     if (o->bf16 && !want_gpu) {
         if (!strcmp(device, "cpu")) {
@@ -1400,7 +1599,7 @@ int wn_cmd_train(int argc, char **argv)
     if (want_gpu) {
         e = wn_gpt_cuda_new(&r.g, r.m, o->tf32, &err);
         if (!e && o->bf16 && (e = wn_gpt_cuda_set_bf16(r.g, 1, &err))) goto out;
-        if (e && !strcmp(device, "cuda")) goto out;
+        if (e && (!strcmp(device, "cuda") || r.ranks > 1)) goto out; /* ranks: all on GPUs or none */
         if (e) { /* auto: a device is there but unusable; say so and use the CPU */
             fprintf(stderr, "winnow train: --device auto: %s; training on the CPU\n", err.msg);
             e = WN_OK;
@@ -1408,10 +1607,11 @@ int wn_cmd_train(int argc, char **argv)
         } else {
             const char *peak_what;
             r.peak_flops = wn_gpt_cuda_peak_flops(r.g, &peak_what);
-            fprintf(stderr, "winnow train: device cuda: %s; %s matrix products; %s%s\n", wn_gpt_cuda_device(r.g),
-                    o->bf16 ? "bf16 (fp32 accumulation)" : o->tf32 ? "TF32 (tensor cores)" : "full fp32 (TF32 off)",
-                    r.peak_flops > 0 ? "MFU against the " : "no MFU: ", peak_what);
-            if (o->recompute)
+            if (r.rank == 0) /* under MPI: rank 0's device; dp_setup lists every rank's */
+                fprintf(stderr, "winnow train: device cuda: %s; %s matrix products; %s%s\n", wn_gpt_cuda_device(r.g),
+                        o->bf16 ? "bf16 (fp32 accumulation)" : o->tf32 ? "TF32 (tensor cores)" : "full fp32 (TF32 off)",
+                        r.peak_flops > 0 ? "MFU against the " : "no MFU: ", peak_what);
+            if (o->recompute && r.rank == 0)
                 fprintf(stderr, "winnow train: --recompute: the GPU path does not recompute activations (yet); it "
                                 "stores them all as without the flag\n");
         }
@@ -1422,6 +1622,7 @@ int wn_cmd_train(int argc, char **argv)
     if (r.rank == 0 && r.ranks > 1)
         fprintf(stderr, "winnow train: %d MPI ranks, %d sequences each per step; validation split across ranks\n",
                 r.ranks, r.rows);
+    if ((e = dp_setup(&r, &err))) goto out;
     if (r.rank == 0)
     fprintf(stderr,
             "winnow train: model L=%d H=%d C=%d T=%d V=%d (%.2f M parameters); data %llu tokens in %d shard%s, "
@@ -1454,9 +1655,14 @@ int wn_cmd_train(int argc, char **argv)
         wn_loader_next(r.train, r.B, r.in, r.tg, r.w);
         float loss, norm;
         if (r.g) { /* the same step on the device; sync so that dt is the step's time */
-            if ((e = wn_gpt_cuda_zero_grad(r.g, &err)) ||
-                (e = wn_gpt_cuda_forward(r.g, r.in, r.tg, has_w ? r.w : NULL, r.B, r.T, &loss, &err)) ||
-                (e = wn_gpt_cuda_backward(r.g, &err)) ||
+            int dp = strcmp(r.allreduce, "none") != 0;
+            float k = 1;
+            if ((e = dp_injected_failure(&r, &err)) || (e = wn_gpt_cuda_zero_grad(r.g, &err)) ||
+                (e = wn_gpt_cuda_forward(r.g, r.in + off, r.tg + off, has_w ? r.w + off : NULL, r.rows, r.T, &loss,
+                                         &err)))
+                goto out;
+            if (dp) k = dp_share(&r, r.w + off, wn_gpt_cuda_token_nll(r.g), &loss);
+            if ((e = wn_gpt_cuda_backward(r.g, &err)) || (dp && (e = dp_combine_cuda(&r, k, &err))) ||
                 (e = wn_gpt_cuda_clip_grad(r.g, (float)o->grad_clip, &norm, &err)) ||
                 (e = wn_gpt_cuda_adamw(r.g, &adam, (int)r.step + 1, &err)) || (e = wn_gpt_cuda_sync(r.g, &err)))
                 goto out;
@@ -1541,8 +1747,10 @@ out:
     if (e) e = dp_stop(&r, e, &err); /* may end the job (MPI_Abort) */
     wn_loader_free(r.train);
     wn_loader_free(r.val);
+    wn_nccl_close(r.nccl);
     wn_gpt_cuda_free(r.g);
     wn_gpt_free(r.m);
+    wn_free(r.rank_gpu);
     wn_tokenizer_free(r.tok);
     wn_free(r.in);
     wn_free(r.tg);

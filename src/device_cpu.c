@@ -26,6 +26,12 @@ int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
     (void)n;
     return -1;
 }
+int wn_cuda_set_device(int i)
+{
+    (void)i;
+    return -1;
+}
+int wn_cuda_get_device(void) { return -1; }
 #else
 typedef int wn_device_cpu_unused; /* the CUDA build takes kernels/device.cu */
 #endif

@@ -265,7 +265,9 @@ wn_err wn_gpt_cuda_new(wn_gpt_cuda **out, wn_gpt *m, int allow_tf32, wn_errbuf *
     wn_err e = WN_OK;
     g->cfg = *wn_gpt_cfg(m);
     g->tf32 = allow_tf32 != 0;
-    if (wn_cuda_device_describe(0, g->device, sizeof g->device)) snprintf(g->device, sizeof g->device, "cuda:0");
+    int dev = wn_cuda_get_device(); /* the current one: each MPI rank picks its own */
+    if (dev < 0) dev = 0;
+    if (wn_cuda_device_describe(dev, g->device, sizeof g->device)) snprintf(g->device, sizeof g->device, "cuda:%d", dev);
     g->peak = peak_lookup(g->device, g->tf32, g->peak_label, sizeof g->peak_label);
     wn_tensor *t;
     g->ntensors = wn_gpt_tensors(m, &t);
@@ -696,6 +698,25 @@ wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *er
     return WN_OK;
 }
 
+float *wn_gpt_cuda_grad_data(wn_gpt_cuda *g, size_t *n)
+{
+    *n = g->nparams;
+    return g->grads;
+}
+
+wn_err wn_gpt_cuda_scale_grad(wn_gpt_cuda *g, float k, wn_errbuf *err)
+{
+    TRY(wn_cuda_scale(g->grads, k, g->nparams), "gradient scaling");
+    return WN_OK;
+}
+
+wn_err wn_gpt_cuda_grad_copy(wn_gpt_cuda *g, float *host, int to_host, wn_errbuf *err)
+{
+    if (to_host) TRY(wn_cuda_download(host, g->grads, g->nparams * sizeof(float)), "download gradients");
+    else TRY(wn_cuda_upload(g->grads, host, g->nparams * sizeof(float)), "upload gradients");
+    return WN_OK;
+}
+
 wn_err wn_gpt_cuda_sync(wn_gpt_cuda *g, wn_errbuf *err)
 {
     (void)g;
@@ -865,6 +886,22 @@ wn_err wn_cuda_proj_apply(wn_cuda_proj *p, const float *X, const float *G, const
     return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
 }
 
+float *wn_gpt_cuda_grad_data(wn_gpt_cuda *g, size_t *n)
+{
+    (void)g;
+    *n = 0;
+    return NULL;
+}
+wn_err wn_gpt_cuda_scale_grad(wn_gpt_cuda *g, float k, wn_errbuf *err)
+{
+    (void)g, (void)k;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
+wn_err wn_gpt_cuda_grad_copy(wn_gpt_cuda *g, float *host, int to_host, wn_errbuf *err)
+{
+    (void)g, (void)host, (void)to_host;
+    return wn_fail(err, WN_ERR_USAGE, "cuda: %s", NO_CUDA);
+}
 wn_err wn_gpt_cuda_sync(wn_gpt_cuda *g, wn_errbuf *err)
 {
     (void)g;

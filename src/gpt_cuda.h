@@ -22,7 +22,9 @@
  * nll. It keeps no pointer to the wn_gpt it was made from: uploads and
  * downloads name the wn_gpt explicitly, which must have the same shape.
  * Host arrays passed in are borrowed for the call. One host thread drives
- * one wn_gpt_cuda at a time (the kernels share one workspace), on device 0.
+ * one wn_gpt_cuda at a time (the kernels share one workspace), on the device
+ * that was current when it was made (device 0 unless wn_cuda_set_device of
+ * kernels/device.h chose another, as each MPI rank of cmd_train.c does).
  *
  * Errors: wn_err codes with a message in *err that carries the CUDA side's
  * wn_cuda_last_error(): WN_ERR_USAGE for a bad call (B, T out of range, no
@@ -128,6 +130,16 @@ wn_err wn_gpt_cuda_set_bf16(wn_gpt_cuda *g, int on, wn_errbuf *err);
 wn_err wn_gpt_cuda_clip_grad(wn_gpt_cuda *g, float max_norm, float *norm, wn_errbuf *err);
 /* One AdamW step (t 1-based), weight decay on 2-D tensors only. */
 wn_err wn_gpt_cuda_adamw(wn_gpt_cuda *g, const wn_adamw *o, int t, wn_errbuf *err);
+/* Data parallelism (cmd_train.c under MPI): the device gradients are one
+ * array of wn_gpt_num_params floats in model.h tensor order, which the ranks
+ * sum between the backward and clipping. grad_data returns it (device
+ * memory; *n = its length) for an NCCL all-reduce (nccl.h); scale_grad
+ * multiplies it by k; grad_copy copies it to (to_host = 1) or from a host
+ * array of the same length, for the host-staged all-reduce (mpi.h), waiting
+ * for the device. */
+float *wn_gpt_cuda_grad_data(wn_gpt_cuda *g, size_t *n);
+wn_err wn_gpt_cuda_scale_grad(wn_gpt_cuda *g, float k, wn_errbuf *err);
+wn_err wn_gpt_cuda_grad_copy(wn_gpt_cuda *g, float *host, int to_host, wn_errbuf *err);
 /* Waits for the queued work and reports any asynchronous failure. */
 wn_err wn_gpt_cuda_sync(wn_gpt_cuda *g, wn_errbuf *err);
 

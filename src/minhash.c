@@ -590,8 +590,22 @@ static void bk_sift(bk_head *h, int n, int i)
     }
 }
 
-wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_mh_pair_fn fn, void *ctx,
-                           wn_errbuf *err)
+wn_err wn_mh_pairer_add(wn_mh_pairer *p, uint64_t key, uint32_t doc, wn_mh_pair_fn fn, void *ctx)
+{
+    if (!p->cnt || key != p->key) { /* a new bucket */
+        p->key = key;
+        p->a0 = doc;
+        p->cnt = 1;
+        return WN_OK;
+    }
+    if (p->cnt == 1) p->a1 = doc;
+    wn_err e = fn(ctx, p->a0, doc);
+    if (!e && p->anchors > 1 && p->cnt > 1) e = fn(ctx, p->a1, doc);
+    p->cnt++;
+    return e;
+}
+
+wn_err wn_mh_buckets_each(wn_mh_buckets *t, size_t read_bytes, wn_mh_entry_fn fn, void *ctx, wn_errbuf *err)
 {
     int ns = t->n_runs + 1;
     source *src = wn_calloc((size_t)ns, sizeof *src);
@@ -602,7 +616,7 @@ wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_
     size_t cap = read_bytes / sizeof(wn_mh_entry) * sizeof(wn_mh_entry);
     if (cap < 64 * sizeof(wn_mh_entry)) cap = 64 * sizeof(wn_mh_entry);
     if (!src || !ents || !heap || (t->n && !tmp)) e = wn_fail(err, WN_ERR_NOMEM, "out of memory merging LSH buckets");
-    for (int r = 0; r < ns; r++) src[r].fd = -1;
+    for (int r = 0; src && r < ns; r++) src[r].fd = -1;
     for (int r = 0; !e && r < t->n_runs; r++) {
         char path[4200];
         bucket_path(t, r, path, sizeof path);
@@ -638,9 +652,6 @@ wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_
             }
         }
         for (int i = nh / 2 - 1; i >= 0; i--) bk_sift(heap, nh, i);
-        uint64_t key = 0;
-        uint32_t a0 = 0, a1 = 0;
-        uint64_t cnt = 0;
         while (!e && nh) {
             wn_mh_entry x = heap[0].cur;
             const uint8_t *p;
@@ -649,16 +660,7 @@ wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_
             if (got) memcpy(&heap[0].cur, p, sizeof(wn_mh_entry));
             else heap[0] = heap[--nh];
             bk_sift(heap, nh, 0);
-            if (!cnt || x.key != key) { /* a new bucket */
-                key = x.key;
-                a0 = x.doc;
-                cnt = 1;
-                continue;
-            }
-            if (cnt == 1) a1 = x.doc;
-            if ((e = fn(ctx, a0, x.doc))) break;
-            if (anchors > 1 && cnt > 1 && (e = fn(ctx, a1, x.doc))) break;
-            cnt++;
+            e = fn(ctx, b, &x);
         }
         wn_free(t->buf[b]); /* this band is done */
         t->buf[b] = NULL;
@@ -674,6 +676,68 @@ wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_
     wn_free(heap);
     wn_free(tmp);
     return e;
+}
+
+typedef struct {
+    wn_mh_pairer pm;
+    int band;
+    wn_mh_pair_fn fn;
+    void *ctx;
+} pairs_ctx;
+
+static wn_err pairs_entry(void *ctx, int band, const wn_mh_entry *x)
+{
+    pairs_ctx *c = ctx;
+    if (band != c->band) { /* buckets do not cross bands */
+        wn_mh_pairer_reset(&c->pm, c->pm.anchors);
+        c->band = band;
+    }
+    return wn_mh_pairer_add(&c->pm, x->key, x->doc, c->fn, c->ctx);
+}
+
+wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_mh_pair_fn fn, void *ctx,
+                           wn_errbuf *err)
+{
+    pairs_ctx c = {{0}, -1, fn, ctx};
+    wn_mh_pairer_reset(&c.pm, anchors);
+    return wn_mh_buckets_each(t, read_bytes, pairs_entry, &c, err);
+}
+
+wn_err wn_mh_blocks_pairs(const wn_mh_entry *e, const uint64_t *n, int blocks, int anchors, wn_mh_pair_fn fn,
+                          void *ctx)
+{
+    bk_head *heap = wn_malloc((size_t)(blocks > 0 ? blocks : 1) * sizeof *heap);
+    uint64_t *pos = wn_malloc((size_t)(blocks > 0 ? blocks : 1) * 2 * sizeof *pos), *end = pos + (blocks > 0 ? blocks : 1);
+    if (!heap || !pos) {
+        wn_free(heap);
+        wn_free(pos);
+        return WN_ERR_NOMEM;
+    }
+    int nh = 0;
+    uint64_t at = 0;
+    for (int k = 0; k < blocks; k++) {
+        pos[k] = at;
+        end[k] = at += n[k];
+        if (pos[k] < end[k]) {
+            heap[nh].cur = e[pos[k]++];
+            heap[nh++].src = k;
+        }
+    }
+    for (int i = nh / 2 - 1; i >= 0; i--) bk_sift(heap, nh, i);
+    wn_mh_pairer pm;
+    wn_mh_pairer_reset(&pm, anchors);
+    wn_err r = WN_OK;
+    while (!r && nh) {
+        wn_mh_entry x = heap[0].cur;
+        int k = heap[0].src;
+        if (pos[k] < end[k]) heap[0].cur = e[pos[k]++];
+        else heap[0] = heap[--nh];
+        bk_sift(heap, nh, 0);
+        r = wn_mh_pairer_add(&pm, x.key, x.doc, fn, ctx);
+    }
+    wn_free(heap);
+    wn_free(pos);
+    return r;
 }
 
 /* Checkpoint of a bucket table: this header, then each band's buffered

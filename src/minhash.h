@@ -219,11 +219,41 @@ wn_err wn_mh_buckets_spill(wn_mh_buckets *t, wn_errbuf *err);
 uint64_t wn_mh_buckets_mem(const wn_mh_buckets *t);
 
 typedef wn_err (*wn_mh_pair_fn)(void *ctx, uint32_t a, uint32_t b);
+
+/* The candidate pairs of one band's (key, doc)-ordered entries, fed one at a
+ * time: each member of a bucket (a run of equal keys) with the bucket's
+ * first document, and with anchors = 2 also with its second. Reset between
+ * bands. */
+typedef struct {
+    uint64_t key, cnt;
+    uint32_t a0, a1;
+    int anchors;
+} wn_mh_pairer;
+static inline void wn_mh_pairer_reset(wn_mh_pairer *p, int anchors)
+{
+    p->key = p->cnt = 0;
+    p->a0 = p->a1 = 0;
+    p->anchors = anchors;
+}
+wn_err wn_mh_pairer_add(wn_mh_pairer *p, uint64_t key, uint32_t doc, wn_mh_pair_fn fn, void *ctx);
+/* The pairs of one band's entries held in `blocks` sorted blocks (block k:
+ * n[k] entries after blocks 0..k-1, each sorted by (key, doc), and for equal
+ * keys every document of block k below those of block k+1, as when block k
+ * comes from MPI rank k): a k-way merge into the pairer. WN_ERR_NOMEM, or
+ * fn's error. */
+wn_err wn_mh_blocks_pairs(const wn_mh_entry *e, const uint64_t *n, int blocks, int anchors, wn_mh_pair_fn fn,
+                          void *ctx);
 /* After the last add: every bucket's pairs (a < b) to fn, band by band
  * (anchors 1 or 2, above). read_bytes: buffer bytes per run read. Sorts
  * the buffered entries in place; adding afterwards is not allowed. */
 wn_err wn_mh_buckets_pairs(wn_mh_buckets *t, int anchors, size_t read_bytes, wn_mh_pair_fn fn, void *ctx,
                            wn_errbuf *err);
+/* Every entry of the table to fn, band by band (band 0 first), each band in
+ * (key, doc) order: the merge that wn_mh_buckets_pairs makes pairs of (the
+ * stage exchanges this stream across MPI ranks). Same rules as
+ * wn_mh_buckets_pairs (sorts the buffers, frees each band once done). */
+typedef wn_err (*wn_mh_entry_fn)(void *ctx, int band, const wn_mh_entry *e);
+wn_err wn_mh_buckets_each(wn_mh_buckets *t, size_t read_bytes, wn_mh_entry_fn fn, void *ctx, wn_errbuf *err);
 /* Checkpoint: the buffered entries and the run count / restore them. */
 wn_err wn_mh_buckets_save(const wn_mh_buckets *t, FILE *f, wn_errbuf *err);
 wn_err wn_mh_buckets_load(wn_mh_buckets *t, FILE *f, wn_errbuf *err);

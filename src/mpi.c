@@ -244,6 +244,65 @@ wn_err wn_mpi_recv(int from, wn_buf *into)
     return WN_OK;
 }
 
+void wn_mpi_allgather_i64(int64_t v, int64_t *all)
+{
+    if (size_ == 1) {
+        all[0] = v;
+        return;
+    }
+    MPI_Allgather(&v, 1, MPI_INT64_T, all, 1, MPI_INT64_T, MPI_COMM_WORLD);
+}
+
+/* A non-negative integer from the environment, or -1. */
+static int env_int(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v) return -1;
+    long x = strtol(v, &end, 10);
+    return *end || x < 0 || x > 1 << 20 ? -1 : (int)x;
+}
+
+/* The launcher's local rank, or -1 (see mpi.h for the order). */
+static int env_local_rank(const char **how)
+{
+    static const char *const names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int v = env_int(names[i]);
+        if (v >= 0) {
+            *how = names[i];
+            return v;
+        }
+    }
+    /* srun sets all three for the task it starts; an sbatch script's own
+     * SLURM_LOCALID (0) is inherited by everything mpirun starts from it */
+    if (env_int("SLURM_PROCID") == rank_ && env_int("SLURM_NTASKS") == size_) {
+        *how = "SLURM_LOCALID";
+        return env_int("SLURM_LOCALID");
+    }
+    return -1;
+}
+
+int wn_mpi_local_rank(const char **how)
+{
+    const char *h = "one process";
+    int lr = 0;
+    if (started) {
+        lr = env_local_rank(&h);
+        int64_t all = lr >= 0;
+        wn_mpi_allreduce_min_i64(&all, 1); /* the same choice on every rank, or the split would hang */
+        if (!all) {
+            MPI_Comm node;
+            MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+            MPI_Comm_rank(node, &lr);
+            MPI_Comm_free(&node);
+            h = "MPI_Comm_split_type (shared memory)";
+        }
+    }
+    if (how) *how = h;
+    return lr;
+}
+
 _Noreturn void wn_mpi_abort(int code)
 {
     fflush(stdout);
@@ -319,6 +378,12 @@ wn_err wn_mpi_recv(int from, wn_buf *into)
     abort();
 }
 uint64_t wn_mpi_bytes_sent(void) { return 0; }
+void wn_mpi_allgather_i64(int64_t v, int64_t *all) { all[0] = v; }
+int wn_mpi_local_rank(const char **how)
+{
+    if (how) *how = "one process";
+    return 0;
+}
 _Noreturn void wn_mpi_abort(int code)
 {
     fflush(stdout);

@@ -78,6 +78,15 @@ wn_err wn_mpi_recv(int from, wn_buf *into);
  * this header since the start (what the run reports as bytes exchanged per
  * stage; the MPI library's own algorithms may move more). */
 uint64_t wn_mpi_bytes_sent(void);
+/* Every rank's v into all[0 .. size-1] (all[k] = rank k's), on every rank. */
+void wn_mpi_allgather_i64(int64_t v, int64_t *all);
+/* This rank's index among the ranks on its node (0 without MPI), for
+ * picking a GPU: from the launcher's environment when every rank has it
+ * (OMPI_COMM_WORLD_LOCAL_RANK; MPICH's MPI_LOCALRANKID; SLURM_LOCALID when
+ * SLURM_PROCID and SLURM_NTASKS are this job's, not inherited from an
+ * enclosing batch script), else from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
+ * A collective: every rank calls it. *how (may be NULL) names the source. */
+int wn_mpi_local_rank(const char **how);
 
 /* Stops every rank of the job with exit status code (MPI_Abort); exit(code)
  * without MPI. Print the reason first: MPI_Abort says only which rank called

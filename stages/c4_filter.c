@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../src/stage.h"
+#include "../src/mpi.h"
 #include "../src/text.h"
 #include "../src/textstat.h"
 
@@ -276,9 +277,12 @@ static wn_err c4_process(wn_stage *st, wn_batch *b)
 static void c4_report(wn_stage *st, wn_jw *w)
 {
     c4_filter *s = st->state;
+    uint64_t c[N_COUNT];
+    for (int k = 0; k < N_COUNT; k++) c[k] = s->count[k];
+    wn_mpi_allreduce_sum_u64(c, N_COUNT); /* every rank calls report: the whole stream's counts */
     for (int k = 0; k < N_COUNT; k++) {
         wn_jw_key(w, count_name[k]);
-        wn_jw_u64(w, s->count[k]);
+        wn_jw_u64(w, c[k]);
     }
 }
 

@@ -15,6 +15,31 @@
  *
  * Hashing runs in parallel over the batch; deciding (insert, compare) runs
  * in input order, so the first occurrence wins whatever the thread count.
+ *
+ * Across MPI ranks (wn_mpi_size() > 1; rank r's documents all come before
+ * rank r + 1's in the input order). Each rank filters its own documents
+ * with the key set above, as one process does. A locally first document of
+ * rank 0 is the first occurrence in the whole input, so rank 0 streams as
+ * one process does; every other rank holds its documents back (a docspill,
+ * docs.spill.zst, with an id-only stub for each local duplicate) and writes
+ * one 16-byte key per held document to keys.bin ({0,0} for a local
+ * duplicate). Every rank writes the keys of its locally first documents
+ * there (rank 0 only those). In the first finish call the ranks exchange
+ * those keys: key space is cut into R x G hash ranges (R ranks, G rounds);
+ * in round g each key of range g*R + o goes to its owner rank o
+ * (wn_mpi_alltoallv: 16 bytes per locally first document, sent once); the
+ * owner takes the blocks in rank order through a hash table and answers one
+ * bit per key: 1 when a lower rank sent the same key (that rank holds an
+ * earlier occurrence). The bits come back by a second all-to-all and mark
+ * the losers in losers.bits (1 bit per held document, a file-backed map).
+ * The held documents are then emitted in order, local duplicates and losers
+ * dropped with the one-process reason (duplicate). Bytes sent: 16 per
+ * locally first document plus 1 bit back, plus 8 bytes per rank pair and
+ * round for the block sizes. G is the smallest count that keeps one round's
+ * buffers (16 B per key sent, 32 B per key received with the owner's table)
+ * within the memory budget, the keys being spread evenly by the hash; the
+ * key table of the streaming pass is freed first. Report counters are sums
+ * over the ranks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +52,9 @@
 #include <utf8proc.h>
 #include <xxhash.h>
 
+#include "../src/docspill.h"
+#include "../src/fs.h"
+#include "../src/mpi.h"
 #include "../src/stage.h"
 #include "../src/text.h"
 
@@ -63,6 +91,21 @@ typedef struct {
     struct dd_tls { wn_buf b; char pad[64 - sizeof(wn_buf)]; } *tls; /* per-thread, own cache line */
     int n_tls;
     uint64_t duplicates, spilled_keys;
+    /* across ranks (header comment) */
+    int ranks, hold;        /* ranks > 1; hold: this rank holds its documents back */
+    int phase;              /* 0 streaming, 1 emitting, 2 done */
+    char spill_path[4200], keys_path[4200], bits_path[4200];
+    wn_spill_writer sw;
+    FILE *kf;               /* keys.bin, appending */
+    uint64_t n_keyrec;      /* records in keys.bin (held documents when hold) */
+    uint64_t n_first;       /* of them, keys of locally first documents */
+    uint64_t unique_local;  /* distinct keys of this rank, once the table is freed */
+    uint64_t losers;        /* locally first documents an earlier rank holds too */
+    uint8_t *bits;          /* losers.bits, mapped */
+    size_t bits_len;
+    wn_spill_reader sr;
+    FILE *kr;               /* keys.bin, reading while emitting */
+    uint64_t emitted;
 } dedup;
 
 static int key_cmp(const void *a, const void *b)
@@ -96,6 +139,16 @@ static int table_insert(dedup *s, key128 k)
         }
         if (t->lo == k.lo && t->hi == k.hi) return 1;
         i = (i + 1) & mask;
+    }
+}
+
+static int table_has(const dedup *s, key128 k)
+{
+    size_t mask = s->cap - 1;
+    for (size_t i = (size_t)k.lo & mask;; i = (i + 1) & mask) {
+        const key128 *t = &s->table[i];
+        if (!t->lo && !t->hi) return 0;
+        if (t->lo == k.lo && t->hi == k.hi) return 1;
     }
 }
 
@@ -169,6 +222,12 @@ static wn_err spill(wn_stage *st, dedup *s)
 static wn_err dd_open(wn_stage *st)
 {
     dedup *s = st->state;
+    const char *dir = st->state_dir ? st->state_dir : ".";
+    s->ranks = wn_mpi_size();
+    s->hold = s->ranks > 1 && wn_mpi_rank() > 0;
+    snprintf(s->spill_path, sizeof s->spill_path, "%s/docs.spill.zst", dir);
+    snprintf(s->keys_path, sizeof s->keys_path, "%s/keys.bin", dir);
+    snprintf(s->bits_path, sizeof s->bits_path, "%s/losers.bits", dir);
     s->collapse = wn_param(st, "collapse_whitespace")->b;
     s->lower = wn_param(st, "lowercase")->b;
     s->budget = (uint64_t)(wn_param(st, "memory")->i ? wn_param(st, "memory")->i : st->memory_budget);
@@ -245,9 +304,86 @@ static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *
     return 1;
 }
 
+/* Whether k was seen before (*seen = 1); else adds it to the key set. */
+static wn_err seen_or_insert(wn_stage *st, dedup *s, key128 k, int *seen)
+{
+    *seen = 0;
+    for (int r = 0; r < s->n_runs && !*seen; r++) *seen = run_has(&s->runs[r], k);
+    if (*seen) return WN_OK;
+    /* keep load <= 1/2: grow while the budget allows, else spill */
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t bytes = s->cap * 2 * sizeof(key128);
+        if (bytes <= s->budget) {
+            key128 *old = s->table;
+            size_t old_cap = s->cap;
+            s->table = NULL;
+            if (table_alloc(s, old_cap * 2)) {
+                s->table = old;
+                return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory growing the key table");
+            }
+            for (size_t j = 0; j < old_cap; j++)
+                if (old[j].lo || old[j].hi) table_insert(s, old[j]);
+            wn_free(old);
+            if (bytes > st->mem_peak) st->mem_peak = bytes;
+        } else {
+            /* a key the table holds must not come back as new from the emptied table */
+            if ((*seen = table_has(s, k))) return WN_OK;
+            wn_err e = spill(st, s);
+            if (e) return e;
+        }
+    }
+    *seen = table_insert(s, k);
+    return WN_OK;
+}
+
+/* ---- across ranks: pass 1 ------------------------------------------------------------ */
+
+static wn_err keys_write(wn_stage *st, dedup *s, key128 k)
+{
+    if (fwrite(&k, sizeof k, 1, s->kf) != 1)
+        return wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->keys_path, strerror(errno));
+    s->n_keyrec++;
+    return WN_OK;
+}
+
+/* Opens keys.bin (and the spill on a holding rank) at the first batch. */
+static wn_err held_ready(wn_stage *st, dedup *s)
+{
+    if (!s->kf && !(s->kf = fopen(s->keys_path, "wb")))
+        return wn_fail(&st->err, WN_ERR_IO, "%s: cannot create: %s", s->keys_path, strerror(errno));
+    return s->hold && !s->sw.open ? wn_spill_writer_open(&s->sw, s->spill_path, 0, &st->err) : WN_OK;
+}
+
+/* Rank 0 records the keys of its first occurrences; a holding rank spills
+ * every document (an id-only stub for a local duplicate, dropped in finish)
+ * with its key ({0,0} for a local duplicate). */
+static wn_err held_put(wn_stage *st, dedup *s, const wn_doc *d, key128 k, int seen)
+{
+    wn_err e;
+    if (!s->hold) {
+        if (seen) return WN_OK;
+        s->n_first++;
+        return keys_write(st, s, k);
+    }
+    if (seen) {
+        wn_doc stub = {0};
+        stub.id = d->id; /* borrowed for the call */
+        stub.file = d->file;
+        stub.record = d->record;
+        if ((e = wn_spill_writer_put(&s->sw, &stub, &st->err))) return e;
+        k = (key128){0, 0};
+    } else {
+        if ((e = wn_spill_writer_put(&s->sw, d, &st->err))) return e;
+        s->n_first++;
+    }
+    return keys_write(st, s, k);
+}
+
 static wn_err dd_process(wn_stage *st, wn_batch *b)
 {
     dedup *s = st->state;
+    wn_err e;
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "documents after the end of the stream");
     if (b->n > s->batch_cap) {
         key128 *k = wn_realloc(s->batch_keys, b->n * sizeof *k);
         if (!k) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
@@ -267,46 +403,341 @@ static wn_err dd_process(wn_stage *st, wn_batch *b)
         s->batch_keys[i] = k;
     }
     if (oom) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory normalizing text for hashing");
+    if (s->ranks > 1 && (e = held_ready(st, s))) return e;
     for (size_t i = 0; i < b->n; i++) {
         key128 k = s->batch_keys[i];
-        int seen = 0;
-        for (int r = 0; r < s->n_runs && !seen; r++) seen = run_has(&s->runs[r], k);
-        if (!seen) {
-            /* keep load <= 1/2: grow while the budget allows, else spill */
-            if ((s->count + 1) * 2 > s->cap) {
-                size_t bytes = s->cap * 2 * sizeof(key128);
-                if (bytes <= s->budget) {
-                    key128 *old = s->table;
-                    size_t old_cap = s->cap;
-                    s->table = NULL;
-                    if (table_alloc(s, old_cap * 2)) {
-                        s->table = old;
-                        return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory growing the key table");
-                    }
-                    for (size_t j = 0; j < old_cap; j++)
-                        if (old[j].lo || old[j].hi) table_insert(s, old[j]);
-                    wn_free(old);
-                    if (bytes > st->mem_peak) st->mem_peak = bytes;
-                } else {
-                    wn_err e = spill(st, s);
-                    if (e) return e;
-                }
-            }
-            seen = table_insert(s, k);
-        }
-        if (seen) {
+        int seen;
+        if ((e = seen_or_insert(st, s, k, &seen))) return e;
+        if (s->ranks > 1 && (e = held_put(st, s, &b->docs[i], k, seen))) return e;
+        if (seen && !s->hold) {
             b->docs[i].drop = "duplicate";
             s->duplicates++;
         }
     }
+    if (s->hold) { /* every document waits for the exchange in finish */
+        if ((e = wn_spill_writer_flush(&s->sw, &st->err))) return e;
+        wn_batch_keep_dropped(b);
+    }
     return WN_OK;
 }
 
-/* Checkpoint: run count, duplicates, spilled keys, then the table's keys. */
+/* ---- across ranks: the exchange (first finish call) --------------------------------- */
+
+enum {
+    SCAN_KEYS = 4096,       /* keys.bin is read this many keys at a time */
+    MIN_ROUND_BYTES = 4096, /* a round's buffers may use at least this much */
+    MAX_ROUNDS = 1 << 16,
+    EMIT_BYTES = 4 << 20,
+    EMIT_DOCS = 65536,
+};
+
+typedef struct {
+    FILE *f;
+    key128 *buf;
+    size_t n, i;
+    uint64_t left; /* records not yet read into buf */
+} keyscan;
+
+static inline uint64_t mulhi(uint64_t a, uint64_t b) { return (uint64_t)(((unsigned __int128)a * b) >> 64); }
+
+static void scan_close(keyscan *k)
+{
+    if (k->f) fclose(k->f);
+    wn_free(k->buf);
+    memset(k, 0, sizeof *k);
+}
+
+/* keys.bin from its start. */
+static wn_err scan_open(wn_stage *st, dedup *s, keyscan *k)
+{
+    scan_close(k);
+    k->left = s->n_keyrec;
+    if (!k->left) return WN_OK;
+    if (!(k->buf = wn_malloc(SCAN_KEYS * sizeof *k->buf))) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (!(k->f = fopen(s->keys_path, "rb")))
+        return wn_fail(&st->err, WN_ERR_STATE, "%s: cannot open: %s", s->keys_path, strerror(errno));
+    return WN_OK;
+}
+
+/* The next record; *got = 0 after the last. */
+static wn_err scan_next(wn_stage *st, dedup *s, keyscan *k, key128 *out, int *got)
+{
+    if (k->i == k->n) {
+        *got = 0;
+        if (!k->left) return WN_OK;
+        size_t m = k->left < SCAN_KEYS ? (size_t)k->left : SCAN_KEYS;
+        if (fread(k->buf, sizeof *k->buf, m, k->f) != m)
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: cut short (%llu keys expected)", s->keys_path,
+                           (unsigned long long)s->n_keyrec);
+        k->left -= m;
+        k->n = m;
+        k->i = 0;
+    }
+    *out = k->buf[k->i++];
+    *got = 1;
+    return WN_OK;
+}
+
+/* The owner decides one round: blocks from rank 0, 1, ... (16-byte keys,
+ * distinct within a block) through a hash table of indices; bit j of block
+ * k's answer is 1 when a lower rank sent key j of rank k too. */
+static wn_err owner_decide(wn_stage *st, dedup *s, const wn_buf *recv, const uint64_t *recv_n, uint8_t **ans,
+                           uint64_t *ans_n, uint64_t *mem)
+{
+    int R = s->ranks;
+    uint64_t nr = recv->len / sizeof(key128), total = 0;
+    for (int k = 0; k < R; k++) {
+        if (recv_n[k] % sizeof(key128))
+            return wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: %llu bytes from rank %d are not whole keys",
+                           (unsigned long long)recv_n[k], k);
+        ans_n[k] = (recv_n[k] / sizeof(key128) + 7) / 8;
+        total += ans_n[k];
+    }
+    size_t cap = 16;
+    while (cap < 2 * nr) cap *= 2;
+    uint64_t *table = wn_calloc(cap, sizeof *table); /* index + 1 into recv; 0 = empty */
+    *ans = wn_calloc(total ? total : 1, 1);
+    if (!table || !*ans) {
+        wn_free(table);
+        return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (exchange)");
+    }
+    *mem = cap * sizeof *table + total;
+    const uint8_t *p = (const uint8_t *)recv->p;
+    uint64_t at = 0, ao = 0;
+    for (int k = 0; k < R; k++) {
+        uint64_t n = recv_n[k] / sizeof(key128);
+        for (uint64_t j = 0; j < n; j++) {
+            key128 key, o;
+            memcpy(&key, p + (at + j) * sizeof key, sizeof key);
+            size_t i = (size_t)key.lo & (cap - 1);
+            for (; table[i]; i = (i + 1) & (cap - 1)) {
+                memcpy(&o, p + (table[i] - 1) * sizeof o, sizeof o);
+                if (o.lo == key.lo && o.hi == key.hi) break;
+            }
+            if (table[i]) (*ans)[ao + j / 8] |= (uint8_t)(1u << (j % 8));
+            else table[i] = at + j + 1;
+        }
+        at += n;
+        ao += ans_n[k];
+    }
+    wn_free(table);
+    return WN_OK;
+}
+
+/* Every rank, in the first finish call: G rounds of (keys to owners, bits
+ * back), marking this rank's losers in losers.bits (header comment). */
+static wn_err exchange(wn_stage *st, dedup *s)
+{
+    int R = s->ranks;
+    uint64_t tot = s->n_first, most = s->n_first;
+    wn_mpi_allreduce_sum_u64(&tot, 1);
+    wn_mpi_allreduce_max_u64(&most, 1);
+    /* per round: 16 B per key sent, 16 B per key received + 16 B of table each */
+    uint64_t per = s->budget > MIN_ROUND_BYTES ? s->budget : MIN_ROUND_BYTES;
+    uint64_t need = (16 * most + 32 * (tot / (uint64_t)R + 1)) / 4 * 5, G = need / per + 1;
+    if (G > MAX_ROUNDS) G = MAX_ROUNDS;
+    uint64_t slices = G * (uint64_t)R;
+    wn_err e = WN_OK;
+    keyscan ks = {0};
+    wn_buf recv = {0}, vrecv = {0};
+    key128 *send = NULL;
+    uint8_t *ans = NULL;
+    uint64_t *v = wn_calloc((size_t)R * 6, sizeof *v);
+    if (!v) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    uint64_t *cnt = v, *off = v + R, *send_n = v + 2 * R, *recv_n = v + 3 * R, *ans_n = v + 4 * R,
+             *vrecv_n = v + 5 * R;
+    if (s->hold && s->n_keyrec) { /* one bit per held document, in a file-backed map */
+        s->bits_len = (size_t)((s->n_keyrec + 7) / 8);
+        int fd = open(s->bits_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t)s->bits_len)) {
+            if (fd >= 0) close(fd);
+            e = wn_fail(&st->err, WN_ERR_IO, "%s: cannot create: %s", s->bits_path, strerror(errno));
+            goto done;
+        }
+        void *m = mmap(NULL, s->bits_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED) {
+            e = wn_fail(&st->err, WN_ERR_IO, "%s: mmap failed: %s", s->bits_path, strerror(errno));
+            goto done;
+        }
+        s->bits = m;
+    }
+    for (uint64_t g = 0; g < G; g++) {
+        key128 k;
+        int got;
+        /* this round's keys, grouped by owner, each group in input order */
+        memset(cnt, 0, (size_t)R * sizeof *cnt);
+        if ((e = scan_open(st, s, &ks))) goto done;
+        while (!(e = scan_next(st, s, &ks, &k, &got)) && got) {
+            uint64_t sl = mulhi(k.hi, slices);
+            if ((k.lo || k.hi) && sl / (uint64_t)R == g) cnt[sl % (uint64_t)R]++;
+        }
+        if (e) goto done;
+        uint64_t n_send = 0;
+        for (int o = 0; o < R; o++) {
+            off[o] = n_send;
+            n_send += cnt[o];
+            send_n[o] = cnt[o] * sizeof(key128);
+        }
+        if (n_send && !(send = wn_malloc(n_send * sizeof *send))) {
+            e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (exchange)");
+            goto done;
+        }
+        if ((e = scan_open(st, s, &ks))) goto done;
+        while (!(e = scan_next(st, s, &ks, &k, &got)) && got) {
+            uint64_t sl = mulhi(k.hi, slices);
+            if ((k.lo || k.hi) && sl / (uint64_t)R == g) send[off[sl % (uint64_t)R]++] = k;
+        }
+        if (e) goto done;
+        if ((e = wn_mpi_alltoallv(send, send_n, &recv, recv_n))) {
+            e = wn_fail(&st->err, e, "out of memory receiving keys");
+            goto done;
+        }
+        wn_free(send);
+        send = NULL;
+        uint64_t mem = 0;
+        if ((e = owner_decide(st, s, &recv, recv_n, &ans, ans_n, &mem))) goto done;
+        mem += recv.cap + n_send * sizeof(key128);
+        if (mem > st->mem_peak) st->mem_peak = mem;
+        wn_buf_free(&recv);
+        e = wn_mpi_alltoallv(ans, ans_n, &vrecv, vrecv_n);
+        wn_free(ans);
+        ans = NULL;
+        if (e) {
+            e = wn_fail(&st->err, e, "out of memory receiving answers");
+            goto done;
+        }
+        /* the answers: bit j of owner o's block is this rank's j-th key to o */
+        uint64_t at = 0;
+        for (int o = 0; o < R; o++) {
+            if (vrecv_n[o] != (cnt[o] + 7) / 8) {
+                e = wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: rank %d answered %llu bytes for %llu keys", o,
+                            (unsigned long long)vrecv_n[o], (unsigned long long)cnt[o]);
+                goto done;
+            }
+            off[o] = at * 8;
+            at += vrecv_n[o];
+        }
+        const uint8_t *bits = (const uint8_t *)vrecv.p;
+        if (!s->hold) { /* rank 0 holds the first occurrence of all its keys */
+            for (uint64_t i = 0; i < at; i++)
+                if (bits[i]) {
+                    e = wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: a key of rank 0 marked as seen before");
+                    goto done;
+                }
+            continue;
+        }
+        if ((e = scan_open(st, s, &ks))) goto done;
+        for (uint64_t i = 0; !(e = scan_next(st, s, &ks, &k, &got)) && got; i++) {
+            uint64_t sl = mulhi(k.hi, slices);
+            if (!(k.lo || k.hi) || sl / (uint64_t)R != g) continue;
+            uint64_t j = off[sl % (uint64_t)R]++;
+            if (bits[j / 8] >> (j % 8) & 1) {
+                s->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+                s->losers++;
+            }
+        }
+        if (e) goto done;
+    }
+done:
+    scan_close(&ks);
+    wn_free(send);
+    wn_free(ans);
+    wn_buf_free(&recv);
+    wn_buf_free(&vrecv);
+    wn_free(v);
+    return e;
+}
+
+static wn_err keys_close(wn_stage *st, dedup *s)
+{
+    if (!s->kf) return WN_OK;
+    int bad = fclose(s->kf) != 0;
+    s->kf = NULL;
+    return bad ? wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->keys_path, strerror(errno)) : WN_OK;
+}
+
+static void bits_unmap(dedup *s)
+{
+    if (s->bits) munmap(s->bits, s->bits_len);
+    s->bits = NULL;
+}
+
+/* One process: nothing held. Across ranks: the exchange, then the held
+ * documents in order, a batch's worth per call. */
+static wn_err dd_finish(wn_stage *st, wn_batch *out)
+{
+    dedup *s = st->state;
+    wn_err e;
+    if (s->ranks < 2 || s->phase == 2) return WN_OK;
+    if (s->phase == 0) {
+        s->phase = 1;
+        if ((e = wn_spill_writer_finish(&s->sw, &st->err)) || (e = keys_close(st, s))) return e;
+        /* the streaming pass is over: its key table makes room for the exchange */
+        s->unique_local = s->count + s->spilled_keys;
+        wn_free(s->table);
+        s->table = NULL;
+        s->cap = s->count = 0;
+        if ((e = exchange(st, s))) return e;
+        if (!s->hold || !s->n_keyrec) {
+            s->phase = 2;
+            bits_unmap(s);
+            return WN_OK;
+        }
+        if ((e = wn_spill_reader_open(&s->sr, s->spill_path, &st->err))) return e;
+        if (!(s->kr = fopen(s->keys_path, "rb")))
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: cannot open: %s", s->keys_path, strerror(errno));
+    }
+    uint64_t limit = wn_stage_emit_bytes(st, EMIT_BYTES), bytes = 0;
+    while (bytes < limit && out->n < EMIT_DOCS) {
+        wn_doc *d;
+        if ((e = wn_spill_reader_push(&s->sr, out, &d, &st->err))) return e;
+        if (!d) {
+            s->phase = 2;
+            if (s->emitted != s->n_keyrec)
+                return wn_fail(&st->err, WN_ERR_STATE, "%s: %llu documents read back of %llu held", s->spill_path,
+                               (unsigned long long)s->emitted, (unsigned long long)s->n_keyrec);
+            break;
+        }
+        key128 k;
+        uint64_t i = s->emitted++;
+        if (i >= s->n_keyrec || fread(&k, sizeof k, 1, s->kr) != 1)
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: more documents held than keys in %s", s->spill_path,
+                           s->keys_path);
+        if ((!k.lo && !k.hi) || (s->bits[i / 8] >> (i % 8) & 1)) {
+            d->drop = "duplicate";
+            s->duplicates++;
+        } else {
+            bytes += d->text.len;
+        }
+    }
+    if (s->phase == 2) {
+        fclose(s->kr);
+        s->kr = NULL;
+        bits_unmap(s);
+        remove(s->bits_path);
+    }
+    return WN_OK;
+}
+
+/* ---- checkpoints, report, close -------------------------------------------------------- */
+
+#define CKPT1 0x77646564757031ull /* "wdedup1": one process, before ranks */
+#define CKPT2 0x77646564757032ull /* "wdedup2" */
+
+/* Checkpoint: run count, table size, duplicates, then (wdedup2) the rank
+ * count, the spill's resume point, the keys.bin record counts; then the
+ * table's keys. */
 static wn_err dd_save(wn_stage *st, FILE *f)
 {
     dedup *s = st->state;
-    uint64_t hdr[4] = {0x77646564757031ull /* "wdedup1" */, (uint64_t)s->n_runs, s->count, s->duplicates};
+    wn_err e;
+    if (s->phase) return wn_fail(&st->err, WN_ERR_INTERNAL, "exact_dedup cannot checkpoint once it has begun emitting");
+    if (s->kf && (fflush(s->kf) || fsync(fileno(s->kf))))
+        return wn_fail(&st->err, WN_ERR_IO, "%s: cannot make durable: %s", s->keys_path, strerror(errno));
+    if ((e = wn_spill_writer_sync(&s->sw, &st->err))) return e;
+    uint64_t hdr[9] = {CKPT2, (uint64_t)s->n_runs, s->count, s->duplicates, (uint64_t)s->ranks,
+                       (uint64_t)s->sw.open, s->sw.bytes, s->n_keyrec, s->n_first};
     if (fwrite(hdr, sizeof hdr, 1, f) != 1) return wn_fail(&st->err, WN_ERR_IO, "write failed");
     for (size_t i = 0; i < s->cap; i++)
         if ((s->table[i].lo || s->table[i].hi) && fwrite(&s->table[i], sizeof(key128), 1, f) != 1)
@@ -317,9 +748,15 @@ static wn_err dd_save(wn_stage *st, FILE *f)
 static wn_err dd_load(wn_stage *st, FILE *f)
 {
     dedup *s = st->state;
-    uint64_t hdr[4];
-    if (fread(hdr, sizeof hdr, 1, f) != 1 || hdr[0] != 0x77646564757031ull)
+    uint64_t hdr[9] = {0};
+    if (fread(hdr, 4 * sizeof *hdr, 1, f) != 1 || (hdr[0] != CKPT1 && hdr[0] != CKPT2))
         return wn_fail(&st->err, WN_ERR_STATE, "not an exact_dedup checkpoint");
+    hdr[4] = 1;
+    if (hdr[0] == CKPT2 && fread(hdr + 4, 5 * sizeof *hdr, 1, f) != 1)
+        return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
+    if (hdr[4] != (uint64_t)s->ranks)
+        return wn_fail(&st->err, WN_ERR_STATE, "exact_dedup checkpoint of a run over %llu ranks, resumed over %d",
+                       (unsigned long long)hdr[4], s->ranks);
     s->runs = wn_calloc(hdr[1] ? hdr[1] : 1, sizeof *s->runs);
     if (!s->runs) return WN_ERR_NOMEM;
     s->n_runs = (int)hdr[1];
@@ -338,15 +775,32 @@ static wn_err dd_load(wn_stage *st, FILE *f)
         table_insert(s, k);
     }
     st->mem_peak = s->cap * sizeof(key128);
+    if (s->ranks > 1) { /* keys.bin and the spill back to the checkpoint, then appended to */
+        s->n_keyrec = hdr[7];
+        s->n_first = hdr[8];
+        if ((s->n_keyrec || wn_exists(s->keys_path)) && truncate(s->keys_path, (off_t)(s->n_keyrec * sizeof(key128))))
+            return wn_fail(&st->err, WN_ERR_STATE, "%s: cannot truncate to the checkpoint: %s", s->keys_path,
+                           strerror(errno));
+        if (!(s->kf = fopen(s->keys_path, "ab")))
+            return wn_fail(&st->err, WN_ERR_IO, "%s: cannot open: %s", s->keys_path, strerror(errno));
+        if (hdr[5]) {
+            s->sw.bytes = hdr[6];
+            return wn_spill_writer_open(&s->sw, s->spill_path, 1, &st->err);
+        }
+    }
     return WN_OK;
 }
 
+/* Counters are sums over the ranks (every rank calls report). */
 static void dd_report(wn_stage *st, wn_jw *w)
 {
     dedup *s = st->state;
-    wn_jw_key(w, "unique_keys"); wn_jw_u64(w, s->count + s->spilled_keys);
-    wn_jw_key(w, "spill_runs"); wn_jw_i64(w, s->n_runs);
-    wn_jw_key(w, "spilled_keys"); wn_jw_u64(w, s->spilled_keys);
+    uint64_t v[3] = {(s->phase ? s->unique_local : s->count + s->spilled_keys) - s->losers, (uint64_t)s->n_runs,
+                     s->spilled_keys};
+    wn_mpi_allreduce_sum_u64(v, 3);
+    wn_jw_key(w, "unique_keys"); wn_jw_u64(w, v[0]);
+    wn_jw_key(w, "spill_runs"); wn_jw_u64(w, v[1]);
+    wn_jw_key(w, "spilled_keys"); wn_jw_u64(w, v[2]);
     wn_jw_key(w, "memory_budget_bytes"); wn_jw_u64(w, s->budget);
 }
 
@@ -362,6 +816,11 @@ static void dd_close(wn_stage *st)
     wn_free(s->batch_keys);
     for (int i = 0; s->tls && i < s->n_tls; i++) wn_buf_free(&s->tls[i].b);
     wn_free(s->tls);
+    if (s->kf) fclose(s->kf); /* an interrupted run: keys.bin and the spill stay for resume */
+    if (s->kr) fclose(s->kr);
+    wn_spill_writer_close(&s->sw);
+    wn_spill_reader_close(&s->sr);
+    bits_unmap(s);
 }
 
 const wn_stage_def wn_stage_exact_dedup = {
@@ -371,12 +830,19 @@ const wn_stage_def wn_stage_exact_dedup = {
            "lowercasing) and keeps the first occurrence in input order. The key set lives in an\n"
            "in-memory table up to the memory budget, then spills sorted runs to the run's state\n"
            "directory; lookups check the table and every run. Drop reason: duplicate.\n"
-           "Report extras: unique_keys, spill_runs, spilled_keys, memory_budget_bytes.",
+           "Across MPI ranks each rank filters its own documents the same way; ranks after the first\n"
+           "hold theirs back (a spill) until finish, where every rank sends the 16-byte keys of its\n"
+           "locally first documents to their owner rank (a hash range) and gets one bit back per key:\n"
+           "seen on an earlier rank (dropped as duplicate) or not. Rounds keep the exchange within\n"
+           "the memory budget. The output is identical for any rank count.\n"
+           "Report extras: unique_keys, spill_runs, spilled_keys (sums over ranks; the spill\n"
+           "figures depend on how the input is split), memory_budget_bytes.",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(dedup),
     .open = dd_open,
     .process = dd_process,
+    .finish = dd_finish,
     .save = dd_save,
     .load = dd_load,
     .report = dd_report,

@@ -51,6 +51,34 @@
  * function of the input alone, so the output is identical whatever the
  * thread count or budget. Formats: docs/formats.md.
  *
+ * Across MPI ranks (wn_mpi_size() = R > 1; rank r's documents all come
+ * before rank r + 1's in the input order, so the global position of a unit
+ * is (rank, local position)). Pass 1 is the same on every rank. In the first
+ * finish call, after the runs are merged down, a first scan in key order
+ * writes this rank's distinct keys with their local counts (distinct.bin, 24
+ * bytes each). Key space is cut into R x G hash ranges by the key's top
+ * bits, range g*R + o belonging to owner rank o in round g, so each round
+ * sends one contiguous stretch of that sorted file: wn_mpi_alltoallv of
+ * {key, count}, 24 bytes per distinct unit hash per rank. The owner merges
+ * the R sorted blocks in key order (a heap over ranks, lowest rank first on
+ * ties), adds the counts - the recurrence figures are computed there, on
+ * global counts - and answers one bit per key and rank: min_count 0: 1 for
+ * every rank but the lowest that has the key (the first occurrence lies
+ * there); min_count N: 1 for all when the global count reaches N. The bits
+ * come back by a second all-to-all and are stored one byte per distinct key
+ * in key order (verdicts.bin). The deciding scan then walks the records
+ * again in key order beside the verdicts: min_count 0 removes every
+ * occurrence after this rank's first, and the first too when its verdict is
+ * 1; min_count N removes all of a key's occurrences when its verdict is 1.
+ * The removed set is the one process's, so emitting is unchanged. G is the
+ * smallest round count that keeps one round's buffers (24 B per key sent and
+ * per key received, the hash spreading keys evenly over owners) within the
+ * budget beside the record buffer the deciding scan still needs; every rank
+ * takes the largest G any rank asks for. A rank with no documents still
+ * takes part. Report counters are sums over the ranks (every rank calls
+ * report); the spill figures describe each rank's own spilling and so
+ * depend on the split.
+ *
  * Resume. Checkpoints come during pass 1: a snapshot holds the spill's
  * length (docspill), the run count (runs are immutable, fsynced at the
  * checkpoint), the counters and the buffered records; load truncates the
@@ -71,6 +99,7 @@
 #include <xxhash.h>
 
 #include "../src/docspill.h"
+#include "../src/mpi.h"
 #include "../src/stage.h"
 #include "../src/text.h"
 
@@ -220,6 +249,11 @@ typedef struct {
     size_t cap_eu;
     wn_buf out;
     uint64_t lines_removed, blank_removed, bytes_removed, docs_modified, drop_empty, drop_short;
+    /* across ranks (header comment) */
+    int ranks;
+    uint64_t n_distinct;
+    char dpath[4200], vpath[4200]; /* distinct.bin, verdicts.bin */
+    FILE *vf;                      /* verdicts.bin, read by the deciding scan */
 } ld;
 
 /* ---- sorting --------------------------------------------------------------- */
@@ -887,17 +921,23 @@ static void group_end(ld *s, uint64_t count)
 static wn_err scan_partition(wn_stage *st, ld *s, merger *m)
 {
     uint64_t hi = 0, lo = 0, count = 0;
+    int verdict = 0;
     wn_err e = WN_OK;
     for (int i; (i = merger_min(m)) >= 0;) {
         const lrec *r = stream_cur(&m->s[i]);
         if (!count || r->hi != hi || r->lo != lo) {
-            if (count) group_end(s, count);
+            if (count && !s->vf) group_end(s, count);
             hi = r->hi;
             lo = r->lo;
             count = 0;
+            if (s->vf && (verdict = getc(s->vf)) == EOF)
+                return wn_fail(&st->err, WN_ERR_STATE, "%s: fewer verdicts than distinct keys", s->vpath);
         }
         count++;
-        if (!s->min_count) {
+        if (s->vf) { /* across ranks: the exchange decided (verdict 1: an earlier rank has the first
+                        occurrence, or the corpus holds min_count or more) */
+            if (verdict || (!s->min_count && count > 1)) e = dec_put(st, s, r->pos);
+        } else if (!s->min_count) {
             if (count > 1) e = dec_put(st, s, r->pos);
         } else if (count < s->min_count) {
             s->group[count - 1] = r->pos;
@@ -907,8 +947,272 @@ static wn_err scan_partition(wn_stage *st, ld *s, merger *m)
         }
         if (e || (e = stream_next(st, &m->s[i]))) return e;
     }
-    if (count) group_end(s, count);
+    if (count && !s->vf) group_end(s, count);
     return WN_OK;
+}
+
+/* ---- finish: across ranks ---------------------------------------------------------- */
+
+/* One distinct key of this rank with its occurrences here. */
+typedef struct {
+    uint64_t hi, lo, n;
+} dkey;
+static_assert(sizeof(dkey) == 24, "an exchanged key is 24 bytes");
+
+enum {
+    MIN_ROUND_BYTES = 4096, /* a round's buffers may use at least this much */
+    MAX_ROUNDS = 1 << 16,
+};
+
+static inline uint64_t mulhi(uint64_t a, uint64_t b) { return (uint64_t)(((unsigned __int128)a * b) >> 64); }
+
+/* Partition p of the sorted records: the in-memory buffer or the runs. */
+static wn_err part_open(wn_stage *st, ld *s, merger *m, int in_mem, const uint64_t *moff, const run_ref *r, int n,
+                        int p)
+{
+    if (in_mem) {
+        m->n = 1;
+        stream_mem(&m->s[0], s->n_buf ? s->buf + moff[p] : NULL, moff[p + 1] - moff[p], sizeof(lrec));
+        return WN_OK;
+    }
+    wn_err e = merger_open(st, s, m, r, n, p);
+    s->io_mem = (uint64_t)n * s->stream_bytes;
+    account(st, s);
+    s->io_mem = 0;
+    return e;
+}
+
+/* This rank's distinct keys with their counts, in key order, to
+ * distinct.bin. */
+static wn_err write_distinct(wn_stage *st, ld *s, int in_mem, const uint64_t *moff, const run_ref *r, int n)
+{
+    FILE *f = fopen(s->dpath, "wb");
+    if (!f) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot create: %s", s->dpath, strerror(errno));
+    merger m = {0};
+    wn_err e = WN_OK;
+    int bad = 0;
+    for (int p = 0; p < NPART && !e && !bad; p++) {
+        if ((e = part_open(st, s, &m, in_mem, moff, r, n, p))) break;
+        dkey k = {0, 0, 0};
+        for (int i; !e && (i = merger_min(&m)) >= 0;) {
+            const lrec *x = stream_cur(&m.s[i]);
+            if (k.n && (x->hi != k.hi || x->lo != k.lo)) {
+                bad |= fwrite(&k, sizeof k, 1, f) != 1;
+                s->n_distinct++;
+                k.n = 0;
+            }
+            k.hi = x->hi;
+            k.lo = x->lo;
+            k.n++;
+            e = stream_next(st, &m.s[i]);
+        }
+        if (k.n) {
+            bad |= fwrite(&k, sizeof k, 1, f) != 1;
+            s->n_distinct++;
+        }
+        merger_close(&m);
+    }
+    merger_close(&m);
+    bad |= fclose(f) != 0;
+    if (!e && bad) e = wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->dpath, strerror(errno));
+    return e;
+}
+
+/* Heap order of the ranks' current keys: key, then rank. */
+static inline int head_less(const dkey *const *cur, int a, int b)
+{
+    const dkey *x = cur[a], *y = cur[b];
+    if (x->hi != y->hi) return x->hi < y->hi;
+    if (x->lo != y->lo) return x->lo < y->lo;
+    return a < b;
+}
+
+static void heap_down(int *h, int n, int i, const dkey *const *cur)
+{
+    for (int c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && head_less(cur, h[c + 1], h[c])) c++;
+        if (!head_less(cur, h[c], h[i])) break;
+        int t = h[i];
+        h[i] = h[c];
+        h[c] = t;
+    }
+}
+
+/* The owner's part of a round: R blocks of keys sorted by key (rank k's
+ * distinct keys of this hash range with their counts) merged in key order;
+ * for each key the global count goes to the recurrence figures, and every
+ * rank that sent it gets one bit: min_count 0: 1 for all but the lowest
+ * rank; else 1 for all when the global count reaches min_count. */
+static wn_err owner_merge(wn_stage *st, ld *s, const wn_buf *recv, const uint64_t *recv_n, uint8_t **ans,
+                          uint64_t *ans_n)
+{
+    int R = s->ranks, nh = 0, nm;
+    uint64_t total = 0;
+    const dkey **cur = wn_calloc((size_t)R * 3, sizeof *cur);
+    uint64_t *aoff = wn_calloc((size_t)R * 2, sizeof *aoff);
+    int *h = wn_calloc((size_t)R * 2, sizeof *h);
+    *ans = NULL;
+    if (!cur || !aoff || !h) goto oom;
+    const dkey **end = cur + R, **beg = cur + 2 * R;
+    uint64_t *idx = aoff + R; /* the key's index in each member's block */
+    int *mr = h + R;          /* the ranks that sent the key, lowest first */
+    const uint8_t *p = (const uint8_t *)recv->p;
+    for (int k = 0; k < R; k++) {
+        if (recv_n[k] % sizeof(dkey)) {
+            wn_free(cur), wn_free(aoff), wn_free(h);
+            return wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: %llu bytes from rank %d are not whole keys",
+                           (unsigned long long)recv_n[k], k);
+        }
+        cur[k] = beg[k] = (const dkey *)p;
+        end[k] = (const dkey *)(p + recv_n[k]);
+        p += recv_n[k];
+        ans_n[k] = (recv_n[k] / sizeof(dkey) + 7) / 8;
+        aoff[k] = total;
+        total += ans_n[k];
+        if (cur[k] < end[k]) h[nh++] = k;
+    }
+    if (!(*ans = wn_calloc(total ? total : 1, 1))) goto oom;
+    for (int i = nh / 2; i-- > 0;) heap_down(h, nh, i, cur);
+    while (nh) {
+        const dkey *first = cur[h[0]];
+        uint64_t hi = first->hi, lo = first->lo, count = 0;
+        for (nm = 0; nh && cur[h[0]]->hi == hi && cur[h[0]]->lo == lo;) { /* the key's ranks, lowest first */
+            int k = h[0];
+            mr[nm] = k;
+            idx[nm++] = (uint64_t)(cur[k] - beg[k]);
+            count += cur[k]->n;
+            if (++cur[k] == end[k]) h[0] = h[--nh];
+            heap_down(h, nh, 0, cur);
+        }
+        group_end(s, count);
+        for (int i = 0; i < nm; i++) {
+            int k = mr[i];
+            uint64_t j = idx[i];
+            if (s->min_count ? count >= s->min_count : i > 0) (*ans)[aoff[k] + j / 8] |= (uint8_t)(1u << (j % 8));
+        }
+    }
+    wn_free(cur), wn_free(aoff), wn_free(h);
+    return WN_OK;
+oom:
+    wn_free(cur), wn_free(aoff), wn_free(h), wn_free(*ans);
+    *ans = NULL;
+    return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (exchange)");
+}
+
+/* Every rank, before the deciding scan: the distinct keys go to their
+ * owners in rounds by hash range, and the answers come back as one byte per
+ * distinct key in key order (verdicts.bin), which scan_partition then reads
+ * beside the records (header comment). */
+static wn_err across(wn_stage *st, ld *s, int in_mem, const uint64_t *moff, const run_ref *r, int n)
+{
+    int R = s->ranks;
+    wn_err e = write_distinct(st, s, in_mem, moff, r, n);
+    if (e) return e;
+    uint64_t tot = s->n_distinct, most = s->n_distinct;
+    wn_mpi_allreduce_sum_u64(&tot, 1);
+    wn_mpi_allreduce_max_u64(&most, 1);
+    /* per round: 24 B per key sent and per key received, as even as the hash spreads them;
+     * beside what the deciding scan keeps (the record buffer when it fits in memory) */
+    uint64_t held = in_mem ? s->cap_buf * sizeof(lrec) : 0;
+    uint64_t per = s->budget > held + MIN_ROUND_BYTES ? s->budget - held : MIN_ROUND_BYTES;
+    uint64_t need = (24 * most + 24 * (tot / (uint64_t)R + 1)) / 4 * 5, G = need / per + 1;
+    wn_mpi_allreduce_max_u64(&G, 1);
+    if (G > MAX_ROUNDS) G = MAX_ROUNDS;
+    uint64_t slices = G * (uint64_t)R, n_send = 0, cap_send = 0;
+    FILE *df = NULL, *vf = NULL;
+    dkey *send = NULL, look;
+    uint8_t *ans = NULL;
+    wn_buf recv = {0}, vrecv = {0};
+    uint64_t *v = wn_calloc((size_t)R * 5, sizeof *v);
+    if (!v) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    uint64_t *cnt = v, *send_n = v + R, *recv_n = v + 2 * R, *ans_n = v + 3 * R, *vrecv_n = v + 4 * R;
+    if (!(df = fopen(s->dpath, "rb"))) {
+        e = wn_fail(&st->err, WN_ERR_STATE, "%s: cannot open: %s", s->dpath, strerror(errno));
+        goto done;
+    }
+    if (!(vf = fopen(s->vpath, "wb"))) {
+        e = wn_fail(&st->err, WN_ERR_IO, "%s: cannot create: %s", s->vpath, strerror(errno));
+        goto done;
+    }
+    uint64_t left = s->n_distinct;
+    int have = left && fread(&look, sizeof look, 1, df) == 1;
+    if (left && !have) {
+        e = wn_fail(&st->err, WN_ERR_STATE, "%s: cut short", s->dpath);
+        goto done;
+    }
+    for (uint64_t g = 0; g < G; g++) {
+        /* the keys of hash ranges g*R .. g*R + R - 1: one contiguous stretch of the
+         * sorted file, in owner order */
+        memset(cnt, 0, (size_t)R * sizeof *cnt);
+        n_send = 0;
+        while (have) {
+            uint64_t sl = mulhi(look.hi, slices);
+            if (sl / (uint64_t)R != g) break;
+            if (grow((void **)&send, &cap_send, n_send + 1, sizeof *send, 1024)) {
+                e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory (exchange)");
+                goto done;
+            }
+            send[n_send++] = look;
+            cnt[sl % (uint64_t)R]++;
+            have = --left && fread(&look, sizeof look, 1, df) == 1;
+            if (left && !have) {
+                e = wn_fail(&st->err, WN_ERR_STATE, "%s: cut short", s->dpath);
+                goto done;
+            }
+        }
+        for (int o = 0; o < R; o++) send_n[o] = cnt[o] * sizeof(dkey);
+        if ((e = wn_mpi_alltoallv(send, send_n, &recv, recv_n))) {
+            e = wn_fail(&st->err, e, "out of memory receiving keys");
+            goto done;
+        }
+        s->io_mem = cap_send * sizeof(dkey) + recv.cap;
+        account(st, s);
+        s->io_mem = 0;
+        if ((e = owner_merge(st, s, &recv, recv_n, &ans, ans_n))) goto done;
+        wn_buf_free(&recv);
+        e = wn_mpi_alltoallv(ans, ans_n, &vrecv, vrecv_n);
+        wn_free(ans);
+        ans = NULL;
+        if (e) {
+            e = wn_fail(&st->err, e, "out of memory receiving answers");
+            goto done;
+        }
+        const uint8_t *bits = (const uint8_t *)vrecv.p;
+        for (int o = 0; o < R; o++) {
+            if (vrecv_n[o] != (cnt[o] + 7) / 8) {
+                e = wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: rank %d answered %llu bytes for %llu keys", o,
+                            (unsigned long long)vrecv_n[o], (unsigned long long)cnt[o]);
+                goto done;
+            }
+            for (uint64_t j = 0; j < cnt[o]; j++)
+                if (putc(bits[j / 8] >> (j % 8) & 1, vf) == EOF) {
+                    e = wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->vpath, strerror(errno));
+                    goto done;
+                }
+            bits += vrecv_n[o];
+        }
+    }
+    if (have) {
+        e = wn_fail(&st->err, WN_ERR_INTERNAL, "exchange: keys left after the last round");
+        goto done;
+    }
+    int bad = fclose(vf) != 0;
+    vf = NULL;
+    if (bad) {
+        e = wn_fail(&st->err, WN_ERR_IO, "%s: write failed: %s", s->vpath, strerror(errno));
+        goto done;
+    }
+    if (!(s->vf = fopen(s->vpath, "rb"))) e = wn_fail(&st->err, WN_ERR_STATE, "%s: cannot open: %s", s->vpath, strerror(errno));
+done:
+    if (df) fclose(df);
+    if (vf) fclose(vf);
+    remove(s->dpath);
+    wn_free(send);
+    wn_free(ans);
+    wn_buf_free(&recv);
+    wn_buf_free(&vrecv);
+    wn_free(v);
+    return e;
 }
 
 static wn_err decide(wn_stage *st, ld *s)
@@ -931,26 +1235,26 @@ static wn_err decide(wn_stage *st, ld *s)
         for (n = 0; n < s->n_runs; n++) r[n] = (run_ref){R_KEYS, n};
         if ((e = reduce_runs(st, s, r, &n))) goto done;
     }
+    if (s->ranks > 1 && (e = across(st, s, in_mem, moff, r, n))) goto done;
     used = (in_mem ? s->n_buf * sizeof(lrec) : 0) + merge_mem;
     s->max_dec = s->budget > used + MIN_DECISIONS * 8 ? (size_t)((s->budget - used) / 8) : MIN_DECISIONS;
-    if (s->min_count && !(s->group = wn_malloc(s->min_count * sizeof *s->group))) {
+    if (s->min_count && !s->vf && !(s->group = wn_malloc(s->min_count * sizeof *s->group))) {
         e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (int p = 0; p < NPART && !e; p++) {
-        if (in_mem) {
-            m.n = 1;
-            stream_mem(&m.s[0], s->n_buf ? s->buf + moff[p] : NULL, moff[p + 1] - moff[p], sizeof(lrec));
-        } else if ((e = merger_open(st, s, &m, r, n, p))) {
-            break;
-        }
-        s->io_mem = in_mem ? 0 : (uint64_t)n * s->stream_bytes;
-        account(st, s);
-        s->io_mem = 0;
+        if ((e = part_open(st, s, &m, in_mem, moff, r, n, p))) break;
         e = scan_partition(st, s, &m);
         merger_close(&m);
     }
     merger_close(&m);
+    if (!e && s->vf) { /* every verdict used */
+        if (getc(s->vf) != EOF)
+            e = wn_fail(&st->err, WN_ERR_STATE, "%s: more verdicts than distinct keys", s->vpath);
+        fclose(s->vf);
+        s->vf = NULL;
+        remove(s->vpath);
+    }
     if (e) goto done;
     if (in_mem) {
         wn_free(s->buf);
@@ -1075,11 +1379,13 @@ static wn_err ld_finish(wn_stage *st, wn_batch *out)
     if (s->phase == 0) {
         s->phase = 1;
         if ((e = wn_spill_writer_finish(&s->sw, &st->err))) return e;
+        /* across ranks, a rank with no documents still takes part in the exchange */
+        if ((s->n_docs || s->ranks > 1) && (e = decide(st, s))) return e;
         if (!s->n_docs) { /* an empty stream */
             s->phase = 2;
             return WN_OK;
         }
-        if ((e = decide(st, s)) || (e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
+        if ((e = wn_spill_reader_open(&s->sr, s->path, &st->err))) return e;
     }
     uint64_t limit = wn_stage_emit_bytes(st, EMIT_BYTES), bytes = 0;
     while (bytes < limit && out->n < EMIT_DOCS) {
@@ -1153,6 +1459,9 @@ static wn_err ld_open(wn_stage *st)
         s->cls[c] = wn_is_space(c) ? C_SPACE : s->punct && is_punct_cat(cat) ? C_DROP : C_KEEP;
     }
     snprintf(s->path, sizeof s->path, "%s/" SPILL_NAME, st->state_dir ? st->state_dir : ".");
+    snprintf(s->dpath, sizeof s->dpath, "%s/distinct.bin", st->state_dir ? st->state_dir : ".");
+    snprintf(s->vpath, sizeof s->vpath, "%s/verdicts.bin", st->state_dir ? st->state_dir : ".");
+    s->ranks = wn_mpi_size();
     s->n_tls = st->threads > 0 ? st->threads : 1;
     s->tls = wn_calloc((size_t)s->n_tls, sizeof *s->tls);
     if (!s->tls) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
@@ -1215,39 +1524,50 @@ static wn_err ld_load(wn_stage *st, FILE *f)
     return WN_OK;
 }
 
+/* Counters are sums over the ranks (every rank calls report; across ranks
+ * the recurrence figures come from the keys' owners). */
 static void ld_report(wn_stage *st, wn_jw *w)
 {
     ld *s = st->state;
+    enum { N_SUM = 16 };
+    uint64_t v[N_SUM + HIST_MAX] = {s->lines_total, s->lines_hashed, s->lines_removed, s->blank_removed,
+                                    s->lines_past_limit, s->bytes_removed, s->docs_modified, s->drop_empty,
+                                    s->drop_short, s->unique, s->dup_keys, (uint64_t)s->n_runs, s->records_spilled,
+                                    (uint64_t)s->merge_passes, (uint64_t)(s->n_kmerge + s->n_dmerge),
+                                    (uint64_t)s->n_dec_runs};
+    memcpy(v + N_SUM, s->hist, sizeof s->hist);
+    wn_mpi_allreduce_sum_u64(v, N_SUM + HIST_MAX);
+    const uint64_t *hist = v + N_SUM;
     wn_jw_key(w, "unit"); wn_jw_str(w, s->paragraph ? "paragraph" : "line");
     wn_jw_key(w, "mode"); wn_jw_str(w, s->min_count ? "min_count" : "first_occurrence");
-    wn_jw_key(w, "lines_total"); wn_jw_u64(w, s->lines_total);
-    wn_jw_key(w, "lines_hashed"); wn_jw_u64(w, s->lines_hashed);
-    wn_jw_key(w, "lines_removed"); wn_jw_u64(w, s->lines_removed);
-    wn_jw_key(w, "blank_lines_removed"); wn_jw_u64(w, s->blank_removed);
-    wn_jw_key(w, "lines_past_limit"); wn_jw_u64(w, s->lines_past_limit);
-    wn_jw_key(w, "bytes_removed"); wn_jw_u64(w, s->bytes_removed);
-    wn_jw_key(w, "docs_modified"); wn_jw_u64(w, s->docs_modified);
+    wn_jw_key(w, "lines_total"); wn_jw_u64(w, v[0]);
+    wn_jw_key(w, "lines_hashed"); wn_jw_u64(w, v[1]);
+    wn_jw_key(w, "lines_removed"); wn_jw_u64(w, v[2]);
+    wn_jw_key(w, "blank_lines_removed"); wn_jw_u64(w, v[3]);
+    wn_jw_key(w, "lines_past_limit"); wn_jw_u64(w, v[4]);
+    wn_jw_key(w, "bytes_removed"); wn_jw_u64(w, v[5]);
+    wn_jw_key(w, "docs_modified"); wn_jw_u64(w, v[6]);
     wn_jw_key(w, "docs_dropped");
     wn_jw_obj_begin(w);
-    wn_jw_key(w, "empty_after_dedup"); wn_jw_u64(w, s->drop_empty);
-    wn_jw_key(w, "too_short_after_dedup"); wn_jw_u64(w, s->drop_short);
+    wn_jw_key(w, "empty_after_dedup"); wn_jw_u64(w, v[7]);
+    wn_jw_key(w, "too_short_after_dedup"); wn_jw_u64(w, v[8]);
     wn_jw_obj_end(w);
-    wn_jw_key(w, "unique_line_hashes"); wn_jw_u64(w, s->unique);
-    wn_jw_key(w, "duplicated_line_hashes"); wn_jw_u64(w, s->dup_keys);
+    wn_jw_key(w, "unique_line_hashes"); wn_jw_u64(w, v[9]);
+    wn_jw_key(w, "duplicated_line_hashes"); wn_jw_u64(w, v[10]);
     wn_jw_key(w, "spill");
     wn_jw_obj_begin(w);
     wn_jw_key(w, "partitions"); wn_jw_i64(w, NPART);
-    wn_jw_key(w, "runs"); wn_jw_i64(w, s->n_runs);
-    wn_jw_key(w, "records_spilled"); wn_jw_u64(w, s->records_spilled);
-    wn_jw_key(w, "merge_passes"); wn_jw_i64(w, s->merge_passes);
-    wn_jw_key(w, "merged_runs"); wn_jw_i64(w, s->n_kmerge + s->n_dmerge);
-    wn_jw_key(w, "decision_runs"); wn_jw_i64(w, s->n_dec_runs);
+    wn_jw_key(w, "runs"); wn_jw_u64(w, v[11]);
+    wn_jw_key(w, "records_spilled"); wn_jw_u64(w, v[12]);
+    wn_jw_key(w, "merge_passes"); wn_jw_u64(w, v[13]);
+    wn_jw_key(w, "merged_runs"); wn_jw_u64(w, v[14]);
+    wn_jw_key(w, "decision_runs"); wn_jw_u64(w, v[15]);
     wn_jw_obj_end(w);
     wn_jw_key(w, "memory_budget_bytes"); wn_jw_u64(w, s->budget);
     /* distinct units by how often they occur, log2 buckets [2,4), [4,8), ... */
     int top = 0;
     for (int b = 0; b < HIST_MAX; b++)
-        if (s->hist[b]) top = b + 1;
+        if (hist[b]) top = b + 1;
     if (!top) top = 1;
     wn_jw_key(w, "recurrence_histogram");
     wn_jw_obj_begin(w);
@@ -1258,7 +1578,7 @@ static void ld_report(wn_stage *st, wn_jw *w)
     wn_jw_arr_end(w);
     wn_jw_key(w, "counts");
     wn_jw_arr_begin(w);
-    for (int b = 0; b < top; b++) wn_jw_u64(w, s->hist[b]);
+    for (int b = 0; b < top; b++) wn_jw_u64(w, hist[b]);
     wn_jw_arr_end(w);
     wn_jw_obj_end(w);
 }
@@ -1269,6 +1589,7 @@ static void ld_close(wn_stage *st)
     wn_spill_writer_close(&s->sw); /* an interrupted run: the spill stays for resume */
     wn_spill_reader_close(&s->sr);
     merger_close(&s->dm);
+    if (s->vf) fclose(s->vf);
     for (int i = 0; s->tls && i < s->n_tls; i++) {
         wn_free(s->tls[i].u);
         wn_free(s->tls[i].k);
@@ -1296,6 +1617,11 @@ const wn_stage_def wn_stage_line_dedup = {
            "empty or below min_chars/min_words are dropped (empty_after_dedup, too_short_after_dedup).\n"
            "Documents are held back in a zstd spill; the hashes stay within `memory` and spill as sorted\n"
            "runs in 64 hash-range partitions, merged partition by partition; output in input order.\n"
+           "Across MPI ranks each rank sends its distinct unit hashes with their counts (24 bytes\n"
+           "each) to their owner rank (a hash range), in rounds within the memory budget; owners add\n"
+           "the counts and answer one bit per hash and rank (an earlier rank has the first occurrence,\n"
+           "or the global count reaches min_count), so every rank removes what one process would.\n"
+           "Counters are sums over the ranks.\n"
            "Report extras: lines_total, lines_removed, blank_lines_removed, bytes_removed, docs_modified,\n"
            "docs_dropped, unique_line_hashes, spill (partitions, runs, merges), recurrence_histogram.",
     .params = params,

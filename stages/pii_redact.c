@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "../src/stage.h"
+#include "../src/mpi.h"
 
 enum { K_SECRET, K_EMAIL, K_IBAN, K_CARD, K_IPV6, K_IPV4, K_PHONE, K__COUNT };
 
@@ -360,6 +361,12 @@ static void pii_report(wn_stage *st, wn_jw *w)
         docs += s->tls[t].docs;
         lim += s->tls[t].limit_hits;
     }
+    uint64_t tot[K__COUNT + 3];
+    for (int k = 0; k < K__COUNT; k++) tot[k] = found[k];
+    tot[K__COUNT] = kept, tot[K__COUNT + 1] = docs, tot[K__COUNT + 2] = lim;
+    wn_mpi_allreduce_sum_u64(tot, K__COUNT + 3); /* every rank calls report: the whole stream's counts */
+    for (int k = 0; k < K__COUNT; k++) found[k] = tot[k];
+    kept = tot[K__COUNT], docs = tot[K__COUNT + 1], lim = tot[K__COUNT + 2];
     wn_jw_key(w, "pii_docs"); wn_jw_u64(w, docs);
     wn_jw_key(w, "pii");
     wn_jw_obj_begin(w);

@@ -27,6 +27,7 @@
 
 #include "../src/fs.h"
 #include "../src/stage.h"
+#include "../src/mpi.h"
 
 static const wn_param_def params[] = {
     {"pattern", WN_P_STRING, "", 0, 0, NULL, "one PCRE2 pattern"},
@@ -277,6 +278,9 @@ static void rf_report(wn_stage *st, wn_jw *w)
         repl += s->tls[t].replacements;
         lim += s->tls[t].limit_hits;
     }
+    uint64_t tot[3] = {matched, repl, lim};
+    wn_mpi_allreduce_sum_u64(tot, 3); /* every rank calls report: the whole stream's counts */
+    matched = tot[0], repl = tot[1], lim = tot[2];
     wn_jw_key(w, "patterns"); wn_jw_i64(w, s->n_re);
     wn_jw_key(w, "matched_docs"); wn_jw_u64(w, matched);
     wn_jw_key(w, "replacements"); wn_jw_u64(w, repl);

@@ -68,6 +68,7 @@
 #include "../src/gpt_cuda.h"
 #include "../src/gradproj.h"
 #include "../src/model.h"
+#include "../src/mpi.h"
 #include "../src/safetensors.h"
 #include "../src/stage.h"
 #include "../src/tokenizer.h"
@@ -130,10 +131,16 @@ typedef struct {
     uint64_t train_tokens;
 } model_slot;
 
+/* A score's summary for the report. The sum is fixed point (2^-40 units,
+ * values clamped to +-2^60), so adding is exact and the mean is the same
+ * whatever the order: across MPI ranks too. */
 typedef struct {
     uint64_t n;
-    double sum, min, max;
+    __int128 sum;
+    double min, max;
 } summary;
+#define SUM_SCALE 1099511627776.0 /* 2^40 */
+#define SUM_CLAMP 1152921504606846976.0 /* 2^60 */
 
 /* What one scoring pass computes for a list of documents. */
 typedef struct {
@@ -228,7 +235,8 @@ static void sum_add(summary *s, double v)
     if (!s->n || v < s->min) s->min = v;
     if (!s->n || v > s->max) s->max = v;
     s->n++;
-    s->sum += v;
+    double c = v > SUM_CLAMP ? SUM_CLAMP : v < -SUM_CLAMP ? -SUM_CLAMP : v;
+    if (c == c) s->sum += (__int128)(c * SUM_SCALE);
 }
 
 static wn_err attr_num(wn_doc *d, const char *key, double v)
@@ -266,6 +274,9 @@ static wn_err collect_doc(void *ctx, wn_doc *d)
     return WN_OK;
 }
 
+static wn_err make_model(wn_stage *st, score *s, model_slot *ms, const char *cache, const char *glob,
+                         const char *dataset, double sample, const char *name);
+
 static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *path, const char *dataset,
                          double sample, const char *name, const char *what)
 {
@@ -285,6 +296,24 @@ static wn_err load_model(wn_stage *st, score *s, model_slot *ms, const char *pat
     ms->source = dataset;
     ms->trained = 1;
     snprintf(cache, sizeof cache, "%s/models/%s.safetensors", st->run->run_dir, name);
+    if (wn_mpi_size() > 1) {
+        /* under MPI rank 0 trains (or finds) the model; the others load what
+         * it saved (the same bytes the one process would have trained) */
+        wn_err e = wn_mpi_rank() == 0 ? make_model(st, s, ms, cache, glob, dataset, sample, name) : WN_OK;
+        int64_t failed = e != WN_OK;
+        wn_mpi_allreduce_max_i64(&failed, 1);
+        if (wn_mpi_rank() == 0) return e;
+        if (failed) return wn_fail(&st->err, WN_ERR_STATE, "score: rank 0 could not make the %s model", name);
+        return wn_st_gpt_load_file(&ms->m, cache, 0, &st->err);
+    }
+    return make_model(st, s, ms, cache, glob, dataset, sample, name);
+}
+
+/* The model trained on dataset (glob), saved at cache: loaded from there or
+ * from the run's shared cache when made before, else trained now. */
+static wn_err make_model(wn_stage *st, score *s, model_slot *ms, const char *cache, const char *glob,
+                         const char *dataset, double sample, const char *name)
+{
     if (wn_exists(cache)) /* made by this run's manifest before an interruption */
         return wn_st_gpt_load_file(&ms->m, cache, 0, &st->err);
     /* a run sharing a cache (an experiment's arms) may have trained it: the
@@ -473,10 +502,23 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
     }
     double t0 = wn_now();
     for (size_t w0 = 0; w0 < nwin; w0 += (size_t)s->B) {
-        int B = (int)(nwin - w0 < (size_t)s->B ? nwin - w0 : (size_t)s->B), T = 0;
+        /* The model runs on B x T inputs of one shape per T: always s->B
+         * windows (the last group padded with empty ones) and T the longest
+         * window rounded up to a multiple of 64 (at most s->T). Matrix
+         * products then see the same shapes and the same row alignment
+         * whichever documents share a call, so a document's scores do not
+         * depend on its neighbours in the batch: the same for any batch
+         * size, thread count or number of MPI ranks. */
+        int B = (int)(nwin - w0 < (size_t)s->B ? nwin - w0 : (size_t)s->B), T = 0, Bp = s->B;
         for (int b = 0; b < B; b++)
             if (s->win_len[w0 + b] > T) T = s->win_len[w0 + b];
+        T = (T + 63) / 64 * 64;
+        if (T > s->T) T = s->T;
         double sw = 0;
+        for (size_t r = (size_t)B * T; r < (size_t)Bp * T; r++) { /* padding windows */
+            s->in[r] = s->tg[r] = 0;
+            s->w[r] = 0;
+        }
         for (int b = 0; b < B; b++) {
             const wn_doc *d = p->docs[s->win_doc[w0 + b]];
             size_t o = s->win_off[w0 + b];
@@ -497,15 +539,15 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
             const float *nll;
             int on_gpu = ms->gpu != NULL;
             if (on_gpu) {
-                if ((e = wn_gpt_cuda_forward(ms->gpu, s->in, s->tg, s->w, B, T, &loss, &st->err))) return e;
+                if ((e = wn_gpt_cuda_forward(ms->gpu, s->in, s->tg, s->w, Bp, T, &loss, &st->err))) return e;
                 nll = wn_gpt_cuda_token_nll(ms->gpu);
             } else {
-                if ((e = wn_gpt_forward(ms->m, s->in, s->tg, s->w, B, T, &loss)))
+                if ((e = wn_gpt_forward(ms->m, s->in, s->tg, s->w, Bp, T, &loss)))
                     return wn_fail(&st->err, e, "%s model forward failed (a token id beyond its vocabulary of %d?)",
                                    which ? "base" : "reference", wn_gpt_cfg(ms->m)->vocab);
                 nll = wn_gpt_token_nll(ms->m);
             }
-            s->flops += wn_gpt_flops_per_step(ms->m, B, T) / 3; /* forward: a third of forward + backward */
+            s->flops += wn_gpt_flops_per_step(ms->m, Bp, T) / 3; /* forward: a third of forward + backward */
             float *dst = which ? p->nll_base : p->nll_ref;
             for (int b = 0; b < B; b++) {
                 size_t base = p->off[s->win_doc[w0 + b]] + s->win_off[w0 + b] + 1;
@@ -528,7 +570,7 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
                 }
             }
             if (which && (what & M_GRAD)) {
-                for (int b = 0; b <= B; b++) s->starts[b] = (int64_t)b * T;
+                for (int b = 0; b <= B; b++) s->starts[b] = (int64_t)b * T; /* (padding rows have weight 0) */
                 for (int b = 0; b < B; b++) {
                     const wn_doc *d = p->docs[s->win_doc[w0 + b]];
                     s->scale[b] = (float)(sw / (double)(d->tokens.n - 1));
@@ -540,7 +582,7 @@ static wn_err score_pass(wn_stage *st, score *s, pass *p, unsigned what)
                 } else if ((e = wn_gpt_backward_layers(ms->m, s->grad_blocks, on_layer, &g)))
                     return wn_fail(&st->err, e, "gradient features: backward failed");
                 if (g.err) return wn_fail(&st->err, g.err, "gradient features: out of memory");
-                s->flops += wn_gpt_flops_per_step(ms->m, B, T) / 3 * 2 *
+                s->flops += wn_gpt_flops_per_step(ms->m, Bp, T) / 3 * 2 *
                             (double)(1 + 4 * s->grad_blocks) / (double)(1 + 4 * wn_gpt_cfg(ms->m)->layers);
             }
         }
@@ -895,7 +937,11 @@ static wn_err sc_open(wn_stage *st)
         if (!s->tmpfeat || !s->starts || !s->scale) return WN_ERR_NOMEM;
         const char *target = wn_param(st, "target")->s;
         if (!target[0]) return wn_fail(&st->err, WN_ERR_MANIFEST, "score: gradient needs `target:` (a dataset name)");
+        double f0 = s->flops;
         if ((e = target_features(st, s, target))) return e;
+        /* under MPI every rank computes the same target features: the report
+         * counts them once */
+        if (wn_mpi_rank()) s->flops = f0;
     }
     if (has_method(s, M_DSIR | M_CLS)) {
         s->dsir_sc = wn_calloc((size_t)s->n_threads, sizeof *s->dsir_sc);
@@ -984,9 +1030,52 @@ static void model_report(wn_jw *w, const char *key, const model_slot *ms)
     wn_jw_obj_end(w);
 }
 
+/* Under MPI every rank calls report: the counters and summaries become the
+ * whole stream's (the sums in rank order, exact), written by rank 0. */
+static void global_counts(score *s)
+{
+    uint64_t c[8] = {s->docs_scored, s->docs_unscored, s->tokens_scored, s->windows, s->bucket[0], s->bucket[1],
+                     s->bucket[2], 0};
+    wn_mpi_allreduce_sum_u64(c, 8);
+    s->docs_scored = c[0], s->docs_unscored = c[1], s->tokens_scored = c[2], s->windows = c[3];
+    s->bucket[0] = c[4], s->bucket[1] = c[5], s->bucket[2] = c[6];
+    double f[3] = {s->flops, s->model_seconds, 0};
+    wn_mpi_allreduce_sum_f64(f, 3);
+    s->flops = f[0], s->model_seconds = f[1];
+    uint64_t n[N_STATS];
+    double mx[2 * N_STATS];
+    for (int k = 0; k < N_STATS; k++) {
+        n[k] = s->stat[k].n;
+        mx[2 * k] = s->stat[k].n ? s->stat[k].max : -INFINITY;
+        mx[2 * k + 1] = s->stat[k].n ? -s->stat[k].min : -INFINITY;
+    }
+    wn_mpi_allreduce_sum_u64(n, N_STATS);
+    wn_mpi_allreduce_max_f64(mx, 2 * N_STATS);
+    __int128 sums[N_STATS];
+    for (int k = 0; k < N_STATS; k++) sums[k] = s->stat[k].sum;
+    wn_buf all = {0};
+    uint64_t *counts = wn_calloc((size_t)wn_mpi_size(), sizeof *counts);
+    if (counts && !wn_mpi_allgatherv(sums, sizeof sums, &all, counts) && all.len == sizeof sums * wn_mpi_size()) {
+        for (int k = 0; k < N_STATS; k++) s->stat[k].sum = 0;
+        for (int q = 0; q < wn_mpi_size(); q++) {
+            __int128 x[N_STATS];
+            memcpy(x, all.p + (size_t)q * sizeof x, sizeof x);
+            for (int k = 0; k < N_STATS; k++) s->stat[k].sum += x[k];
+        }
+    }
+    wn_free(counts);
+    wn_buf_free(&all);
+    for (int k = 0; k < N_STATS; k++) {
+        s->stat[k].n = n[k];
+        s->stat[k].max = mx[2 * k];
+        s->stat[k].min = -mx[2 * k + 1];
+    }
+}
+
 static void sc_report(wn_stage *st, wn_jw *w)
 {
     score *s = st->state;
+    if (wn_mpi_size() > 1) global_counts(s);
     st->flops = s->flops;
     wn_jw_key(w, "methods");
     wn_jw_arr_begin(w);
@@ -1031,7 +1120,7 @@ static void sc_report(wn_stage *st, wn_jw *w)
         wn_jw_key(w, stat_names[k]);
         wn_jw_obj_begin(w);
         wn_jw_key(w, "n"); wn_jw_u64(w, m->n);
-        wn_jw_key(w, "mean"); wn_jw_f64(w, m->sum / (double)m->n);
+        wn_jw_key(w, "mean"); wn_jw_f64(w, (double)m->sum / SUM_SCALE / (double)m->n);
         wn_jw_key(w, "min"); wn_jw_f64(w, m->min);
         wn_jw_key(w, "max"); wn_jw_f64(w, m->max);
         wn_jw_obj_end(w);

@@ -24,6 +24,7 @@
 
 #include "../src/fs.h"
 #include "../src/stage.h"
+#include "../src/mpi.h"
 
 static const wn_param_def params[] = {
     {"url_key", WN_P_STRING, "url", 0, 0, NULL, "record field holding the URL"},
@@ -298,6 +299,7 @@ static void uf_report(wn_stage *st, wn_jw *w)
     uint64_t c[R__COUNT] = {0};
     for (int t = 0; s->tls && t < s->n_tls; t++)
         for (int r = 0; r < R__COUNT; r++) c[r] += s->tls[t].count[r];
+    wn_mpi_allreduce_sum_u64(c, R__COUNT); /* every rank calls report: the whole stream's counts */
     for (int r = 0; r < R__COUNT; r++) {
         wn_jw_key(w, reason_name[r]);
         wn_jw_u64(w, c[r]);

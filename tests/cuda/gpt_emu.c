@@ -14,6 +14,13 @@
  * "Device" allocations are filled with NaN bytes (0xff), as uninitialised
  * device memory could hold anything: a buffer read before it is written
  * shows up as a NaN loss or gradient.
+ *
+ * Compiled with WN_GPT_EMU_LIB it has no main and is linked into winnow
+ * itself instead of the CUDA kernels (build/cuda/winnow_emu, CUDA builds):
+ * `winnow train --device cuda` then runs cmd_train.c's GPU path, e.g. data
+ * parallelism under mpirun (tests/e2e/test_mpi_train_device.sh with
+ * WINNOW_MPI=build/cuda/winnow_emu), on a machine without a GPU. The MinHash
+ * kernel is not emulated there: it fails, so minhash_dedup says so.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +28,7 @@
 
 #include "../../kernels/device.h"
 #include "../../kernels/gpt_kernels.h"
+#include "../../kernels/minhash_kernels.h"
 #include "../../kernels/score_kernels.h"
 #include "../../src/gpt_ref.h"
 #include "../../src/gradproj.h"
@@ -73,6 +81,8 @@ int wn_cuda_device_describe(int i, char *buf, int n)
     snprintf(buf, (size_t)n, "host emulation (tests/cuda/gpt_emu.c: the kernels' C references)");
     return 0;
 }
+int wn_cuda_set_device(int i) { return i == 0 ? 0 : -1; }
+int wn_cuda_get_device(void) { return 0; }
 int wn_cuda_device_pci_bus_id(int i, char *buf, int n)
 {
     (void)i;
@@ -199,6 +209,16 @@ int wn_cuda_adamw8(float *params, const float *grads, unsigned char *qm, float *
 int wn_cuda_sumsq(double *out, const float *x, size_t n) { return wn_ref_sumsq(out, x, n); }
 int wn_cuda_scale(float *x, float k, size_t n) { return wn_ref_scale(x, k, n); }
 
+#ifdef WN_GPT_EMU_LIB
+int wn_cuda_minhash_signatures(const uint64_t *h, const uint64_t *off, int64_t ndocs, const uint64_t *a,
+                               const uint64_t *b, int nperm, uint64_t *sig)
+{
+    (void)h, (void)off, (void)ndocs, (void)a, (void)b, (void)nperm, (void)sig;
+    return WN_CUDA_ERR_RUNTIME;
+}
+const char *wn_cuda_minhash_last_error(void) { return "not emulated (tests/cuda/gpt_emu.c)"; }
+void wn_cuda_minhash_shutdown(void) {}
+#else
 int main(void)
 {
     printf("test_gpt_emu: the GPU model's host code (src/gpt_cuda.c) on an emulated device whose kernels are\n"
@@ -207,3 +227,4 @@ int main(void)
     wn_test_gpt_cuda(1, &passed, &failed);
     return failed ? 1 : 0;
 }
+#endif

@@ -24,6 +24,10 @@
  *     same layers in the same order as wn_gpt_backward_layers, X within
  *     1e-5 + 1e-4 |ref|, G as the gradients; device gradients untouched;
  *     EL2N from the device logits within 1e-6 + 1e-5 |ref|;
+ *   - the data-parallel gradient access (cmd_train.c under MPI): grad_data
+ *     covers all P gradients; grad_copy to the host gives the bits that
+ *     download gives, scale_grad by 0.5 halves them exactly, and grad_copy
+ *     from the host puts a host array back bit for bit;
  *   - errors: a token id >= V is WN_ERR_INPUT, backward without a forward
  *     (and a second backward) is WN_ERR_STATE, each with a message;
  *   - 8-bit AdamW moments (a model with wn_gpt_set_adam8 on both sides):
@@ -411,6 +415,23 @@ static void gpu_checks(void)
     e = wn_gpt_cuda_backward(g, &err);
     result("second backward without a forward: WN_ERR_STATE with a message", e == WN_ERR_STATE && err.msg[0]);
     if (e == WN_ERR_STATE) printf("  (%s)\n", err.msg);
+
+    { /* the data-parallel gradient access, on the gradients of that backward */
+        size_t n = 0;
+        float *dev = wn_gpt_cuda_grad_data(g, &n), *h = malloc(P * sizeof *h), *h2 = malloc(P * sizeof *h2);
+        wn_tensor *t;
+        wn_gpt_tensors(d, &t); /* d's gradients: downloaded above, one array in tensor order */
+        ok = dev && n == P && h && h2 && !wn_gpt_cuda_grad_copy(g, h, 1, &err) && !memcmp(h, t[0].grad, P * 4);
+        ok = ok && !wn_gpt_cuda_scale_grad(g, 0.5f, &err) && !wn_gpt_cuda_grad_copy(g, h2, 1, &err);
+        for (size_t i = 0; ok && i < P; i++) ok = h2[i] == 0.5f * h[i];
+        for (size_t i = 0; ok && i < P; i++) h2[i] = (float)i - 7.25f;
+        ok = ok && !wn_gpt_cuda_grad_copy(g, h2, 0, &err) && !wn_gpt_cuda_download(g, d, WN_GPT_CUDA_GRADS, &err) &&
+             !memcmp(h2, t[0].grad, P * 4);
+        if (!ok && err.msg[0]) printf("  %s\n", err.msg);
+        result("data-parallel access: grad_data, grad_copy both ways bit for bit, scale_grad 0.5 exact", ok);
+        free(h);
+        free(h2);
+    }
 
     partial_checks(m, d, g, in, tg, w, 3, T);
 

@@ -7,8 +7,9 @@
 # (the reference), then under `mpirun -np R` for each R, and checks that every output is
 # byte-identical to the reference: documents/part-*.jsonl.zst, shards/*.bin and shards/index.json,
 # and each stages/*/report.json with the figures that measure the machine rather than the data
-# removed (wall/cpu seconds, throughput, memory, energy, the per-rank list, bytes exchanged:
-# report_norm below). Run directories are left in $T/NAME-ref, $T/NAME-np<R>.
+# removed (wall/cpu seconds, throughput, memory, energy, the per-rank list, bytes exchanged, and
+# the FLOPs of model work, which count the padding of each rank's last model call: report_norm
+# below). Run directories are left in $T/NAME-ref, $T/NAME-np<R>.
 BIN=${WINNOW_MPI:-$ROOT/winnow}
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev; make deps): pipeline runs across MPI ranks not tested"
@@ -28,7 +29,7 @@ report_norm() {
 import json, sys
 SKIP = {"wall_seconds", "cpu_seconds", "throughput", "peak_memory_bytes", "energy", "ranks",
         "mpi_bytes_sent", "gpu_seconds", "wall_seconds_last_session", "cpu_seconds_last_session",
-        "peak_rss_bytes", "threads"}
+        "peak_rss_bytes", "threads", "model_seconds", "train_seconds", "target_seconds", "flops"}
 def strip(v):
     if isinstance(v, dict): return {k: strip(x) for k, x in v.items() if k not in SKIP and not k.endswith("_per_s")}
     if isinstance(v, list): return [strip(x) for x in v]

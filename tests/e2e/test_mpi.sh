@@ -9,12 +9,15 @@
 #     step. train.json records the ranks and their tokens; rank 0 alone reports.
 #  2. resume under MPI: --stop-after 7 then --resume with 2 ranks is byte-identical to the straight
 #     2-rank run; resuming with 4 ranks what 2 started agrees within the same tolerance.
-#  3. errors: --batch not a multiple of the ranks, --device cuda with ranks (exit 2, said once);
+#  3. errors: --batch not a multiple of the ranks; --device cuda with ranks where no GPU is visible
+#     (exit 2, said once, by rank 0; with a GPU test_mpi_train_device.sh tests the GPU path);
 #     a rank that fails mid-run (the WINNOW_MPI_TEST_FAIL hook) stops the whole job with a message
-#     naming the rank and the cause; `winnow run` with 2 ranks says it is not implemented yet.
+#     naming the rank and the cause; a command that does not run across ranks (`winnow stages`) refuses
+#     2 ranks.
 #  4. a build without MPI (the sanitized $WINNOW) started as 2 MPI processes refuses to run.
 # It uses the optimized ./winnow (WINNOW_MPI overrides): the sanitized build has no MPI. SKIPs when
-# mpirun or an MPI build is missing.
+# mpirun or an MPI build is missing. Every run says --device cpu: on a GPU machine auto would train
+# on the GPU (test_mpi_train_device.sh).
 . "$(dirname "$0")/lib.sh"
 
 BIN=${WINNOW_MPI:-$ROOT/winnow}
@@ -52,7 +55,7 @@ for name, n in (("train_000000.bin", 20000), ("val_000000.bin", 2000)):
         f.write(struct.pack(f"<{n}H", *toks))
 EOF
 ARGS=(--data "$D/train_*.bin" --val "$D/val_*.bin" --layers 1 --dim 32 --heads 2 --context 16 --batch 8
-      --steps 20 --lr 3e-3 --val-every 10 --val-batches 3 --checkpoint-every 5 --seed 3 --threads 1)
+      --steps 20 --lr 3e-3 --val-every 10 --val-batches 3 --checkpoint-every 5 --seed 3 --threads 1 --device cpu)
 
 # compare REF OUT...: losses and parameters of each OUT against REF within the tolerances above
 compare() {
@@ -115,11 +118,11 @@ check "2 ranks: the split is announced" contains "$T/r2.err" "2 MPI ranks, 4 seq
 
 # ---- 2. resume under MPI -------------------------------------------------------------------
 "${MPIRUN[@]}" -np 2 "$BIN" train "${ARGS[@]}" --out "$T/s2" --stop-after 7 2>"$T/s2.err" &&
-    "${MPIRUN[@]}" -np 2 "$BIN" train --out "$T/s2" --resume --threads 1 2>>"$T/s2.err"
+    "${MPIRUN[@]}" -np 2 "$BIN" train --out "$T/s2" --resume --threads 1 --device cpu 2>>"$T/s2.err"
 check "2 ranks: --stop-after 7 then --resume exits 0" [ $? -eq 0 ] || cat "$T/s2.err" >&2
 check "... byte-identical to the straight 2-rank run" cmp -s "$T/r2/model.safetensors" "$T/s2/model.safetensors"
 "${MPIRUN[@]}" -np 2 "$BIN" train "${ARGS[@]}" --out "$T/s4" --stop-after 7 2>"$T/s4.err" &&
-    "${MPIRUN[@]}" -np 4 "$BIN" train --out "$T/s4" --resume --threads 1 2>>"$T/s4.err"
+    "${MPIRUN[@]}" -np 4 "$BIN" train --out "$T/s4" --resume --threads 1 --device cpu 2>>"$T/s4.err"
 check "2 ranks then --resume with 4 exits 0" [ $? -eq 0 ] || cat "$T/s4.err" >&2
 compare "$T/p1" "$T/s4"
 check "... within the tolerances of one process" [ $? -eq 0 ]
@@ -130,9 +133,12 @@ rc=$?
 check "--batch 6 on 4 ranks: exit 2 (got $rc)" [ $rc -eq 2 ]
 check "... says why, once" [ "$(grep -c 'batch 6 is not a multiple of the 4 MPI ranks' "$T/e1.err")" = 1 ]
 check "... nothing written" [ ! -e "$T/e1/model.safetensors" ]
-"${MPIRUN[@]}" -np 2 "$BIN" train "${ARGS[@]}" --device cuda --out "$T/e2" >/dev/null 2>"$T/e2.err"
-check "--device cuda with 2 ranks: exit 2" [ $? -eq 2 ]
-check "... says the GPU path is not data-parallel yet" contains "$T/e2.err" "device cuda under MPI"
+if "$BIN" --version | grep -q "; 0 CUDA devices\|CPU-only build"; then
+    "${MPIRUN[@]}" -np 2 "$BIN" train "${ARGS[@]}" --device cuda --out "$T/e2" >/dev/null 2>"$T/e2.err"
+    check "--device cuda with 2 ranks and no GPU: exit 2" [ $? -eq 2 ]
+    check "... rank 0 says why, once" [ "$(grep -c 'rank 0 of 2: --device cuda: \(no CUDA device is visible\|the CUDA trainer is not built\)' "$T/e2.err")" = 1 ]
+    check "... nothing written" [ ! -e "$T/e2/model.safetensors" ]
+fi
 WINNOW_MPI_TEST_FAIL=1:3 timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" train "${ARGS[@]}" --out "$T/e3" >/dev/null 2>"$T/e3.err"
 rc=$?
 check "a rank failing at step 3 stops the job (exit $rc, not 0, not a timeout)" [ $rc -ne 0 -a $rc -ne 124 ]
@@ -141,7 +147,7 @@ sed -n '/rank 1 of 2/p' "$T/e3.err" | sed 's/^/     /'
 "${MPIRUN[@]}" -np 2 "$BIN" train --out "$T/none" --resume >/dev/null 2>"$T/e4.err"
 check "--resume of nothing with 2 ranks: exit 1, said once" \
     [ $? -eq 1 -a "$(grep -c 'no checkpoint to resume' "$T/e4.err")" = 1 ]
-"${MPIRUN[@]}" -np 2 "$BIN" run "$ROOT/pipelines/quickstart.yaml" >/dev/null 2>"$T/e5.err"
-check "winnow run with 2 ranks: exit 2" [ $? -eq 2 ]
-check "... pipeline runs under MPI are not implemented yet" contains "$T/e5.err" "pipeline runs under MPI are not implemented yet"
+"${MPIRUN[@]}" -np 2 "$BIN" stages >/dev/null 2>"$T/e5.err"
+check "winnow stages with 2 ranks: exit 2" [ $? -eq 2 ]
+check "... says only run and train run across ranks" contains "$T/e5.err" "only .winnow run. and .winnow train. run across ranks"
 finish

@@ -262,6 +262,112 @@ TEST(minhash_bucket_table_spill)
     wn_test_stage_close(&h);
 }
 
+/* The entry stream: every entry once, band by band, each band in (key, doc)
+ * order, the same from runs as from memory. */
+typedef struct {
+    wn_buf b;
+    int last_band;
+    uint64_t n, bad;
+    wn_mh_entry prev;
+} entries_out;
+
+static wn_err collect_entry(void *ctx, int band, const wn_mh_entry *e)
+{
+    entries_out *o = ctx;
+    if (band < o->last_band) o->bad++;
+    if (band == o->last_band && (e->key < o->prev.key || (e->key == o->prev.key && e->doc <= o->prev.doc))) o->bad++;
+    o->last_band = band;
+    o->prev = *e;
+    o->n++;
+    wn_buf_append(&o->b, &band, sizeof band);
+    wn_buf_append(&o->b, e, sizeof *e);
+    return WN_OK;
+}
+
+static int bucket_entries(const char *dir, uint64_t budget, entries_out *o)
+{
+    wn_mh_buckets t;
+    wn_errbuf err;
+    if (wn_mh_buckets_init(&t, dir, 4, budget, &err)) return 0;
+    uint64_t s = 5, keys[4];
+    int ok = 1;
+    for (uint32_t d = 0; d < 2000 && ok; d++) {
+        for (int b = 0; b < 4; b++) keys[b] = wn_splitmix64(&s) % (b == 0 ? 30 : 500 * (uint64_t)b);
+        ok = wn_mh_buckets_add(&t, d, keys, &err) == WN_OK;
+    }
+    o->last_band = -1;
+    ok = ok && wn_mh_buckets_each(&t, 4096, collect_entry, o, &err) == WN_OK;
+    ok = ok && (budget > 1000000 ? t.n_runs == 0 : t.n_runs > 3);
+    wn_mh_buckets_free(&t);
+    return ok;
+}
+
+TEST(minhash_bucket_entry_stream)
+{
+    wn_test_stage h = {0};
+    CHECK(wn_test_stage_dir(&h));
+    entries_out mem, disk;
+    memset(&mem, 0, sizeof mem);
+    memset(&disk, 0, sizeof disk);
+    CHECK(bucket_entries(h.dir, 64 << 20, &mem));
+    CHECK(bucket_entries(h.dir, 12000, &disk));
+    CHECK(mem.n == 4 * 2000 && mem.bad == 0 && disk.bad == 0);
+    CHECK(mem.b.len == disk.b.len && !memcmp(mem.b.p, disk.b.p, mem.b.len));
+    wn_buf_free(&mem.b);
+    wn_buf_free(&disk.b);
+    wn_test_stage_close(&h);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const wn_mh_entry *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+/* One band's entries cut into blocks of consecutive documents (as MPI ranks
+ * hold them), each sorted: the merge gives the table's pairs, in its order. */
+TEST(minhash_blocks_pairs)
+{
+    wn_test_stage h = {0};
+    CHECK(wn_test_stage_dir(&h));
+    enum { N = 3000 };
+    wn_mh_entry *e = malloc(N * sizeof *e);
+    uint64_t s = 17;
+    for (uint32_t d = 0; d < N; d++) {
+        e[d].key = wn_splitmix64(&s) % 400;
+        e[d].doc = d;
+    }
+    for (int anchors = 1; anchors <= 2; anchors++) {
+        wn_mh_buckets t;
+        wn_errbuf err;
+        pairs_out ref = {0}, got = {0};
+        CHECK(wn_mh_buckets_init(&t, h.dir, 1, 64 << 20, &err) == WN_OK);
+        int ok = 1;
+        for (uint32_t d = 0; d < N && ok; d++) {
+            uint64_t key = e[d].key;
+            ok = wn_mh_buckets_add(&t, d, &key, &err) == WN_OK;
+        }
+        CHECK(ok && wn_mh_buckets_pairs(&t, anchors, 4096, collect, &ref, &err) == WN_OK);
+        wn_mh_buckets_free(&t);
+        static const uint64_t cut[] = {0, 700, 1500, 1500, 2999, N}; /* an empty block, a block of one */
+        uint64_t n[5];
+        wn_mh_entry *blk = malloc(N * sizeof *blk);
+        memcpy(blk, e, N * sizeof *blk);
+        for (int k = 0; k < 5; k++) {
+            n[k] = cut[k + 1] - cut[k];
+            qsort(blk + cut[k], n[k], sizeof *blk, cmp_entry);
+        }
+        CHECK(wn_mh_blocks_pairs(blk, n, 5, anchors, collect, &got) == WN_OK);
+        CHECK(ref.n > N / 2 && got.n == ref.n && !memcmp(got.v, ref.v, ref.n * sizeof *ref.v));
+        free(blk);
+        free(ref.v);
+        free(got.v);
+    }
+    free(e);
+    wn_test_stage_close(&h);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -123,6 +123,34 @@ TEST(exact_dedup_first_occurrence_and_spill)
     close_stage(&h);
 }
 
+/* A repeat that arrives when the table is full (512 keys of 16 KiB) and
+ * must spill first: its key is in the table, so it is a duplicate, not a new
+ * key found again in the emptied table. Each batch holds a new text and the
+ * previous batch's again, so a repeat comes at every count, spills included. */
+TEST(exact_dedup_repeat_when_the_table_spills)
+{
+    harness h;
+    CHECK(open_stage(&h, "exact_dedup", "memory: 16KiB"));
+    wn_batch b = {0};
+    char text[64];
+    for (int j = 0; j < 1600; j++) {
+        wn_batch_reset(&b);
+        int n = snprintf(text, sizeof text, "document number %d", j);
+        push(&b, "x", text, (size_t)n);
+        n = snprintf(text, sizeof text, "document number %d", j - 1);
+        if (j) push(&b, "y", text, (size_t)n);
+        CHECK(h.st.def->process(&h.st, &b) == WN_OK);
+        CHECK(!b.docs[0].drop);
+        if (j && !b.docs[1].drop) {
+            fprintf(stderr, "  the repeat of text %d was kept\n", j - 1);
+            CHECK(0);
+            break;
+        }
+    }
+    wn_batch_free(&b);
+    close_stage(&h);
+}
+
 TEST(normalize_forms)
 {
     static const struct { const char *params, *in, *out; } cases[] = {
