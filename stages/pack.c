@@ -725,7 +725,7 @@ static wn_err relay(wn_stage *st, pack *s)
             e = WN_ERR_NOMEM;
             goto done;
         }
-        memcpy(all, msg.p, msg.len);
+        if (msg.len) memcpy(all, msg.p, msg.len);
         wn_free(s->done);
         s->done = all;
         s->n_done = (int)(msg.len / sizeof *all);

@@ -936,9 +936,9 @@ static wn_err syn_save(wn_stage *st, FILE *f)
     s->c.flops = st->flops;
     if (fwrite(h, sizeof h, 1, f) != 1 || fwrite(&s->c, sizeof s->c, 1, f) != 1 ||
         fwrite(s->by_tmpl, sizeof(uint64_t), n_t, f) != n_t || fwrite(held, sizeof held, 1, f) != 1 ||
-        fwrite(s->is_gen, sizeof *s->is_gen, words, f) != words ||
-        fwrite(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc ||
-        fwrite(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails)
+        (words && fwrite(s->is_gen, sizeof *s->is_gen, words, f) != words) ||
+        (s->n_acc && fwrite(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc) ||
+        (s->n_fails && fwrite(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails))
         return wn_fail(&st->err, WN_ERR_IO, "write failed");
     return WN_OK;
 }
@@ -971,8 +971,9 @@ static wn_err syn_load(wn_stage *st, FILE *f)
     if (!s->is_gen || !s->acc || !s->fails) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     s->n_acc = held[3];
     s->n_fails = held[4];
-    if (fread(s->is_gen, sizeof *s->is_gen, words, f) != words || fread(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc ||
-        fread(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails)
+    if ((words && fread(s->is_gen, sizeof *s->is_gen, words, f) != words) ||
+        (s->n_acc && fread(s->acc, sizeof *s->acc, s->n_acc, f) != s->n_acc) ||
+        (s->n_fails && fread(s->fails, sizeof *s->fails, s->n_fails, f) != s->n_fails))
         return wn_fail(&st->err, WN_ERR_STATE, "checkpoint is cut short");
     for (size_t i = 0; i < s->n_fails; i++)
         if (s->fails[i].reason < 0 || s->fails[i].reason >= N_REASONS)
