@@ -66,17 +66,37 @@ void wn_batch_keep_dropped(wn_batch *b)
     b->n = k;
 }
 
+static void doc_buffers_free(wn_doc *d)
+{
+    wn_buf_free(&d->id);
+    wn_buf_free(&d->text);
+    wn_buf_free(&d->raw);
+    wn_buf_free(&d->attrs);
+    wn_ids_free(&d->tokens);
+    wn_floats_free(&d->tscore);
+    wn_floats_free(&d->tweight);
+}
+
+size_t wn_batch_mem(const wn_batch *b)
+{
+    size_t m = b->cap * sizeof *b->docs;
+    for (size_t i = 0; i < b->cap; i++) {
+        const wn_doc *d = &b->docs[i];
+        m += d->id.cap + d->text.cap + d->raw.cap + d->attrs.cap + d->tokens.cap * sizeof *d->tokens.p +
+             (d->tscore.cap + d->tweight.cap) * sizeof(float);
+    }
+    return m;
+}
+
+void wn_batch_trim(wn_batch *b, size_t max_bytes)
+{
+    if (b->n || wn_batch_mem(b) <= max_bytes) return;
+    for (size_t i = 0; i < b->cap; i++) doc_buffers_free(&b->docs[i]);
+}
+
 void wn_batch_free(wn_batch *b)
 {
-    for (size_t i = 0; i < b->cap; i++) {
-        wn_buf_free(&b->docs[i].id);
-        wn_buf_free(&b->docs[i].text);
-        wn_buf_free(&b->docs[i].raw);
-        wn_buf_free(&b->docs[i].attrs);
-        wn_ids_free(&b->docs[i].tokens);
-        wn_floats_free(&b->docs[i].tscore);
-        wn_floats_free(&b->docs[i].tweight);
-    }
+    for (size_t i = 0; i < b->cap; i++) doc_buffers_free(&b->docs[i]);
     wn_free(b->docs);
     memset(b, 0, sizeof *b);
 }

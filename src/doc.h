@@ -55,6 +55,15 @@ void wn_batch_compact(wn_batch *b);
  * out of the batch; every buffer stays owned by the batch. */
 void wn_batch_keep_dropped(wn_batch *b);
 void wn_batch_free(wn_batch *b);
+/* Bytes the batch's slots hold (buffer capacities, documents array). */
+size_t wn_batch_mem(const wn_batch *b);
+/* Bounds what an empty batch keeps between fills: when its slots hold more
+ * than max_bytes, their buffers are freed (the next fill allocates them
+ * again). Reused slots keep the capacity of the largest document each ever
+ * held, which over a long run tends to slots x the largest document (tens
+ * of times the batch's bytes), so a loop that refills one batch calls this
+ * after each reset. A no-op on a batch that holds documents. */
+void wn_batch_trim(wn_batch *b, size_t max_bytes);
 
 /* Adds `"key":<json value>` to the document's attributes. */
 wn_err wn_doc_attr(wn_doc *d, const char *key, const char *json_value);

@@ -1,6 +1,7 @@
 /*
  * docspill.c - the stage spill (docspill.h).
  */
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_estimateCStreamSize */
 #include "docspill.h"
 
 #include <errno.h>
@@ -137,7 +138,16 @@ wn_err wn_spill_writer_finish(wn_spill_writer *w, wn_errbuf *err)
     return e;
 }
 
-size_t wn_spill_writer_mem(const wn_spill_writer *w) { return w->ser.cap + (w->open ? w->ocap : 0); }
+size_t wn_spill_writer_mem(const wn_spill_writer *w)
+{
+    return w->ser.cap + (w->open ? w->ocap : 0) + (w->cc ? ZSTD_sizeof_CCtx(w->cc) : 0);
+}
+
+/* the serialization buffer grows by half past SER_FLUSH before it is compressed */
+size_t wn_spill_writer_mem_estimate(void)
+{
+    return SER_FLUSH + SER_FLUSH / 2 + ZSTD_estimateCStreamSize(1) + ZSTD_CStreamOutSize();
+}
 
 /* ---- reading ------------------------------------------------------------------ */
 

@@ -64,6 +64,9 @@ void wn_spill_writer_close(wn_spill_writer *w);
 wn_err wn_spill_writer_finish(wn_spill_writer *w, wn_errbuf *err);
 /* Bytes of memory the writer holds (for peak-memory reports). */
 size_t wn_spill_writer_mem(const wn_spill_writer *w);
+/* Bytes a writer holds at most, its compressor included (for a stage's
+ * memory reserve; a record over a megabyte adds its own size). */
+size_t wn_spill_writer_mem_estimate(void);
 
 wn_err wn_spill_reader_open(wn_spill_reader *r, const char *path, wn_errbuf *err);
 /* Reads the next document into d (its buffers are reused); *got = 0 at the

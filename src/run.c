@@ -31,6 +31,10 @@
 
 #define DROP_SAMPLES 10
 #define HIST_BUCKETS 40
+/* What the run's batch keeps between fills, in batch sizes (wn_batch_trim):
+ * a fill holds about twice the batch's text (text and raw record) with
+ * the buffers' growth slack on top. */
+#define BATCH_KEEP 4
 
 typedef struct {
     char *reason;
@@ -550,6 +554,19 @@ static wn_err restore(run *r, wn_errbuf *err)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* What the process holds outside every stage's state (wn_run_info.reserve_bytes,
+ * wn_stage_table_budget), on the high side of what was measured (BENCHMARKS.md,
+ * "Memory budget"): 24 MiB for the binary and its libraries (16 MiB resident
+ * at start), the reader (libarchive's blocks, the decompressor) and the
+ * run's own tables; 6 batch sizes for the run's batch (up to BATCH_KEEP kept
+ * between fills, and a fill's text and records on top: about 5 measured);
+ * the writer's compressor, one zstd worker per thread. */
+static uint64_t run_reserve(const wn_manifest *m, int threads)
+{
+    return (24ull << 20) + (BATCH_KEEP + 2) * (uint64_t)m->batch_bytes +
+           wn_writer_mem_estimate(m->zstd_level, threads);
+}
+
 static wn_err open_next_reader(run *r, wn_errbuf *err)
 {
     const wn_input_file *f = &r->m->files[r->file];
@@ -572,6 +589,7 @@ static wn_err fill_batch(run *r, wn_batch *b, int *eof, wn_errbuf *err)
     stats *s = &r->stats[0];
     uint64_t bytes = 0;
     wn_batch_reset(b);
+    wn_batch_trim(b, BATCH_KEEP * (size_t)r->m->batch_bytes);
     *eof = 0;
     while (bytes < (uint64_t)r->m->batch_bytes) {
         if (!r->rd) {
@@ -852,6 +870,7 @@ static wn_err pipeline(run *r, wn_errbuf *err)
         stats *s = &r->stats[i + 1];
         for (;;) { /* a batch at a time, until the stage appends nothing */
             wn_batch_reset(&b);
+            wn_batch_trim(&b, BATCH_KEEP * (size_t)r->m->batch_bytes);
             int gpu = on_gpu(st);
             wn_energy_gpu_mark gm = {0, 0};
             if (gpu) gm = wn_energy_gpu_start();
@@ -1191,6 +1210,7 @@ wn_err wn_run(wn_manifest *m, const wn_run_opts *o, wn_errbuf *err)
         r.info.eot_id = -1;
         r.info.device = m->device;
         r.info.batch_bytes = m->batch_bytes;
+        r.info.reserve_bytes = run_reserve(m, omp_get_max_threads());
         r.info.cache_dir = o->cache_dir;
         r.info.n_datasets = m->n_datasets;
         r.ds_names = wn_calloc((size_t)m->n_datasets + 1, sizeof *r.ds_names);

@@ -97,6 +97,9 @@ typedef struct {
     const char *device;      /* the manifest's device: auto | cpu | cuda */
     int64_t batch_bytes;     /* the manifest's batch size (text bytes): what a
                                 finish call should emit at most, about */
+    uint64_t reserve_bytes;  /* what the process holds outside every stage's
+                                state, estimated by the run (run.c,
+                                run_reserve): see wn_stage_table_budget */
     const char *cache_dir;   /* NULL, or a directory shared across related runs
                                 for artefacts keyed by their content (run.h) */
     /* the manifest's named datasets (never part of the stream) */
@@ -144,6 +147,24 @@ wn_err wn_stage_each_doc(wn_stage *st, wn_batch *b, int n_threads, wn_doc_fn fn)
 static inline uint64_t wn_stage_emit_bytes(const wn_stage *st, uint64_t fallback)
 {
     return st->run && st->run->batch_bytes > 0 ? (uint64_t)st->run->batch_bytes : fallback;
+}
+
+/* Bytes a memory-bounded stage gives its tables (the structures that grow
+ * with the corpus and spill beyond the budget), so that the whole process's
+ * peak RSS stays within `budget` (the stage's `memory` parameter, else the
+ * manifest's): the budget less the run's reserve (st->run->reserve_bytes:
+ * the binary and its libraries, the reader, the run's batch, the writer's
+ * compressor) and less `own`, the stage's other buffers at their largest
+ * (spill compressor, per-batch arrays, per-thread scratch). A budget below
+ * twice that reserve cannot hold the process: the tables then get half the
+ * budget, and the process goes over it by up to the reserve. Outside a run
+ * (unit tests) only `own` is reserved. *reserve (may be NULL) gets the
+ * whole reserve, for the stage's report. */
+static inline uint64_t wn_stage_table_budget(const wn_stage *st, uint64_t budget, uint64_t own, uint64_t *reserve)
+{
+    uint64_t r = (st->run ? st->run->reserve_bytes : 0) + own;
+    if (reserve) *reserve = r;
+    return budget / 2 > r ? budget - r : budget / 2;
 }
 
 /* The registry: every stage, from the X-macro list in stages/stages.def. */

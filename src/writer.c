@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams, ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 
 #include "json.h"
@@ -194,6 +195,16 @@ wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err)
     w->completed++;
     wn_buf_clear(&w->tail);
     return WN_OK;
+}
+
+uint64_t wn_writer_mem_estimate(int level, int workers)
+{
+    ZSTD_compressionParameters cp = ZSTD_getCParams(level, 0, 0);
+    uint64_t window = 1ull << cp.windowLog;
+    uint64_t job = 1ull << (cp.windowLog + 2 > 20 ? cp.windowLog + 2 : 20);
+    uint64_t w = workers < 1 ? 1 : (uint64_t)workers;
+    uint64_t round = (window > w * job ? window : w * job) + 3 * job;
+    return round + w * (ZSTD_estimateCCtxSize_usingCParams(cp) + ZSTD_compressBound(job)) + ZSTD_CStreamOutSize();
 }
 
 int wn_writer_shards(const wn_writer *w) { return w->shard; }

@@ -7,9 +7,10 @@
  * open-addressing table in memory, and when the table would outgrow the
  * budget its keys are sorted and written to a run file in the stage's state
  * directory ("spilled"); the table starts empty again. A key is new when it
- * is in neither the table nor any run. Runs are read through mmap, and each
- * has an in-memory fence array (the first key of every 4 KiB page) so a
- * lookup touches one page per run. Runs are immutable once written, which
+ * is in neither the table nor any run. Each run has an in-memory fence array
+ * (the first key of every 4 KiB page) so a lookup reads one page per run,
+ * with pread (not mmap, whose touched pages would count in the process's
+ * RSS and grow it with the runs). Runs are immutable once written, which
  * keeps checkpoints cheap: a checkpoint records the run count and the
  * table's keys.
  *
@@ -40,6 +41,13 @@
  * within the memory budget, the keys being spread evenly by the hash; the
  * key table of the streaming pass is freed first. Report counters are sums
  * over the ranks.
+ *
+ * Memory: `memory` bounds the process's peak RSS. The table gets what is
+ * left after the run's reserve and the stage's other buffers
+ * (wn_stage_table_budget; 1 MiB of normalized text per thread and the
+ * batch's keys), and grows only while the old and the new table fit in it
+ * together (rehashing holds both; so does the sort of a spill, whose copy is
+ * at most half the table). The fence arrays add 1/256 of the spilled keys.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +71,8 @@ static const wn_param_def params[] = {
      "hash text with runs of whitespace collapsed to one space and ends trimmed"},
     {"lowercase", WN_P_BOOL, "false", 0, 0, NULL, "hash the lowercased text (Unicode simple case folding)"},
     {"memory", WN_P_SIZE, "0", 0, 9e18, NULL,
-     "bytes of key table before spilling to disk (0 = the manifest's memory budget)"},
+     "peak RSS of the process: the key table gets it less the run's and the stage's other buffers, and spills "
+     "beyond that (0 = the manifest's memory budget)"},
 };
 
 typedef struct {
@@ -73,7 +82,7 @@ typedef struct {
 enum { KEYS_PER_PAGE = 4096 / sizeof(key128) };
 
 typedef struct {
-    key128 *keys; /* mmap'd, sorted */
+    int fd;       /* the sorted keys */
     size_t n;
     key128 *fence; /* first key of each page */
     size_t n_fence;
@@ -81,7 +90,7 @@ typedef struct {
 
 typedef struct {
     int collapse, lower;
-    uint64_t budget;
+    uint64_t budget, tables; /* the budget; the table's share of it */
     key128 *table; /* open addressing; {0,0} = empty */
     size_t cap, count;
     run_file *runs;
@@ -152,8 +161,23 @@ static int table_has(const dedup *s, key128 k)
     }
 }
 
+
+/* Reads n bytes at offset off; 0 on success. */
+static int read_at(int fd, void *buf, size_t n, uint64_t off)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+/* 1 when k is in the run, 0 when not, -1 when the page cannot be read. */
 static int run_has(const run_file *r, key128 k)
 {
+    key128 page[KEYS_PER_PAGE];
     if (!r->n) return 0;
     /* fence: the last page whose first key <= k */
     size_t lo = 0, hi = r->n_fence;
@@ -162,7 +186,8 @@ static int run_has(const run_file *r, key128 k)
         if (key_cmp(&r->fence[mid], &k) <= 0) lo = mid; else hi = mid;
     }
     size_t a = lo * KEYS_PER_PAGE, b = a + KEYS_PER_PAGE < r->n ? a + KEYS_PER_PAGE : r->n;
-    return bsearch(&k, r->keys + a, b - a, sizeof k, key_cmp) != NULL;
+    if (read_at(r->fd, page, (b - a) * sizeof k, (uint64_t)a * sizeof k)) return -1;
+    return bsearch(&k, page, b - a, sizeof k, key_cmp) != NULL;
 }
 
 static void run_path(const wn_stage *st, int i, char *out, size_t n)
@@ -170,27 +195,26 @@ static void run_path(const wn_stage *st, int i, char *out, size_t n)
     snprintf(out, n, "%s/run-%05d.keys", st->state_dir, i);
 }
 
-static wn_err run_map(wn_stage *st, dedup *s, int i)
+/* Opens run i and reads its fence array. */
+static wn_err run_open(wn_stage *st, dedup *s, int i)
 {
     char path[4200];
     run_path(st, i, path, sizeof path);
-    int fd = open(path, O_RDONLY);
+    run_file *r = &s->runs[i];
+    memset(r, 0, sizeof *r);
+    int fd = r->fd = open(path, O_RDONLY);
     if (fd < 0) return wn_fail(&st->err, WN_ERR_IO, "%s: cannot open spill: %s", path, strerror(errno));
     struct stat sb;
     fstat(fd, &sb);
-    run_file *r = &s->runs[i];
-    memset(r, 0, sizeof *r);
     r->n = (size_t)sb.st_size / sizeof(key128);
     if (r->n) {
-        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) { close(fd); return wn_fail(&st->err, WN_ERR_IO, "%s: mmap failed", path); }
-        r->keys = p;
         r->n_fence = (r->n + KEYS_PER_PAGE - 1) / KEYS_PER_PAGE;
         r->fence = wn_malloc(r->n_fence * sizeof *r->fence);
-        if (!r->fence) { close(fd); return WN_ERR_NOMEM; }
-        for (size_t f = 0; f < r->n_fence; f++) r->fence[f] = r->keys[f * KEYS_PER_PAGE];
+        if (!r->fence) return WN_ERR_NOMEM;
+        for (size_t f = 0; f < r->n_fence; f++)
+            if (read_at(fd, &r->fence[f], sizeof *r->fence, (uint64_t)f * KEYS_PER_PAGE * sizeof(key128)))
+                return wn_fail(&st->err, WN_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     }
-    close(fd);
     return WN_OK;
 }
 
@@ -216,7 +240,7 @@ static wn_err spill(wn_stage *st, dedup *s)
     s->spilled_keys += k;
     memset(s->table, 0, s->cap * sizeof *s->table);
     s->count = 0;
-    return run_map(st, s, s->n_runs - 1);
+    return run_open(st, s, s->n_runs - 1);
 }
 
 static wn_err dd_open(wn_stage *st)
@@ -232,6 +256,10 @@ static wn_err dd_open(wn_stage *st)
     s->lower = wn_param(st, "lowercase")->b;
     s->budget = (uint64_t)(wn_param(st, "memory")->i ? wn_param(st, "memory")->i : st->memory_budget);
     s->n_tls = st->threads > 0 ? st->threads : 1;
+    /* besides the table: each thread's normalized text, the batch's keys (documents of 512 bytes or more) */
+    s->tables = wn_stage_table_budget(st, s->budget,
+                                      (uint64_t)s->n_tls * (1 << 20) + wn_stage_emit_bytes(st, 4 << 20) / 512 * 16,
+                                      NULL);
     s->tls = wn_calloc((size_t)s->n_tls, sizeof *s->tls);
     if (!s->tls || table_alloc(s, 1024)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     st->mem_peak = s->cap * sizeof(key128);
@@ -308,12 +336,17 @@ static int text_key(const dedup *s, wn_buf *t, const char *p, size_t n, key128 *
 static wn_err seen_or_insert(wn_stage *st, dedup *s, key128 k, int *seen)
 {
     *seen = 0;
-    for (int r = 0; r < s->n_runs && !*seen; r++) *seen = run_has(&s->runs[r], k);
+    for (int r = 0; r < s->n_runs && !*seen; r++)
+        if ((*seen = run_has(&s->runs[r], k)) < 0) {
+            char path[4200];
+            run_path(st, r, path, sizeof path);
+            return wn_fail(&st->err, WN_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        }
     if (*seen) return WN_OK;
     /* keep load <= 1/2: grow while the budget allows, else spill */
     if ((s->count + 1) * 2 > s->cap) {
         size_t bytes = s->cap * 2 * sizeof(key128);
-        if (bytes <= s->budget) {
+        if (bytes + bytes / 2 <= s->tables) { /* the old table lives through the rehash */
             key128 *old = s->table;
             size_t old_cap = s->cap;
             s->table = NULL;
@@ -759,10 +792,10 @@ static wn_err dd_load(wn_stage *st, FILE *f)
                        (unsigned long long)hdr[4], s->ranks);
     s->runs = wn_calloc(hdr[1] ? hdr[1] : 1, sizeof *s->runs);
     if (!s->runs) return WN_ERR_NOMEM;
-    s->n_runs = (int)hdr[1];
     s->duplicates = hdr[3];
-    for (int i = 0; i < s->n_runs; i++) {
-        wn_err e = run_map(st, s, i);
+    for (int i = 0; i < (int)hdr[1]; i++) {
+        s->n_runs = i + 1; /* close sees the runs opened so far */
+        wn_err e = run_open(st, s, i);
         if (e) return e;
         s->spilled_keys += s->runs[i].n;
     }
@@ -802,13 +835,14 @@ static void dd_report(wn_stage *st, wn_jw *w)
     wn_jw_key(w, "spill_runs"); wn_jw_u64(w, v[1]);
     wn_jw_key(w, "spilled_keys"); wn_jw_u64(w, v[2]);
     wn_jw_key(w, "memory_budget_bytes"); wn_jw_u64(w, s->budget);
+    wn_jw_key(w, "table_budget_bytes"); wn_jw_u64(w, s->tables);
 }
 
 static void dd_close(wn_stage *st)
 {
     dedup *s = st->state;
     for (int i = 0; i < s->n_runs; i++) {
-        if (s->runs[i].keys) munmap(s->runs[i].keys, s->runs[i].n * sizeof(key128));
+        if (s->runs[i].fd >= 0) close(s->runs[i].fd);
         wn_free(s->runs[i].fence);
     }
     wn_free(s->runs);
@@ -828,15 +862,17 @@ const wn_stage_def wn_stage_exact_dedup = {
     .summary = "drop documents whose (whitespace-normalized) text was seen before; memory-bounded",
     .doc = "Hashes each text with xxh3-128 after collapsing whitespace runs (and, if asked,\n"
            "lowercasing) and keeps the first occurrence in input order. The key set lives in an\n"
-           "in-memory table up to the memory budget, then spills sorted runs to the run's state\n"
-           "directory; lookups check the table and every run. Drop reason: duplicate.\n"
+           "in-memory table, then spills sorted runs to the run's state directory; lookups check the\n"
+           "table and every run. `memory` bounds the process's peak RSS: the table gets it less the\n"
+           "run's reserve (reader, batch, writer) and 1 MiB per thread (table_budget_bytes).\n"
+           "Drop reason: duplicate.\n"
            "Across MPI ranks each rank filters its own documents the same way; ranks after the first\n"
            "hold theirs back (a spill) until finish, where every rank sends the 16-byte keys of its\n"
            "locally first documents to their owner rank (a hash range) and gets one bit back per key:\n"
            "seen on an earlier rank (dropped as duplicate) or not. Rounds keep the exchange within\n"
            "the memory budget. The output is identical for any rank count.\n"
            "Report extras: unique_keys, spill_runs, spilled_keys (sums over ranks; the spill\n"
-           "figures depend on how the input is split), memory_budget_bytes.",
+           "figures depend on how the input is split), memory_budget_bytes, table_budget_bytes.",
     .params = params,
     .n_params = WN_ARRAY_LEN(params),
     .state_size = sizeof(dedup),

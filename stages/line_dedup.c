@@ -32,7 +32,10 @@
  * '\n' still does not. Only documents that lost units can be dropped:
  * empty_after_dedup (nothing but whitespace left), too_short_after_dedup.
  *
- * Two passes over a spill (DESIGN.md §3), memory bounded by `memory`.
+ * Two passes over a spill (DESIGN.md §3), memory bounded by `memory`: the
+ * process's peak RSS, of which the key buffer, the merges' buffers and the
+ * decision buffer get what is left after the run's reserve and the stage's
+ * other buffers (wn_stage_table_budget; own_reserve below).
  * process() holds every document back in a docspill (docs.spill.zst) and
  * appends a 24-byte record {key hi, key lo, pos} for every hashed unit, pos
  * = document index << 24 | unit index (input order), to a buffer. A full
@@ -126,7 +129,8 @@ static const wn_param_def params[] = {
     {"min_words", WN_P_INT, "0", 0, 9e18, NULL,
      "drop a document that lost units when fewer whitespace-separated words remain (too_short_after_dedup)"},
     {"memory", WN_P_SIZE, "0", 0, 9e18, NULL,
-     "bytes of line-hash state before spilling to disk (0 = the manifest's memory budget)"},
+     "peak RSS of the process: the line-hash buffers get it less the run's and the stage's other buffers, and "
+     "spill beyond that (0 = the manifest's memory budget)"},
 };
 
 enum {
@@ -216,6 +220,7 @@ typedef struct {
     /* parameters */
     int paragraph, follow, lower, digits, punct, accents, collapse;
     uint64_t min_count, min_chars, min_words, budget;
+    uint64_t tables; /* the budget's share for the key, merge and decision buffers */
     uint8_t cls[128], map[128]; /* ASCII: class and byte as hashed */
     int n_tls;
     ld_tls *tls;
@@ -377,6 +382,15 @@ static void account(wn_stage *st, ld *s)
     for (int i = 0; i < s->dm.n; i++) m += s->dm.s[i].cap * s->dm.s[i].item;
     m += s->io_mem;
     if (m > st->mem_peak) st->mem_peak = m;
+}
+
+/* The stage's buffers besides the key, merge and decision buffers, at their
+ * largest: the spill's compressor; a batch's unit keys (16 bytes a unit:
+ * the batch size again for lines of 16 bytes or more on average); a thread's
+ * units and normalized text of one document (1 MiB). */
+static uint64_t own_reserve(const wn_stage *st, const ld *s)
+{
+    return wn_spill_writer_mem_estimate() + wn_stage_emit_bytes(st, EMIT_BYTES) + (uint64_t)s->n_tls * (1 << 20);
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t size, size_t first)
@@ -1222,7 +1236,7 @@ static wn_err decide(wn_stage *st, ld *s)
     uint64_t moff[NPART + 1], used;
     run_ref *r = NULL;
     merger m = {0};
-    s->stream_bytes = (size_t)(s->budget / 64 < 4096 ? 4096 : s->budget / 64 > (1 << 20) ? (1 << 20) : s->budget / 64);
+    s->stream_bytes = (size_t)(s->tables / 64 < 4096 ? 4096 : s->tables / 64 > (1 << 20) ? (1 << 20) : s->tables / 64);
     uint64_t merge_mem = (uint64_t)(FANIN + 1) * s->stream_bytes;
     if (in_mem) {
         sort_partitioned(s->buf, s->n_buf, moff, s->n_tls);
@@ -1237,7 +1251,7 @@ static wn_err decide(wn_stage *st, ld *s)
     }
     if (s->ranks > 1 && (e = across(st, s, in_mem, moff, r, n))) goto done;
     used = (in_mem ? s->n_buf * sizeof(lrec) : 0) + merge_mem;
-    s->max_dec = s->budget > used + MIN_DECISIONS * 8 ? (size_t)((s->budget - used) / 8) : MIN_DECISIONS;
+    s->max_dec = s->tables > used + MIN_DECISIONS * 8 ? (size_t)((s->tables - used) / 8) : MIN_DECISIONS;
     if (s->min_count && !s->vf && !(s->group = wn_malloc(s->min_count * sizeof *s->group))) {
         e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
         goto done;
@@ -1449,7 +1463,9 @@ static wn_err ld_open(wn_stage *st)
     if (s->min_count == 1)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "min_count: 1 would remove every line; use 0 (keep first "
                        "occurrences) or N >= 2 (remove units that occur N or more times)");
-    s->max_buf = (size_t)(s->budget / sizeof(lrec));
+    s->n_tls = st->threads > 0 ? st->threads : 1;
+    s->tables = wn_stage_table_budget(st, s->budget, own_reserve(st, s), NULL);
+    s->max_buf = (size_t)(s->tables / sizeof(lrec));
     if (s->max_buf < MIN_RECORDS) s->max_buf = MIN_RECORDS;
     for (int c = 0; c < 128; c++) {
         int cat = utf8proc_category(c);
@@ -1462,7 +1478,6 @@ static wn_err ld_open(wn_stage *st)
     snprintf(s->dpath, sizeof s->dpath, "%s/distinct.bin", st->state_dir ? st->state_dir : ".");
     snprintf(s->vpath, sizeof s->vpath, "%s/verdicts.bin", st->state_dir ? st->state_dir : ".");
     s->ranks = wn_mpi_size();
-    s->n_tls = st->threads > 0 ? st->threads : 1;
     s->tls = wn_calloc((size_t)s->n_tls, sizeof *s->tls);
     if (!s->tls) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     return WN_OK;
@@ -1500,9 +1515,12 @@ static wn_err ld_load(wn_stage *st, FILE *f)
     ld_ckpt c;
     if (fread(&c, sizeof c, 1, f) != 1 || c.magic != CKPT_MAGIC)
         return wn_fail(&st->err, WN_ERR_STATE, "not a line_dedup checkpoint");
-    if (c.n_buf > s->max_buf || c.n_runs > (1u << 30))
+    /* the share depends on the thread count, which a resume may change: the
+     * check is against the whole budget, and a fuller buffer spills at the next push */
+    size_t most = s->budget / sizeof(lrec) > s->max_buf ? (size_t)(s->budget / sizeof(lrec)) : s->max_buf;
+    if (c.n_buf > most || c.n_runs > (1u << 30))
         return wn_fail(&st->err, WN_ERR_STATE, "line_dedup checkpoint: %llu buffered records for a buffer of %zu",
-                       (unsigned long long)c.n_buf, s->max_buf);
+                       (unsigned long long)c.n_buf, most);
     if (c.n_buf) {
         if (!(s->buf = wn_malloc(c.n_buf * sizeof *s->buf))) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
         s->cap_buf = c.n_buf;
@@ -1564,6 +1582,7 @@ static void ld_report(wn_stage *st, wn_jw *w)
     wn_jw_key(w, "decision_runs"); wn_jw_u64(w, v[15]);
     wn_jw_obj_end(w);
     wn_jw_key(w, "memory_budget_bytes"); wn_jw_u64(w, s->budget);
+    wn_jw_key(w, "table_budget_bytes"); wn_jw_u64(w, s->tables);
     /* distinct units by how often they occur, log2 buckets [2,4), [4,8), ... */
     int top = 0;
     for (int b = 0; b < HIST_MAX; b++)
@@ -1622,6 +1641,9 @@ const wn_stage_def wn_stage_line_dedup = {
            "the counts and answer one bit per hash and rank (an earlier rank has the first occurrence,\n"
            "or the global count reaches min_count), so every rank removes what one process would.\n"
            "Counters are sums over the ranks.\n"
+           "`memory` bounds the\n"
+           "process's peak RSS: the hash buffers get it less the run's reserve (reader, batch, writer)\n"
+           "and the stage's spill compressor, unit keys and 1 MiB per thread (table_budget_bytes).\n"
            "Report extras: lines_total, lines_removed, blank_lines_removed, bytes_removed, docs_modified,\n"
            "docs_dropped, unique_line_hashes, spill (partitions, runs, merges), recurrence_histogram.",
     .params = params,

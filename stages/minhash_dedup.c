@@ -77,11 +77,16 @@
  * memory/16 for the buckets; the sets in flight for verify). Nothing is
  * gathered on one rank.
  *
- * Memory: the bucket and pair tables live within `memory` (or the
- * manifest's budget) less a reserve of min(96 MiB, half) for batches, the
- * spill's compressor and the readers. Fixed costs on top of the tables: 8
- * bytes a document at the end of the stream (union-find and cluster
- * sizes), and with verify 8 bytes per document in a candidate pair.
+ * Memory: `memory` (or the manifest's budget) bounds the process's peak
+ * RSS. The bucket and pair tables get it less the run's reserve (reader,
+ * batch, writer: wn_stage_table_budget) and less the stage's other buffers
+ * (own_reserve: the spill's compressor, the batch's signature arrays for
+ * documents of 512 bytes on average, 2 MiB of shingling scratch per thread,
+ * with the GPU the batch's shingle hashes twice). Within the tables' share
+ * at the end of the stream: 8 bytes a document (union-find and cluster
+ * sizes), and with verify 8 bytes per document in a candidate pair; the
+ * bucket table goes to disk before they are allocated when both would not
+ * fit.
  *
  * Determinism: signatures are a function of the text; entries enter the
  * tables in input order; merges break ties by document index; the
@@ -126,7 +131,8 @@ static const wn_param_def params[] = {
      "(false: every LSH candidate pair, as datatrove)"},
     {"threshold", WN_P_FLOAT, "0.8", 0, 1, NULL, "verify: the Jaccard similarity that makes two documents duplicates"},
     {"memory", WN_P_SIZE, "0", 0, 9e18, NULL,
-     "bytes for the LSH tables before they spill to disk (0 = the manifest's memory budget)"},
+     "peak RSS of the process: the LSH tables get it less the run's and the stage's other buffers, and spill "
+     "beyond that (0 = the manifest's memory budget)"},
     {"action", WN_P_ENUM, "drop", 0, 0, "drop|annotate",
      "drop: remove all but the first document of each cluster; annotate: remove nothing, mark every "
      "member of a cluster (minhash_cluster, minhash_cluster_size; minhash_duplicate on all but the first)"},
@@ -136,7 +142,7 @@ enum { EMIT_DOCS = 65536, EMIT_BYTES = 4 << 20, HIST_BINS = 16, VERIFY_CHUNK = 1
 #define SPILL_NAME "docs.spill.zst"
 #define SETS_NAME "minhash-sets.bin"
 #define CKPT_MAGIC 0x3168736e696d77ull /* "wminsh1" */
-#define RESERVE (96ull << 20)
+enum { TLS_RESERVE = 2 << 20, DOC_BYTES_MIN = 512 };
 
 typedef struct {
     uint64_t *p;
@@ -169,7 +175,7 @@ typedef struct {
     int bands, rows, nperm, verify, gpu, annotate;
     int emulate; /* tests: the GPU path's host code with the CPU reference as the kernel */
     double threshold;
-    uint64_t seed, budget, tables;
+    uint64_t seed, budget, tables, reserve; /* tables: the budget less the reserve (or half of it) */
     uint64_t *pa, *pb; /* the permutations */
     /* the spill */
     char path[4200];
@@ -245,6 +251,16 @@ static void account(wn_stage *st, uint64_t extra)
 
 /* ---- open ---------------------------------------------------------------------------------- */
 
+/* The stage's buffers besides its tables, at their largest (the header's
+ * Memory paragraph): what wn_stage_table_budget takes off the budget. */
+static uint64_t own_reserve(const wn_stage *st, const mh *s)
+{
+    uint64_t batch = wn_stage_emit_bytes(st, EMIT_BYTES);
+    uint64_t docs = batch / DOC_BYTES_MIN + 1;
+    return wn_spill_writer_mem_estimate() + docs * ((uint64_t)s->nperm + s->bands + 1) * 8 +
+           (uint64_t)s->n_tls * TLS_RESERVE + (s->gpu ? 3 * batch : 0);
+}
+
 static wn_err mh_open(wn_stage *st)
 {
     mh *s = st->state;
@@ -260,7 +276,6 @@ static wn_err mh_open(wn_stage *st)
     s->threshold = wn_param(st, "threshold")->f;
     s->seed = (uint64_t)wn_param(st, "seed")->i;
     s->budget = (uint64_t)(wn_param(st, "memory")->i ? wn_param(st, "memory")->i : st->memory_budget);
-    s->tables = s->budget - (s->budget / 2 < RESERVE ? s->budget / 2 : RESERVE);
     s->sets_fd = -1;
     if (s->nperm > 4096)
         return wn_fail(&st->err, WN_ERR_MANIFEST, "bands x rows = %d permutations; at most 4096", s->nperm);
@@ -271,8 +286,6 @@ static wn_err mh_open(wn_stage *st)
     s->tls = wn_calloc((size_t)s->n_tls, sizeof *s->tls);
     if (!s->pa || !s->pb || !s->tls) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     wn_mh_perms(s->seed, s->nperm, s->pa, s->pb);
-    wn_err e = wn_mh_buckets_init(&s->bk, st->state_dir ? st->state_dir : ".", s->bands, s->tables, &st->err);
-    if (e) return e;
     /* device: cuda signs on the GPU (an error when there is none); auto does when one is visible */
     const char *dev = st->run && st->run->device ? st->run->device : "auto";
     int want = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && wn_cuda_device_count() > 0);
@@ -288,6 +301,9 @@ static wn_err mh_open(wn_stage *st)
         s->gpu = 1;
         snprintf(st->device_used, sizeof st->device_used, "cuda");
     }
+    s->tables = wn_stage_table_budget(st, s->budget, own_reserve(st, s), &s->reserve);
+    wn_err e = wn_mh_buckets_init(&s->bk, st->state_dir ? st->state_dir : ".", s->bands, s->tables, &st->err);
+    if (e) return e;
     account(st, 0);
     return WN_OK;
 }
@@ -1117,10 +1133,15 @@ static wn_err decide(wn_stage *st, mh *s)
     /* What is left for the pair table and the merge's read buffers. */
     uint64_t fixed = 8 * n + (s->verify ? n / 4 : 0);
     uint64_t left = s->tables > fixed ? s->tables - fixed : 0;
-    if (s->bk.n_runs || wn_mh_buckets_mem(&s->bk) + (1 << 20) > left) { /* all of it on disk first */
+    /* the buffers and, while merging, one band's sort scratch */
+    uint64_t bk = wn_mh_buckets_mem(&s->bk) / (uint64_t)s->bands * (s->bands + 1);
+    if (s->bk.n_runs || bk + (1 << 20) > left) { /* all of it on disk first */
         if ((e = wn_mh_buckets_spill(&s->bk, &st->err))) return e;
+        bk = 0;
     }
-    left = left > wn_mh_buckets_mem(&s->bk) ? left - wn_mh_buckets_mem(&s->bk) : 0;
+    account(st, 0); /* the streaming peak, with the last spill's; from here on the merge's peak */
+    s->bk.mem_peak = wn_mh_buckets_mem(&s->bk);
+    left = left > bk ? left - bk : 0;
     size_t read_bytes = (size_t)(left / 8 / ((uint64_t)s->bk.n_runs + 1));
     if (read_bytes > (1 << 20)) read_bytes = 1 << 20;
     if (read_bytes < (16 << 10)) read_bytes = 16 << 10;
@@ -1306,6 +1327,7 @@ static void mh_report(wn_stage *st, wn_jw *w)
     wn_jw_obj_begin(w);
     wn_jw_key(w, "memory_budget_bytes"); wn_jw_u64(w, s->budget);
     wn_jw_key(w, "table_budget_bytes"); wn_jw_u64(w, s->tables);
+    wn_jw_key(w, "reserve_bytes"); wn_jw_u64(w, s->reserve);
     wn_jw_key(w, "bucket_runs"); wn_jw_u64(w, g[BK_RUNS]);
     wn_jw_key(w, "pair_runs"); wn_jw_u64(w, g[PR_RUNS]);
     wn_jw_obj_end(w);
@@ -1373,9 +1395,13 @@ const wn_stage_def wn_stage_minhash_dedup = {
            "clustered with union-find; the first document of each cluster in input order is kept and\n"
            "gets minhash_cluster / minhash_cluster_size, the others are dropped as near_duplicate\n"
            "(action: annotate keeps them all and marks the others minhash_duplicate: true).\n"
-           "Documents are held back in a zstd spill and come out in input order; the LSH tables spill\n"
-           "sorted runs beyond `memory`. Report extras: candidate_pairs, verified_pairs, clusters,\n"
-           "removed, cluster_size_histogram, lsh (curve), spill, speed (signatures per second).\n"
+           "Documents are held back in a zstd spill and come out in input order. `memory` bounds the\n"
+           "process's peak RSS: the LSH tables get it less a reserve - the run's reader, batch and\n"
+           "writer (6 x batch_bytes, the output's zstd workers, 24 MiB) and the stage's spill\n"
+           "compressor, signature arrays and 2 MiB per thread - and spill sorted runs beyond that; a\n"
+           "budget under twice the reserve gives them half of it (the process then exceeds it).\n"
+           "Report extras: candidate_pairs, verified_pairs, clusters, removed, cluster_size_histogram,\n"
+           "lsh (curve), spill (memory_budget_bytes, table_budget_bytes, reserve_bytes, runs), speed.\n"
            "Under mpirun, ranks exchange band keys (12 bytes per band per document), candidate pairs,\n"
            "with verify the shingle sets of documents paired across ranks, and cluster labels; the\n"
            "outputs and the report's counts are the single process's.",

@@ -41,7 +41,7 @@ same_reports() {
 import json, sys, glob
 def load(d):
     r = json.load(open(glob.glob(d + "/stages/*-line_dedup/report.json")[0]))
-    for k in ("wall_seconds", "cpu_seconds", "energy", "throughput", "peak_memory_bytes", "spill", "memory_budget_bytes", "params"):
+    for k in ("wall_seconds", "cpu_seconds", "energy", "throughput", "peak_memory_bytes", "spill", "memory_budget_bytes", "table_budget_bytes", "params"):
         r.pop(k, None)
     return r
 a, b = load(sys.argv[1]), load(sys.argv[2])

@@ -241,3 +241,44 @@ TEST(sample_is_nested_and_close_to_rate)
     close_stage(&lo);
     close_stage(&hi);
 }
+
+TEST(batch_trim_bounds_what_a_reused_batch_keeps)
+{
+    static char big[20000];
+    memset(big, 'x', sizeof big);
+    wn_batch b = {0};
+    /* every slot ends up with a 20 KB buffer, though the last fill was small */
+    for (int round = 0; round < 2; round++) {
+        wn_batch_reset(&b);
+        for (int i = 0; i < 200; i++) push(&b, "id", big, round ? 100 : sizeof big);
+    }
+    size_t full = wn_batch_mem(&b);
+    CHECK(full > 200 * sizeof big);
+    wn_batch_trim(&b, 0); /* holds documents: untouched */
+    CHECK_EQ_INT(wn_batch_mem(&b), full);
+    CHECK(b.docs[199].text.len == 100 && b.docs[199].text.p[99] == 'x');
+    wn_batch_reset(&b);
+    wn_batch_trim(&b, full); /* within the bound */
+    CHECK_EQ_INT(wn_batch_mem(&b), full);
+    wn_batch_trim(&b, 1 << 20);
+    CHECK_EQ_INT(wn_batch_mem(&b), b.cap * sizeof *b.docs);
+    wn_doc *d = push(&b, "a", "hello", 5); /* the slots work again */
+    CHECK(b.n == 1 && d->text.len == 5 && !memcmp(d->text.p, "hello", 5) && d->id.len == 1);
+    wn_batch_free(&b);
+}
+
+TEST(table_budget_is_the_budget_less_the_reserve_or_half_of_it)
+{
+    wn_run_info run = {0};
+    wn_stage st = {0};
+    uint64_t r = 0;
+    run.reserve_bytes = 100ull << 20;
+    st.run = &run;
+    CHECK(wn_stage_table_budget(&st, 1ull << 30, 10ull << 20, &r) == (1ull << 30) - (110ull << 20));
+    CHECK(r == 110ull << 20);
+    /* under twice the reserve the budget cannot hold the process: half of it */
+    CHECK(wn_stage_table_budget(&st, 200ull << 20, 10ull << 20, NULL) == 100ull << 20);
+    CHECK(wn_stage_table_budget(&st, 16 << 10, 10ull << 20, NULL) == 8 << 10);
+    st.run = NULL; /* outside a run: only the stage's own buffers */
+    CHECK(wn_stage_table_budget(&st, 200ull << 20, 10ull << 20, &r) == 190ull << 20 && r == 10ull << 20);
+}

@@ -273,3 +273,13 @@ TEST(writer_open_bad_dir)
     doc_free(&d);
     wn_writer_free(w);
 }
+
+TEST(writer_memory_estimate_grows_with_level_and_workers)
+{
+    /* measured RSS (wn_writer_mem_estimate's comment): level 3, 1 worker 36 MiB; level 1 about 10 */
+    uint64_t l3 = wn_writer_mem_estimate(3, 1), mib = 1 << 20;
+    CHECK(l3 >= 36 * mib && l3 <= 64 * mib);
+    CHECK(wn_writer_mem_estimate(1, 1) >= 10 * mib && wn_writer_mem_estimate(1, 1) < l3);
+    CHECK(wn_writer_mem_estimate(3, 2) > l3 && wn_writer_mem_estimate(19, 1) > wn_writer_mem_estimate(9, 1));
+    CHECK(wn_writer_mem_estimate(3, 0) == l3); /* at least one worker */
+}
