@@ -9,36 +9,31 @@
 #   docsel_t   asc, Gumbel (temperature), budget_docs with quota_by a record field (tag, missing on
 #              some); pack best_fit + shuffle, val split
 #   dsir       document level by a dsir score, budget_tokens; pack concat + shuffle
-#   tok_global token level, global scope: the exact stream-wide threshold (random per-token scores:
-#              select's `score: random`); pack best_fit with the weights sidecar
-#   tok_seq    token level, sequence scope; pack concat + shuffle, Megatron format, val split
+#   tok_global token level, global scope, random per-token scores (select's `score: random`): the
+#              exact stream-wide threshold; pack best_fit with the weights sidecar
+#   tok_seq    token level, sequence scope (random scores too); pack concat + shuffle, Megatron format,
+#              val split
 #   synth      synthesize (templates, some failing: missing_field) with max_total reached part way
 #   synth_repl synthesize with keep_source false and max_total, documents only
 # Then docsel_t, tok_global and synth again on 2 ranks, killed after a checkpoint and resumed.
-# Not here: per-token scores from `score: {methods: perplexity}` - the score stage is not yet the same
-# across ranks (every rank writes models/reference.safetensors; ref_loss differs in its last digits
-# with the forward batches' make-up) - and the score stage's own report (dsir below), which is not yet
-# summed over the ranks.
+# Per-token scores from `score: {methods: perplexity, train_reference: ...}` are not used: on these
+# inputs the documents of ranks >= 1 get a ref_loss that differs from one process's in the 8th digit
+# (the score stage's, not select's: its own outputs differ).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi_lib.sh"
 
-# Also aside: every *_seconds and *_per_second figure (synthesize's generation_seconds and
-# throughputs) - they measure the machine too - and the score stage's report (see above).
+# Also aside (on top of mpi_lib.sh's list): every *_seconds and *_per_second figure (synthesize's
+# generation_seconds and throughputs) - they measure the machine too.
+eval "$(declare -f report_norm | sed '1s/report_norm/lib_report_norm/')"
 report_norm() {
-    case $1 in */stages/*-score/report.json) echo "(the score stage's report: not compared)"; return ;; esac
-    python3 - "$1" <<'PY'
+    lib_report_norm "$1" | python3 -c '
 import json, sys
-SKIP = {"wall_seconds", "cpu_seconds", "throughput", "peak_memory_bytes", "energy", "ranks",
-        "mpi_bytes_sent", "gpu_seconds", "wall_seconds_last_session", "cpu_seconds_last_session",
-        "peak_rss_bytes", "threads"}
 def strip(v):
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items()
-                if k not in SKIP and not k.endswith(("_per_s", "_per_second", "_seconds"))}
+        return {k: strip(x) for k, x in v.items() if not k.endswith(("_per_second", "_seconds"))}
     if isinstance(v, list): return [strip(x) for x in v]
     return v
-print(json.dumps(strip(json.load(open(sys.argv[1]))), sort_keys=True, indent=1))
-PY
+print(json.dumps(strip(json.load(sys.stdin)), sort_keys=True, indent=1))'
 }
 
 IN=$T/in
