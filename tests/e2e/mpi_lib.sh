@@ -7,7 +7,8 @@
 # (the reference), then under `mpirun -np R` for each R, and checks that every output is
 # byte-identical to the reference: documents/part-*.jsonl.zst, shards/*.bin and shards/index.json,
 # and each stages/*/report.json with the figures that measure the machine rather than the data
-# removed (wall/cpu seconds, throughput, memory, energy, the per-rank list, bytes exchanged, and
+# removed (wall/cpu seconds, throughput, memory and the memory split that depends on the thread
+# count, energy, the per-rank list, bytes exchanged, and
 # the FLOPs of model work, which count the padding of each rank's last model call: report_norm
 # below). Run directories are left in $T/NAME-ref, $T/NAME-np<R>.
 BIN=${WINNOW_MPI:-$ROOT/winnow}
@@ -29,7 +30,8 @@ report_norm() {
 import json, sys
 SKIP = {"wall_seconds", "cpu_seconds", "throughput", "peak_memory_bytes", "energy", "ranks",
         "mpi_bytes_sent", "gpu_seconds", "wall_seconds_last_session", "cpu_seconds_last_session",
-        "peak_rss_bytes", "threads", "model_seconds", "train_seconds", "target_seconds", "flops"}
+        "peak_rss_bytes", "threads", "model_seconds", "train_seconds", "target_seconds", "flops",
+        "table_budget_bytes", "reserve_bytes"}
 def strip(v):
     if isinstance(v, dict): return {k: strip(x) for k, x in v.items() if k not in SKIP and not k.endswith("_per_s")}
     if isinstance(v, list): return [strip(x) for x in v]
