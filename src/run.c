@@ -863,7 +863,10 @@ static wn_err pipeline(run *r, wn_errbuf *err)
         progress(r, 0);
     }
     /* End of stream: stages that held documents back emit them now, and
-     * what they emit flows through the stages after them. */
+     * what they emit flows through the stages after them. No checkpoints
+     * from here on (a resume redoes the end of stream from the last one),
+     * so the writer keeps no records for one. */
+    if (r->w) wn_writer_tail_end(r->w);
     for (int i = 0; i < r->n; i++) {
         wn_stage *st = &r->st[i];
         if (!st->def->finish) continue;

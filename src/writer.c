@@ -178,6 +178,12 @@ void wn_writer_tail_begin(wn_writer *w)
     wn_buf_clear(&w->tail);
 }
 
+void wn_writer_tail_end(wn_writer *w)
+{
+    w->keep_tail = 0;
+    wn_buf_free(&w->tail);
+}
+
 const wn_buf *wn_writer_tail(const wn_writer *w) { return &w->tail; }
 
 wn_err wn_writer_close_shard(wn_writer *w, wn_errbuf *err)

@@ -31,6 +31,10 @@ wn_err wn_writer_put_raw(wn_writer *w, const char *rec, size_t n, wn_errbuf *err
  * the middle of a shard must save, as the compressor's state cannot be. The
  * run calls it at each batch, so the copy is at most one batch's records. */
 void wn_writer_tail_begin(wn_writer *w);
+/* Stops keeping records for a checkpoint and frees them: after the last
+ * checkpoint (the end of stream takes none), the open shard's records would
+ * otherwise pile up to a whole shard in memory. */
+void wn_writer_tail_end(wn_writer *w);
 const wn_buf *wn_writer_tail(const wn_writer *w);
 /* A shard is open (documents written since the last close). */
 int wn_writer_pending(const wn_writer *w);
