@@ -621,7 +621,7 @@ TEST(select_threshold_search_matches_the_walk)
         ref_walk(key, ntok, grp, N, ng, budget, strstr(cases[c], "budget_docs") != NULL, take);
         int wrong = 0, n_take = 0;
         for (int i = 0; i < N && i < (int)o.n; i++) {
-            wrong += !o.d[i].drop != take[i];
+            wrong += (!o.d[i].drop) != take[i];
             n_take += take[i];
         }
         if (wrong) fprintf(stderr, "  case %zu (%s): %d decisions differ\n", c, cases[c], wrong);

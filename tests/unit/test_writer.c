@@ -260,6 +260,36 @@ TEST(writer_shards_round_trip)
     wn_rm_tree(dir1, NULL);
 }
 
+TEST(writer_tail_is_the_open_shards_records_and_ends)
+{
+    char dir[64] = "/tmp/wn-writer-XXXXXX";
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return; }
+    wn_writer *w = NULL;
+    wn_errbuf err;
+    CHECK(wn_writer_open(&w, dir, 40, 1, 1, 0, &err) == WN_OK);
+    if (!w) return;
+    const char *a = "{\"text\":\"aaaaaaaaaaaa\"}\n", *b = "{\"text\":\"bb\"}\n";
+    CHECK(wn_writer_put_raw(w, a, strlen(a), &err) == WN_OK);
+    CHECK_EQ_INT(wn_writer_tail(w)->len, 0); /* not kept before tail_begin */
+    wn_writer_tail_begin(w);
+    CHECK(wn_writer_put_raw(w, b, strlen(b), &err) == WN_OK);
+    CHECK_EQ_INT(wn_writer_tail(w)->len, strlen(b));
+    CHECK(wn_writer_put_raw(w, a, strlen(a), &err) == WN_OK); /* fills the shard: closes it */
+    CHECK_EQ_INT(wn_writer_shards(w), 1);
+    CHECK_EQ_INT(wn_writer_tail(w)->len, 0);
+    CHECK(wn_writer_put_raw(w, b, strlen(b), &err) == WN_OK);
+    CHECK_EQ_INT(wn_writer_tail(w)->len, strlen(b));
+    /* after the last checkpoint: nothing kept, the copy freed */
+    wn_writer_tail_end(w);
+    CHECK(wn_writer_tail(w)->len == 0 && wn_writer_tail(w)->p == NULL);
+    for (int i = 0; i < 2; i++) CHECK(wn_writer_put_raw(w, b, strlen(b), &err) == WN_OK); /* closes it */
+    CHECK(wn_writer_tail(w)->len == 0 && wn_writer_tail(w)->p == NULL);
+    CHECK(wn_writer_close_shard(w, &err) == WN_OK);
+    CHECK_EQ_INT(wn_writer_shards(w), 2);
+    wn_writer_free(w);
+    wn_rm_tree(dir, NULL);
+}
+
 TEST(writer_open_bad_dir)
 {
     wn_writer *w = NULL;
