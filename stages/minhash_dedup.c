@@ -424,25 +424,6 @@ static wn_err mh_process(wn_stage *st, wn_batch *b)
 
 /* ---- end of stream: across ranks ----------------------------------------------------------------- */
 
-/* src/mpi.c's all-to-all and all-gather call MPI even when the process was
- * not started by mpirun (MPI not initialised: it aborts), so one rank takes
- * the copy here. */
-static wn_err xch_alltoallv(const void *send, const uint64_t *send_n, wn_buf *recv, uint64_t *recv_n)
-{
-    if (wn_mpi_size() > 1) return wn_mpi_alltoallv(send, send_n, recv, recv_n);
-    recv_n[0] = send_n[0];
-    wn_buf_clear(recv);
-    return send_n[0] ? wn_buf_append(recv, send, send_n[0]) : WN_OK;
-}
-
-static wn_err xch_allgatherv(const void *p, uint64_t n, wn_buf *recv, uint64_t *counts)
-{
-    if (wn_mpi_size() > 1) return wn_mpi_allgatherv(p, n, recv, counts);
-    counts[0] = n;
-    wn_buf_clear(recv);
-    return n ? wn_buf_append(recv, p, n) : WN_OK;
-}
-
 /* The rank whose documents include global index x. */
 static int holder(const mh *s, uint64_t x)
 {
@@ -504,7 +485,7 @@ static wn_err owner_pair(void *ctx, uint32_t a, uint32_t b)
 static wn_err bucket_round(wn_stage *st, mh *s)
 {
     int R = s->nranks;
-    if (xch_alltoallv(s->xsend.p, s->xn, &s->xrecv, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (wn_mpi_alltoallv(s->xsend.p, s->xn, &s->xrecv, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     for (int k = 0; k < R; k++) s->xrn[k] /= sizeof(wn_mh_entry);
     s->xpairs.n = 0;
     wn_err e = wn_mh_blocks_pairs((const wn_mh_entry *)s->xrecv.p, s->xrn, R, s->verify ? 2 : 1, owner_pair, st);
@@ -522,7 +503,7 @@ static wn_err bucket_round(wn_stage *st, mh *s)
     }
     if (vec_room(&s->psend, s->xpairs.n + 1)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < s->xpairs.n; i++) s->psend.p[pos[holder(s, (uint32_t)s->xpairs.p[i])]++] = s->xpairs.p[i];
-    if (xch_alltoallv(s->psend.p, s->xn, &s->xrecv, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (wn_mpi_alltoallv(s->psend.p, s->xn, &s->xrecv, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     const uint64_t *pr = (const uint64_t *)s->xrecv.p;
     for (size_t i = 0; i < s->xrecv.len / 8; i++)
         if ((e = add_pair(st, (uint32_t)(pr[i] >> 32), (uint32_t)pr[i]))) return e;
@@ -595,7 +576,7 @@ static wn_err remote_docs(wn_stage *st, mh *s, size_t read_bytes)
     s->reqn = wn_calloc((size_t)s->nranks, sizeof *s->reqn);
     if (!s->reqn) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     count_by_holder(s, s->rem.p, s->rem.n, 4, s->xn);
-    if (xch_alltoallv(s->rem.p, s->xn, &s->req, s->reqn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (wn_mpi_alltoallv(s->rem.p, s->xn, &s->req, s->reqn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     return WN_OK;
 }
 
@@ -605,7 +586,7 @@ static wn_err remote_docs(wn_stage *st, mh *s, size_t read_bytes)
 static wn_err answer(wn_stage *st, mh *s, const void *reply, uint64_t width, wn_buf *into)
 {
     for (int k = 0; k < s->nranks; k++) s->xn[k] = s->reqn[k] / 4 * width;
-    if (xch_alltoallv(reply, s->xn, into, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (wn_mpi_alltoallv(reply, s->xn, into, s->xrn)) return wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     return into->len == s->rem.n * width ? WN_OK
                                          : wn_fail(&st->err, WN_ERR_INTERNAL, "an MPI exchange returned %zu bytes, "
                                                    "expected %llu", into->len, (unsigned long long)(s->rem.n * width));
@@ -793,7 +774,7 @@ static wn_err fetch_sets(wn_stage *st, mh *s, uint64_t round_bytes)
             s->xn[k] = out.len - before;
         }
         if (e) break; /* (the run stops: the other ranks are ended with it) */
-        if (xch_alltoallv(out.p, s->xn, &in, s->xrn)) { e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory"); break; }
+        if (wn_mpi_alltoallv(out.p, s->xn, &in, s->xrn)) { e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory"); break; }
         for (size_t o = 0; o + 16 <= in.len && !e;) {
             uint64_t hdr[2];
             memcpy(hdr, in.p + o, sizeof hdr);
@@ -959,7 +940,7 @@ static wn_err propagate(wn_stage *st, mh *s, uint32_t *label)
             if (wn_buf_append(&prop, rec, sizeof rec)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
             s->xn[holder(s, rec[0])] += sizeof rec;
         }
-        if (e || (xch_alltoallv(prop.p, s->xn, &in, s->xrn) && (e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory"))))
+        if (e || (wn_mpi_alltoallv(prop.p, s->xn, &in, s->xrn) && (e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory"))))
             break;
         for (size_t o = 0; o + 8 <= in.len; o += 8) {
             uint32_t rec[2];
@@ -989,7 +970,7 @@ static wn_err ask_roots(wn_stage *st, mh *s, const uint32_t *x, uint64_t n, cons
     uint64_t *qn = wn_calloc((size_t)s->nranks, sizeof *qn);
     wn_err e = qn ? WN_OK : wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     if (!e) count_by_holder(s, x, n, 4, s->xn);
-    if (!e && xch_alltoallv(x, s->xn, &q, qn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (!e && wn_mpi_alltoallv(x, s->xn, &q, qn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     if (!e && !(rep = wn_malloc((q.len / 4 + 1) * 8))) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     if (!e) {
         const uint32_t *qx = (const uint32_t *)q.p;
@@ -998,7 +979,7 @@ static wn_err ask_roots(wn_stage *st, mh *s, const uint32_t *x, uint64_t n, cons
             rep[2 * i + 1] = vb[qx[i] - s->off];
         }
         for (int k = 0; k < s->nranks; k++) s->xn[k] = qn[k] * 2;
-        if (xch_alltoallv(rep, s->xn, &a, s->xrn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+        if (wn_mpi_alltoallv(rep, s->xn, &a, s->xrn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     }
     if (!e && a.len != n * 8) e = wn_fail(&st->err, WN_ERR_INTERNAL, "an MPI exchange returned a wrong size");
     if (!e && n) memcpy(out, a.p, n * 8);
@@ -1052,7 +1033,7 @@ static wn_err clusters(wn_stage *st, mh *s)
         far.p[nu++] = far.p[i];
         i = j;
     }
-    if (!e && xch_alltoallv(rc.p, s->xn, &in, s->xrn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
+    if (!e && wn_mpi_alltoallv(rc.p, s->xn, &in, s->xrn)) e = wn_fail(&st->err, WN_ERR_NOMEM, "out of memory");
     for (size_t o = 0; !e && o + 8 <= in.len; o += 8) {
         uint32_t rec[2];
         memcpy(rec, in.p + o, sizeof rec);
@@ -1105,7 +1086,7 @@ static wn_err positions(wn_stage *st, mh *s)
     wn_buf all = {0};
     uint64_t *cnt = wn_calloc((size_t)s->nranks, sizeof *cnt);
     s->start = wn_calloc((size_t)s->nranks + 1, sizeof *s->start);
-    if (!cnt || !s->start || xch_allgatherv(&s->n_docs, sizeof s->n_docs, &all, cnt) ||
+    if (!cnt || !s->start || wn_mpi_allgatherv(&s->n_docs, sizeof s->n_docs, &all, cnt) ||
         all.len != (size_t)s->nranks * 8) {
         wn_free(cnt);
         wn_buf_free(&all);
