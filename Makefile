@@ -279,6 +279,7 @@ bench: winnow build/gen_corpus
 	./tests/bench/bench_train.sh
 	./tests/bench/bench_train_memory.sh
 	./tests/bench/bench_score.sh
+	./tests/bench/bench_generate.sh
 	./tests/bench/bench_line_dedup.sh
 	./tests/bench/bench_minhash.sh
 	./tests/bench/bench_mpi_run.sh

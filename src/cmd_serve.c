@@ -253,7 +253,7 @@ static const char *parse_request(const char *body, size_t n, int chat, gen_req *
     }
     double x;
     int k;
-    r->o = (wn_gen_opts){1.0f, 0, 1.0f, 16, -1};
+    r->o = (wn_gen_opts){1.0f, 0, 1.0f, 16, -1, 0};
     if ((k = get_num(body, n, "max_tokens", &x)) || (k = get_num(body, n, "max_completion_tokens", &x))) {
         if (k < 0 || x < 1 || x > MAX_NEW_TOKENS || x != (int)x) return "'max_tokens' must be an integer in [1, 4096]";
         r->o.max_tokens = (int)x;

@@ -13,10 +13,17 @@
  * hand-written matrix-product path it does not depend on `batch` either (each
  * row is summed in a fixed order); with OpenBLAS it may, in the last bits.
  * A sequence longer than the context is continued from its last `context`
- * tokens. There is no KV cache: every step re-runs the forward over the
- * window (model.h), which is fine for the small models winnow trains.
+ * tokens.
  *
- * The GPU model (gpt_cuda.h) is not used here yet.
+ * On the CPU a sequence keeps its keys and values (wn_gpt_kv, model.h) while
+ * it fits the context: its prompt is fed once, then one token a step, instead
+ * of a forward over the whole window each step (the prompts of a group feed
+ * together, in pieces of at most 256 rows). Once a sequence passes the
+ * context its window slides, positions shift, and it goes back to a forward
+ * over its last `context` tokens each step. The cache holds 2 L context C
+ * floats per sequence of the group; when that cannot be allocated, or with
+ * no_kv_cache, every step runs the window's forward. The GPU path (`gpu`)
+ * runs the window's forward every step.
  */
 #ifndef WN_GENERATE_H
 #define WN_GENERATE_H
@@ -30,6 +37,7 @@ typedef struct {
     float top_p;       /* nucleus: keep the most probable ids up to this mass; >= 1 = all */
     int max_tokens;    /* new tokens per prompt, >= 1 */
     int64_t stop_id;   /* a token that ends a sequence (not kept), -1 = none */
+    int no_kv_cache;   /* 1: a forward over the window every step (the reference) */
 } wn_gen_opts;
 
 /* Scratch for wn_gen_pick (reused across calls; free with wn_gen_scratch_free). */

@@ -494,6 +494,39 @@ static void linear_forward(wn_real *out, const wn_real *x, const wn_real *w, con
     mm(out, x, (size_t)IN, 1, w, b, 0, N, IN, OUT);
 }
 
+/* One query row of causal attention for one head: scores of q against keys
+ * 0..t (key u at k + u * stride), softmax into row[0..t], and o (hs) = the
+ * probability-weighted values (value u at v + u * stride). Shared by the
+ * full forward and the cached decoding, so both do the same operations. */
+static void attend_row(wn_real *restrict o, wn_real *restrict row, const wn_real *restrict q,
+                       const wn_real *restrict k, const wn_real *restrict v, size_t stride, int t, int hs,
+                       wn_real scale)
+{
+    wn_real mx = -INFINITY;
+    for (int u = 0; u <= t; u++) {
+        const wn_real *ku = k + (size_t)u * stride;
+        wn_real s = 0;
+        for (int i = 0; i < hs; i++) s += q[i] * ku[i];
+        s *= scale;
+        row[u] = s;
+        if (s > mx) mx = s;
+    }
+    wn_real sum = 0;
+    for (int u = 0; u <= t; u++) {
+        row[u] = R_EXP(row[u] - mx);
+        sum += row[u];
+    }
+    wn_real inv = RL(1) / sum;
+    for (int u = 0; u <= t; u++) row[u] *= inv;
+    for (int i = 0; i < hs; i++) o[i] = 0;
+    for (int u = 0; u <= t; u++) {
+        const wn_real *vu = v + (size_t)u * stride;
+        wn_real p = row[u];
+#pragma omp simd
+        for (int i = 0; i < hs; i++) o[i] += p * vu[i];
+    }
+}
+
 /* Causal self-attention. qkv (B, T, 3C) holds q, k, v; writes the softmax
  * probabilities att (B, NH, T, T) and out (B, T, C). */
 static void attention_forward(wn_real *restrict out, wn_real *restrict att, const wn_real *restrict qkv, int B,
@@ -506,33 +539,11 @@ static void attention_forward(wn_real *restrict out, wn_real *restrict att, cons
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++) {
-                const wn_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                const wn_real *seq = qkv + (size_t)b * T * C3 + (size_t)h * hs;
                 wn_real *row = att + (((size_t)b * NH + h) * T + t) * T;
-                wn_real mx = -INFINITY;
-                for (int u = 0; u <= t; u++) {
-                    const wn_real *k = qkv + ((size_t)b * T + u) * C3 + C + (size_t)h * hs;
-                    wn_real s = 0;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    row[u] = s;
-                    if (s > mx) mx = s;
-                }
-                wn_real sum = 0;
-                for (int u = 0; u <= t; u++) {
-                    row[u] = R_EXP(row[u] - mx);
-                    sum += row[u];
-                }
-                wn_real inv = RL(1) / sum;
-                for (int u = 0; u <= t; u++) row[u] *= inv;
+                attend_row(out + ((size_t)b * T + t) * C + (size_t)h * hs, row, seq + (size_t)t * C3, seq + C,
+                           seq + 2 * (size_t)C, C3, t, hs, scale);
                 for (int u = t + 1; u < T; u++) row[u] = 0;
-                wn_real *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int u = 0; u <= t; u++) {
-                    const wn_real *v = qkv + ((size_t)b * T + u) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    wn_real p = row[u];
-#pragma omp simd
-                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
-                }
             }
 }
 
@@ -1007,6 +1018,171 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
 
 const wn_real *wn_gpt_logits(const wn_gpt *m) { return m->a.logits; }
 const wn_real *wn_gpt_token_nll(const wn_gpt *m) { return m->a.nll; }
+
+/* ---- decoding with a key/value cache ----------------------------------------- */
+
+#ifndef WN_MODEL_DOUBLE /* (the float build only: the double one is the gradient check's) */
+
+struct wn_gpt_kv {
+    int slots, L, C, NH, ctx, V;
+    int *len;       /* (slots) positions cached */
+    wn_real *k, *v; /* (slots, L, ctx, C) keys and values of every position so far */
+    int cap;        /* rows the buffers below hold (logits: lcap rows) */
+    int lcap;
+    int *pos;       /* (cap) each row's position */
+    wn_real *x, *ln, *qkv, *atty, *res2, *fch, *fchg, *res3, *mean, *rstd, *att, *logits;
+};
+
+wn_err wn_gpt_kv_new(const wn_gpt *m, int slots, wn_gpt_kv **out)
+{
+    *out = NULL;
+    const wn_gpt_config *c = &m->cfg;
+    if (slots < 1) return WN_ERR_USAGE;
+    double n = (double)slots * c->layers * c->context * c->dim;
+    if (n * 2 * sizeof(wn_real) > 0x1p62) return WN_ERR_NOMEM;
+    wn_gpt_kv *kv = wn_calloc(1, sizeof *kv);
+    if (!kv) return WN_ERR_NOMEM;
+    kv->slots = slots, kv->L = c->layers, kv->C = c->dim, kv->NH = c->heads, kv->ctx = c->context;
+    kv->V = c->vocab;
+    kv->len = wn_calloc((size_t)slots, sizeof *kv->len);
+    kv->k = wn_malloc((size_t)n * sizeof(wn_real));
+    kv->v = wn_malloc((size_t)n * sizeof(wn_real));
+    if (!kv->len || !kv->k || !kv->v) {
+        wn_gpt_kv_free(kv);
+        return WN_ERR_NOMEM;
+    }
+    *out = kv;
+    return WN_OK;
+}
+
+static void kv_free_rows(wn_gpt_kv *kv)
+{
+    wn_real **bufs[] = {&kv->x, &kv->ln, &kv->qkv, &kv->atty, &kv->res2, &kv->fch, &kv->fchg, &kv->res3,
+                        &kv->mean, &kv->rstd, &kv->att, &kv->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+        wn_free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+    wn_free(kv->pos);
+    kv->pos = NULL;
+    kv->cap = kv->lcap = 0;
+}
+
+void wn_gpt_kv_free(wn_gpt_kv *kv)
+{
+    if (!kv) return;
+    kv_free_rows(kv);
+    wn_free(kv->len);
+    wn_free(kv->k);
+    wn_free(kv->v);
+    wn_free(kv);
+}
+
+void wn_gpt_kv_reset(wn_gpt_kv *kv, int slot) { kv->len[slot] = 0; }
+int wn_gpt_kv_len(const wn_gpt_kv *kv, int slot) { return kv->len[slot]; }
+const wn_real *wn_gpt_kv_logits(const wn_gpt_kv *kv) { return kv->logits; }
+
+static wn_err kv_rows(wn_gpt_kv *kv, int n)
+{
+    if (n <= kv->cap) return WN_OK;
+    kv_free_rows(kv);
+    size_t N = (size_t)n, C = (size_t)kv->C;
+    kv->pos = wn_malloc(N * sizeof *kv->pos);
+    kv->x = wn_malloc(N * C * sizeof(wn_real));
+    kv->ln = wn_malloc(N * C * sizeof(wn_real));
+    kv->qkv = wn_malloc(N * 3 * C * sizeof(wn_real));
+    kv->atty = wn_malloc(N * C * sizeof(wn_real));
+    kv->res2 = wn_malloc(N * C * sizeof(wn_real));
+    kv->fch = wn_malloc(N * 4 * C * sizeof(wn_real));
+    kv->fchg = wn_malloc(N * 4 * C * sizeof(wn_real));
+    kv->res3 = wn_malloc(N * C * sizeof(wn_real));
+    kv->mean = wn_malloc(N * sizeof(wn_real));
+    kv->rstd = wn_malloc(N * sizeof(wn_real));
+    kv->att = wn_malloc(N * (size_t)kv->NH * (size_t)kv->ctx * sizeof(wn_real));
+    if (!kv->pos || !kv->x || !kv->ln || !kv->qkv || !kv->atty || !kv->res2 || !kv->fch || !kv->fchg ||
+        !kv->res3 || !kv->mean || !kv->rstd || !kv->att) {
+        kv_free_rows(kv);
+        return WN_ERR_NOMEM;
+    }
+    kv->cap = n;
+    return WN_OK;
+}
+
+/* The block and layer functions of the full forward on the new rows only,
+ * each row attending to its slot's cached keys and values (the rows' own
+ * are stored first, so a slot's later rows see its earlier ones). */
+wn_err wn_gpt_kv_forward(wn_gpt *m, wn_gpt_kv *kv, const int *slot, const uint32_t *tokens, int n,
+                         const unsigned char *want, int *nwant)
+{
+    int L = kv->L, C = kv->C, NH = kv->NH, V = kv->V, ctx = kv->ctx, hs = C / NH;
+    *nwant = 0;
+    if (n < 1) return WN_ERR_USAGE;
+    for (int i = 0; i < n; i++) {
+        if (slot[i] < 0 || slot[i] >= kv->slots) return WN_ERR_USAGE;
+        if (tokens[i] >= (uint32_t)V) return WN_ERR_INPUT;
+    }
+    int w = 0;
+    for (int i = 0; i < n; i++) w += want[i] != 0;
+    if (kv_rows(kv, n)) return WN_ERR_NOMEM;
+    if (w > kv->lcap) { /* logits only for the rows asked for */
+        wn_free(kv->logits);
+        kv->logits = wn_malloc((size_t)w * (size_t)V * sizeof(wn_real));
+        kv->lcap = kv->logits ? w : 0;
+        if (!kv->logits) return WN_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) kv->pos[i] = kv->len[slot[i]]++;
+    for (int i = 0; i < n; i++)
+        if (kv->pos[i] >= ctx) { /* back to where they were: nothing is cached */
+            for (int j = n - 1; j >= 0; j--) kv->len[slot[j]]--;
+            return WN_ERR_USAGE;
+        }
+    size_t NC = (size_t)n * C, lstride = (size_t)ctx * C;
+    const wn_real *wte = m->tensors[0].data, *wpe = m->tensors[1].data;
+    for (int i = 0; i < n; i++) { /* encoder_forward's sum */
+        const wn_real *e = wte + (size_t)tokens[i] * C, *p = wpe + (size_t)kv->pos[i] * C;
+        wn_real *o = kv->x + (size_t)i * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+    wn_real scale = RL(1) / R_SQRT((wn_real)hs);
+    const wn_real *x = kv->x;
+    for (int l = 0; l < L; l++) {
+        layernorm_forward(kv->ln, kv->mean, kv->rstd, x, tparam(m, l, P_LN1W), tparam(m, l, P_LN1B), n, C);
+        linear_forward(kv->qkv, kv->ln, tparam(m, l, P_QKVW), tparam(m, l, P_QKVB), n, C, 3 * C);
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)slot[i] * L + l) * lstride + (size_t)kv->pos[i] * C;
+            memcpy(kv->k + at, kv->qkv + (size_t)i * 3 * C + C, (size_t)C * sizeof(wn_real));
+            memcpy(kv->v + at, kv->qkv + (size_t)i * 3 * C + 2 * (size_t)C, (size_t)C * sizeof(wn_real));
+        }
+#pragma omp parallel for collapse(2) if ((size_t)n * ctx * C >= PAR_MIN) schedule(static)
+        for (int i = 0; i < n; i++)
+            for (int h = 0; h < NH; h++) {
+                size_t base = ((size_t)slot[i] * L + l) * lstride + (size_t)h * hs;
+                attend_row(kv->atty + (size_t)i * C + (size_t)h * hs, kv->att + ((size_t)i * NH + h) * ctx,
+                           kv->qkv + (size_t)i * 3 * C + (size_t)h * hs, kv->k + base, kv->v + base, (size_t)C,
+                           kv->pos[i], hs, scale);
+            }
+        linear_forward(kv->res2, kv->atty, tparam(m, l, P_ATTW), tparam(m, l, P_ATTB), n, C, C);
+        residual_add(kv->res2, x, NC);
+        layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->res2, tparam(m, l, P_LN2W), tparam(m, l, P_LN2B), n, C);
+        linear_forward(kv->fch, kv->ln, tparam(m, l, P_FCW), tparam(m, l, P_FCB), n, C, 4 * C);
+        gelu_forward(kv->fchg, kv->fch, 4 * NC);
+        linear_forward(kv->res3, kv->fchg, tparam(m, l, P_PRJW), tparam(m, l, P_PRJB), n, 4 * C, C);
+        residual_add(kv->res3, kv->res2, NC);
+        memcpy(kv->x, kv->res3, NC * sizeof(wn_real)); /* the next block's input */
+    }
+    /* the final LayerNorm and the LM head on the rows asked for, in order */
+    w = 0;
+    for (int i = 0; i < n; i++)
+        if (want[i]) memmove(kv->res3 + (size_t)w++ * C, kv->res3 + (size_t)i * C, (size_t)C * sizeof(wn_real));
+    if (w) {
+        wn_tensor *lnfw = &m->tensors[m->ntensors - 2], *lnfb = &m->tensors[m->ntensors - 1];
+        layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->res3, lnfw->data, lnfb->data, w, C);
+        mm_bt(kv->logits, kv->ln, (size_t)C, wte, m->scratch, NULL, 0, w, C, V);
+    }
+    *nwant = w;
+    return WN_OK;
+}
+#endif
 
 void wn_gpt_zero_grad(wn_gpt *m) { memset(m->grads, 0, m->nparams * sizeof(wn_real)); }
 

@@ -76,6 +76,30 @@ wn_err wn_gpt_forward(wn_gpt *m, const uint32_t *inputs, const uint32_t *targets
 const float *wn_gpt_logits(const wn_gpt *m);
 const float *wn_gpt_token_nll(const wn_gpt *m);
 
+/* Decoding with a key/value cache: the keys and values of every position
+ * each of `slots` sequences has been fed so far (L x context x C floats
+ * twice per slot), so a new token costs one row through the model instead of
+ * a forward over the whole window. Rows go through the same functions as
+ * in wn_gpt_forward (attention: the same per-row routine over the cached
+ * keys), so the logits are those of a forward over the slot's tokens from
+ * its reset on: bit for bit when the call has the forward's rows, else to
+ * float rounding (with OpenBLAS a row's product may change in the last bits
+ * with the number of rows in the call; tests/unit/test_generate.c). */
+typedef struct wn_gpt_kv wn_gpt_kv;
+wn_err wn_gpt_kv_new(const wn_gpt *m, int slots, wn_gpt_kv **kv);
+void wn_gpt_kv_free(wn_gpt_kv *kv);
+void wn_gpt_kv_reset(wn_gpt_kv *kv, int slot); /* forget the slot's positions */
+int wn_gpt_kv_len(const wn_gpt_kv *kv, int slot);
+/* Feeds n new tokens: row i is tokens[i] of sequence slot[i], at that slot's
+ * next position (a slot's rows in their order). The logits of the rows with
+ * want[i] set go, in row order, to wn_gpt_kv_logits (*nwant rows of V),
+ * valid until the next call. Errors: WN_ERR_USAGE when a slot would pass the
+ * context (nothing fed then) or is out of range; WN_ERR_INPUT for an id >=
+ * vocab; WN_ERR_NOMEM. */
+wn_err wn_gpt_kv_forward(wn_gpt *m, wn_gpt_kv *kv, const int *slot, const uint32_t *tokens, int n,
+                         const unsigned char *want, int *nwant);
+const float *wn_gpt_kv_logits(const wn_gpt_kv *kv);
+
 void wn_gpt_zero_grad(wn_gpt *m);
 /* Gradients of the last forward's loss, accumulated into the tensors' grad.
  * WN_ERR_STATE when the last forward failed or had no targets. */
