@@ -134,11 +134,15 @@ static wn_err build_tree(wn_ft *m)
         m->left[i] = m->right[i] = -1;
         cnt[i] = i < osz ? m->count[m->nwords + i] : (int64_t)1e15;
     }
+    /* fastText's loop. Its nodes not yet built count 1e15, so that a leaf is
+     * taken before them; a leaf is taken outright when no built node is
+     * left, which is the same for real counts (below 1e15, in descending
+     * order) and keeps a corrupt file's counts from running past the array. */
     int32_t leaf = osz - 1, node = osz;
     for (int32_t i = osz; i < nn; i++) {
         int32_t mini[2];
         for (int j = 0; j < 2; j++) {
-            if (leaf >= 0 && cnt[leaf] < cnt[node]) mini[j] = leaf--;
+            if (leaf >= 0 && (node >= i || cnt[leaf] < cnt[node])) mini[j] = leaf--;
             else mini[j] = node++;
         }
         m->left[i] = mini[0];

@@ -50,8 +50,8 @@
  * come back). The results agree with the CPU within float tolerance
  * (tests/e2e/test_score_device.sh, checked on an H100), not bit for bit.
  * `batch: 0` (the default) sizes the forward groups from the GPU's free
- * memory (auto_batch); the report says which batch was used and where the
- * model work ran (device).
+ * memory (auto_batch; under MPI the smallest over the ranks); the report
+ * says which batch was used and where the model work ran (device).
  */
 #include <math.h>
 #include <stdio.h>
@@ -916,7 +916,13 @@ static wn_err sc_open(wn_stage *st)
     s->T = (int)wn_param(st, "seq_len")->i;
     if (!s->T || s->T > ctx) s->T = ctx;
     s->B = (int)wn_param(st, "batch")->i;
-    if (!s->B) s->B = auto_batch(s, s->T);
+    if (!s->B) {
+        /* across ranks, the smallest: ranks sharing a GPU see different free
+         * memory, and one batch shape for all keeps their scores alike */
+        int64_t b = auto_batch(s, s->T);
+        wn_mpi_allreduce_min_i64(&b, 1);
+        s->B = (int)b;
+    }
     if (need_model) {
         s->nll_tmp = wn_malloc((size_t)s->T * sizeof *s->nll_tmp);
         if (!s->nll_tmp) return WN_ERR_NOMEM;
