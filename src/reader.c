@@ -198,12 +198,16 @@ static int refill(wn_reader *r)
     }
 }
 
+/* The buffer's unread bytes (before anything was read there is no buffer:
+ * an empty string, not NULL + 0). */
+static const char *unread(const wn_reader *r) { return r->buf.p ? r->buf.p + r->pos : ""; }
+
 /* Next line (without its '\n' or "\r\n") as a span into the buffer, valid
  * until the next call. Returns 1, 0 at end of member, <0 on error. */
 static int read_line(wn_reader *r, wn_span *line)
 {
     for (;;) {
-        const char *start = r->buf.p + r->pos;
+        const char *start = unread(r);
         const char *nl = r->buf.len > r->pos ? memchr(start, '\n', r->buf.len - r->pos) : NULL;
         if (nl || (r->member_eof && r->pos < r->buf.len)) {
             size_t len = nl ? (size_t)(nl - start) : r->buf.len - r->pos;
@@ -381,7 +385,7 @@ static wn_err wet_record(wn_reader *r, wn_doc *d, int *got, const char **reason,
         end_file(r);
         return bad_record(r, reason, "truncated", err, "WARC record body is cut short (Content-Length %lld)", clen);
     }
-    const char *body = r->buf.p + r->pos;
+    const char *body = unread(r);
     r->pos += (size_t)clen;
     r->member_off += (size_t)clen;
     for (size_t i = 0; i < (size_t)clen; i++) r->line += body[i] == '\n';
@@ -441,7 +445,7 @@ static wn_err next_unit(wn_reader *r, wn_doc *d, int *got, const char **reason, 
                 if (rc < 0) return rc == -2 ? WN_ERR_NOMEM : stream_error(r, reason, err);
                 r->in_member = 0;
                 r->line = 1;
-                if (wn_buf_append(&d->text, r->buf.p + r->pos, r->buf.len - r->pos)) return WN_ERR_NOMEM;
+                if (wn_buf_append(&d->text, unread(r), r->buf.len - r->pos)) return WN_ERR_NOMEM;
                 r->member_off += r->buf.len - r->pos;
                 r->pos = r->buf.len;
             }
