@@ -5,14 +5,10 @@
 # Exits non-zero when the two ways generate different tokens.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-CC=${CC:-gcc}
+source tests/bench/blas.sh
 mkdir -p build
-BLAS=0
-if echo 'int main(void){cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1,0,1,0,1,0,0,1);}' |
-    $CC -include cblas.h -x c - -o /dev/null -lopenblas >/dev/null 2>&1; then BLAS=1; fi
 $CC -O2 -g -std=c11 -D_GNU_SOURCE -fopenmp -DWN_BLAS=$BLAS -Isrc -o build/bench_generate \
-    tests/bench/bench_generate.c src/generate.c src/model.c src/adam8.c src/util.c src/gpt_cuda.c -lm \
-    $([[ $BLAS == 1 ]] && echo -lopenblas)
+    tests/bench/bench_generate.c src/generate.c src/model.c src/adam8.c src/util.c src/gpt_cuda.c -lm $BLAS_LIBS
 echo "bench_generate: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1), nproc $(nproc), BLAS=$BLAS"
 #                     L  H  C    T    V      prompt new batch
 ./build/bench_generate 2  4  128  256  8192   64     192 8

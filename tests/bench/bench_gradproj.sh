@@ -19,13 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 ITERS=${BENCH_GP_ITERS:-5}
-CC=${CC:-gcc}
+source tests/bench/blas.sh
 mkdir -p build
-BLAS=0
-if echo 'int main(void){cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1,0,1,0,1,0,0,1);}' |
-    $CC -include cblas.h -x c - -o /dev/null -lopenblas >/dev/null 2>&1; then BLAS=1; fi
 $CC -O2 -g -std=c11 -D_GNU_SOURCE -fopenmp -DWN_BLAS=$BLAS -Isrc -o build/bench_gradproj \
-    tests/bench/bench_gradproj.c src/gradproj.c src/util.c -lm $([[ $BLAS == 1 ]] && echo -lopenblas)
+    tests/bench/bench_gradproj.c src/gradproj.c src/util.c -lm $BLAS_LIBS
 
 NPROC=$(nproc)
 THREADS="1 2"

@@ -5,13 +5,10 @@
 # Part of `make bench`. BENCH_SCORE_T (default 1024), BENCH_SCORE_ITERS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-CC=${CC:-gcc}
+source tests/bench/blas.sh
 mkdir -p build
-BLAS=0
-if echo 'int main(void){cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1,0,1,0,1,0,0,1);}' |
-    $CC -include cblas.h -x c - -o /dev/null -lopenblas >/dev/null 2>&1; then BLAS=1; fi
 $CC -O2 -g -std=c11 -D_GNU_SOURCE -fopenmp -DWN_BLAS=$BLAS -Isrc -o build/bench_score \
-    tests/bench/bench_score.c src/model.c src/gradproj.c src/util.c -lm $([[ $BLAS == 1 ]] && echo -lopenblas)
+    tests/bench/bench_score.c src/model.c src/adam8.c src/gradproj.c src/util.c -lm $BLAS_LIBS
 echo "bench_score: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1), nproc $(nproc), BLAS=$BLAS"
 for t in 1 $(nproc); do
     echo "threads $t:"
