@@ -66,7 +66,7 @@ void wn_batch_keep_dropped(wn_batch *b)
     b->n = k;
 }
 
-static void doc_buffers_free(wn_doc *d)
+void wn_doc_free(wn_doc *d)
 {
     wn_buf_free(&d->id);
     wn_buf_free(&d->text);
@@ -91,12 +91,12 @@ size_t wn_batch_mem(const wn_batch *b)
 void wn_batch_trim(wn_batch *b, size_t max_bytes)
 {
     if (b->n || wn_batch_mem(b) <= max_bytes) return;
-    for (size_t i = 0; i < b->cap; i++) doc_buffers_free(&b->docs[i]);
+    for (size_t i = 0; i < b->cap; i++) wn_doc_free(&b->docs[i]);
 }
 
 void wn_batch_free(wn_batch *b)
 {
-    for (size_t i = 0; i < b->cap; i++) doc_buffers_free(&b->docs[i]);
+    for (size_t i = 0; i < b->cap; i++) wn_doc_free(&b->docs[i]);
     wn_free(b->docs);
     memset(b, 0, sizeof *b);
 }

@@ -55,6 +55,8 @@ void wn_batch_compact(wn_batch *b);
  * out of the batch; every buffer stays owned by the batch. */
 void wn_batch_keep_dropped(wn_batch *b);
 void wn_batch_free(wn_batch *b);
+/* Frees one document's buffers (a document read outside a batch, e.g. from a spill). */
+void wn_doc_free(wn_doc *d);
 /* Bytes the batch's slots hold (buffer capacities, documents array). */
 size_t wn_batch_mem(const wn_batch *b);
 /* Bounds what an empty batch keeps between fills: when its slots hold more

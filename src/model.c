@@ -1168,7 +1168,7 @@ wn_err wn_gpt_kv_forward(wn_gpt *m, wn_gpt_kv *kv, const int *slot, const uint32
         gelu_forward(kv->fchg, kv->fch, 4 * NC);
         linear_forward(kv->res3, kv->fchg, tparam(m, l, P_PRJW), tparam(m, l, P_PRJB), n, 4 * C, C);
         residual_add(kv->res3, kv->res2, NC);
-        memcpy(kv->x, kv->res3, NC * sizeof(wn_real)); /* the next block's input */
+        x = kv->res3; /* the next block's input (read before its res3 is written) */
     }
     /* the final LayerNorm and the LM head on the rows asked for, in order */
     w = 0;

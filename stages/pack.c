@@ -681,13 +681,7 @@ static wn_err relay(wn_stage *st, pack *s)
                                 (unsigned long long)n, (unsigned long long)s->n_spilled);
                 wn_spill_reader_close(&s->sr);
             }
-            wn_buf_free(&d.id);
-            wn_buf_free(&d.text);
-            wn_buf_free(&d.raw);
-            wn_buf_free(&d.attrs);
-            wn_ids_free(&d.tokens);
-            wn_floats_free(&d.tscore);
-            wn_floats_free(&d.tweight);
+            wn_doc_free(&d);
         }
         if (e) goto done;
     }

@@ -996,13 +996,7 @@ static wn_err tok_decide(wn_stage *st, sel_state *s)
                 if (key >> 16 == hi) low[key & 0xffff]++;
             }
         }
-        wn_buf_free(&d.id);
-        wn_buf_free(&d.text);
-        wn_buf_free(&d.raw);
-        wn_buf_free(&d.attrs);
-        wn_ids_free(&d.tokens);
-        wn_floats_free(&d.tscore);
-        wn_floats_free(&d.tweight);
+        wn_doc_free(&d);
         wn_spill_reader_close(&s->sr);
     }
     /* a failed rank still takes part in the exchanges below (the others wait for it) */
